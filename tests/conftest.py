@@ -1,0 +1,29 @@
+"""Shared fixtures: a moto server per session, fake credentials, and handlers that always close."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from moto_endpoint import MotoEndpoint, fake_aws_environment, running_moto_server
+
+# werkzeug (moto's server) logs every request at INFO; the tests' output should show failures.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoEndpoint]:
+    """One moto server on 127.0.0.1 for the whole session; tests use unique group names."""
+    with running_moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test can reach a real account: fake credentials and a fixed region."""
+    for name, value in fake_aws_environment().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)

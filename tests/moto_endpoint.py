@@ -1,0 +1,97 @@
+"""A moto server on 127.0.0.1 that tests talk to over real HTTP, as boto3 talks to AWS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class MotoEndpoint:
+    """A running moto server and how to reach it."""
+
+    url: str
+    server: ThreadedMotoServer
+
+    def logs_client(self) -> Any:
+        """Return a CloudWatch Logs client pointed at this endpoint."""
+        return boto3.session.Session(region_name=REGION, **FAKE_CREDENTIALS).client(
+            "logs", endpoint_url=self.url
+        )
+
+    def reset(self) -> None:
+        """Forget every resource, as an endpoint restarted with no state would."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback only)
+            response.read()
+
+    def events(self, group: str, stream: str) -> list[dict[str, Any]]:
+        """Return every event the endpoint holds for one stream, oldest first."""
+        client = self.logs_client()
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:  # bounded: moto returns the same token once the stream is exhausted
+            kwargs: dict[str, Any] = {
+                "logGroupName": group,
+                "logStreamName": stream,
+                "startFromHead": True,
+            }
+            if token:
+                kwargs["nextToken"] = token
+            page = client.get_log_events(**kwargs)
+            events.extend(page["events"])
+            if not page["events"] or page.get("nextForwardToken") == token:
+                return events
+            token = page.get("nextForwardToken")
+
+    def messages(self, group: str, stream: str) -> list[str]:
+        """Return the messages of one stream, oldest first."""
+        return [event["message"] for event in self.events(group, stream)]
+
+    def streams(self, group: str) -> list[str]:
+        """Return the names of a group's streams."""
+        client = self.logs_client()
+        paginator = client.get_paginator("describe_log_streams")
+        return [
+            stream["logStreamName"]
+            for page in paginator.paginate(logGroupName=group)
+            for stream in page["logStreams"]
+        ]
+
+
+@contextmanager
+def running_moto_server(port: int = 0) -> Iterator[MotoEndpoint]:
+    """Start moto's server on loopback (never its 0.0.0.0 default), stop it on exit."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    try:
+        yield MotoEndpoint(url=f"http://{host}:{bound_port}", server=server)
+    finally:
+        server.stop()
+
+
+def fake_aws_environment(endpoint_url: str | None = None) -> dict[str, str]:
+    """Return environment variables that point boto3 at a local endpoint with fake credentials."""
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+    if endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"):
+        os.environ.pop(name, None)
+    return env
