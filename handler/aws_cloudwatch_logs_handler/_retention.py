@@ -27,7 +27,7 @@ def is_retention_days(value: object) -> TypeGuard[RetentionDays]:
 
 
 def validate_retention_days(value: object, *, setting: str = "ttl") -> RetentionDays | None:
-    """Return ``value`` if it is a valid retention or ``None``; raise `ConfigurationError` otherwise.
+    """Return ``value`` if it is a valid retention or ``None``, else raise `ConfigurationError`.
 
     Args:
         value: the retention in days, or ``None`` for "never expire".

@@ -1,0 +1,109 @@
+"""Cutting queued events into PutLogEvents batches that AWS accepts (pure, no I/O).
+
+Every batch holds at most `MAX_BATCH_EVENTS` events and `MAX_BATCH_BYTES` (UTF-8 plus 26 per
+event), is in chronological order, and spans at most 24 hours; each of these, broken, makes AWS
+refuse the whole call. Events leave the queue in the order they came, and within a batch equal
+timestamps keep that order (the sort is stable), so the parts of a split message stay in order.
+https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from operator import attrgetter
+
+from ._events import Event
+from ._limits import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    MAX_BATCH_SPAN_MS,
+    MAX_EVENT_AGE_MS,
+    MAX_EVENT_FUTURE_MS,
+)
+
+_BY_TIME = attrgetter("timestamp_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """The limits one batch must respect (AWS's, unless a test narrows them)."""
+
+    max_events: int = MAX_BATCH_EVENTS
+    max_bytes: int = MAX_BATCH_BYTES
+    max_span_ms: int = MAX_BATCH_SPAN_MS
+
+
+AWS_LIMITS = BatchLimits()
+
+
+def is_full(count: int, size: int, limits: BatchLimits = AWS_LIMITS) -> bool:
+    """Tell whether ``count`` events of ``size`` bytes in all fill at least one batch."""
+    return count >= limits.max_events or size >= limits.max_bytes
+
+
+def take_prefix(queue: deque[Event], limits: BatchLimits = AWS_LIMITS) -> list[Event]:
+    """Pop the longest prefix of ``queue`` that fits one batch by count and bytes.
+
+    A single event is always taken, even alone: `_events.make_events` guarantees each fits.
+    """
+    taken: list[Event] = []
+    size = 0
+    while queue and len(taken) < limits.max_events:
+        event = queue[0]
+        if taken and size + event.size > limits.max_bytes:
+            break
+        taken.append(queue.popleft())
+        size += event.size
+    return taken
+
+
+def split_by_span(events: Iterable[Event], limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
+    """Sort ``events`` by time (stably) and cut them where a batch would span more than 24 hours."""
+    ordered = sorted(events, key=_BY_TIME)
+    batches: list[list[Event]] = []
+    for event in ordered:
+        if batches and event.timestamp_ms - batches[-1][0].timestamp_ms <= limits.max_span_ms:
+            batches[-1].append(event)
+        else:
+            batches.append([event])
+    return batches
+
+
+def take_batches(queue: deque[Event], limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
+    """Pop the next events that fit one call and return them as batches AWS accepts, in order."""
+    return split_by_span(take_prefix(queue, limits), limits)
+
+
+@dataclass(frozen=True, slots=True)
+class AgeSplit:
+    """Events sorted by what the service would do with them, judged by their age."""
+
+    sendable: list[Event]
+    too_old: list[Event]
+    too_new: list[Event]
+
+
+def split_by_age(events: Iterable[Event], *, now_ms: int) -> AgeSplit:
+    """Set aside events the service would drop: older than 14 days or over 2 hours ahead.
+
+    Sending them would only spend bytes; they are counted by the caller instead.
+    """
+    sendable: list[Event] = []
+    too_old: list[Event] = []
+    too_new: list[Event] = []
+    oldest, newest = now_ms - MAX_EVENT_AGE_MS, now_ms + MAX_EVENT_FUTURE_MS
+    for event in events:
+        if event.timestamp_ms < oldest:
+            too_old.append(event)
+        elif event.timestamp_ms > newest:
+            too_new.append(event)
+        else:
+            sendable.append(event)
+    return AgeSplit(sendable, too_old, too_new)
+
+
+def batch_bytes(events: Iterable[Event]) -> int:
+    """Return a batch's size as AWS counts it."""
+    return sum(event.size for event in events)

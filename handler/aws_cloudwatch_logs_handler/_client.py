@@ -1,0 +1,120 @@
+"""Building the CloudWatch Logs client from the article's credential arguments.
+
+boto3 is imported here, at the first client, never at package import: in Lambda that import is
+most of a cold start's cost, and it can wait for the sender thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._version import __version__
+
+ClientFactory = Callable[[], Any]
+
+# Our sender retries without end on its own schedule (with jitter, and woken by flush); botocore's
+# own retries only need to absorb a single blip. Short timeouts keep a dead endpoint from stalling
+# the one sender thread; TCP keepalive notices a connection that died silently.
+_CLIENT_CONFIG = {
+    "retries": {"mode": "standard", "max_attempts": 2},
+    "connect_timeout": 3,
+    "read_timeout": 20,
+    "tcp_keepalive": True,
+    # We never send what botocore's validator would refuse (empty messages are replaced), and
+    # validating 10,000 events per call costs the sender CPU for nothing.
+    "parameter_validation": False,
+    "user_agent_extra": f"aws-cloudwatch-logs-handler/{__version__}",
+}
+
+
+@dataclass(frozen=True)
+class ClientSource:
+    """Where the client comes from: the article's arguments, a boto3 Session, or a ready client."""
+
+    access_key: str | None = None
+    secret_key: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    session: Any = None
+    client: Any = None
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse combinations that would leave it unclear which credentials are used."""
+        if self.client is not None:
+            others = self._given("access_key", "secret_key", "region", "profile", "session")
+            others += self._given("endpoint_url")
+            if others:
+                raise ConfigurationError(
+                    f"client= is a ready client; do not also pass {', '.join(others)} "
+                    "(configure the client itself instead)"
+                )
+        if self.session is not None:
+            others = self._given("access_key", "secret_key", "profile")
+            if others:
+                raise ConfigurationError(
+                    f"session= carries its own credentials; do not also pass {', '.join(others)}"
+                )
+        if self.profile is not None and self._given("access_key", "secret_key"):
+            raise ConfigurationError(
+                "pass either profile= or access_key=/secret_key=, not both: "
+                "they name two different credential sources"
+            )
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ConfigurationError(
+                "access_key= and secret_key= go together: pass both, or neither to use "
+                "boto3's default credential chain"
+            )
+
+    def _given(self, *names: str) -> list[str]:
+        return [name for name in names if getattr(self, name) is not None]
+
+    def build(self) -> Any:
+        """Return a new client (never the shared default session: boto3's is not thread-safe)."""
+        if self.client is not None:
+            return self.client
+        import boto3
+        from botocore.config import Config
+
+        if self.session is not None:
+            session = self.session
+        else:
+            session = boto3.session.Session(
+                aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key,
+                region_name=self.region,
+                profile_name=self.profile,
+            )
+        kwargs: dict[str, Any] = {"config": Config(**_CLIENT_CONFIG)}  # type: ignore[arg-type]
+        if self.region is not None:
+            kwargs["region_name"] = self.region
+        if self.endpoint_url is not None:
+            kwargs["endpoint_url"] = self.endpoint_url
+        return session.client("logs", **kwargs)
+
+    def build_after_fork(self) -> Any:
+        """Return a client a forked child may use: never the parent's connections.
+
+        A child that used the parent's connection pool would share its sockets (and perhaps a lock
+        the parent's sender held at fork time), so a user-given client is rebuilt from its settings
+        and credentials.
+        """
+        if self.client is None:
+            return self.build()
+        import boto3
+
+        parent = self.client
+        credentials = getattr(getattr(parent, "_request_signer", None), "_credentials", None)
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        session = boto3.session.Session(
+            aws_access_key_id=frozen.access_key if frozen else None,
+            aws_secret_access_key=frozen.secret_key if frozen else None,
+            aws_session_token=frozen.token if frozen else None,
+            region_name=parent.meta.region_name,
+        )
+        return session.client(
+            "logs", endpoint_url=parent.meta.endpoint_url, config=parent.meta.config
+        )

@@ -1,0 +1,291 @@
+"""The `logging.Handler`: format the record, cut it into events, enqueue. No I/O on the caller.
+
+Everything that talks to AWS lives in `_sender`; this module only decides what to send and where.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Final
+
+from ._client import ClientSource
+from ._errors import ConfigurationError
+from ._events import OversizePolicy, make_events
+from ._limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
+from ._reporting import ProblemCallback, Reporter
+from ._retention import RetentionDays, validate_retention_days
+from ._sender import MEMORY_OVERHEAD_PER_EVENT, SENDER, Channel, ChannelSettings, OverflowPolicy
+from ._stats import DeliveryStats
+from ._streams import StreamNamer, default_stream_namer
+
+DEFAULT_FLUSH_INTERVAL_S: Final = 2.0
+DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
+DEFAULT_BLOCK_TIMEOUT_S: Final = 1.0
+SDK_LOGGERS: Final = ("botocore", "boto3", "urllib3", "s3transfer")
+"""Loggers whose records are not shipped by default: the SDK logs about its own calls, and our
+sender makes such calls, so shipping them could feed the handler its own traffic."""
+
+_OVERFLOW_POLICIES: Final = ("block", "drop_newest", "drop_oldest")
+_OVERSIZE_POLICIES: Final = ("split", "truncate")
+_MIN_EVENT_BYTES: Final = 1024  # room for a split part's marker and some text
+
+_LIVE_HANDLERS: Final[weakref.WeakSet[CloudWatchLogsHandler]] = weakref.WeakSet()
+
+
+def live_handlers() -> list[CloudWatchLogsHandler]:
+    """Every handler of this process that is not closed (for `flush_after_invocation`)."""
+    return [handler for handler in list(_LIVE_HANDLERS) if not handler._closed]
+
+
+class CloudWatchLogsHandler(logging.Handler):
+    """Ship log records to a CloudWatch Logs group, batched on a background sender.
+
+    ``emit`` only formats and enqueues: no network call, no exception into the caller. One sender
+    thread per process creates the group and stream when first needed, batches to AWS's limits,
+    retries what may pass, and counts what it cannot deliver (see `stats`).
+
+    Args:
+        log_group: the log group's name.
+        log_stream: the stream's name. Default: ``stream/YYYY/MM/DD/HHMM/<uuid4>`` (UTC, once per
+            handler); in Lambda, named from each invocation's request context.
+        ttl: retention applied when this handler creates the group; ``None`` never expires.
+        access_key: with ``secret_key``, explicit credentials (as in the article).
+        secret_key: see ``access_key``.
+        region: the AWS Region; default: boto3's (``AWS_REGION``, config files).
+        profile: a named profile of the shared config files.
+        session: a ``boto3.session.Session`` to build the client from.
+        client: a ready ``logs`` client; then no other credential argument may be given.
+        endpoint_url: send to this endpoint instead of AWS's (a local stand-in, a VPC endpoint).
+        create_log_group: create the group if it is missing; with ``False`` a missing group is
+            retried until it appears.
+        flush_interval_s: the longest a record waits before its batch is sent.
+        max_queue_bytes: the memory that waiting records may hold (text plus
+            `MEMORY_OVERHEAD_PER_EVENT` each); past it, ``overflow`` decides.
+        overflow: ``"drop_newest"`` (default: the caller never waits), ``"drop_oldest"``, or
+            ``"block"`` (wait up to ``block_timeout_s`` for room, then drop the new record).
+        block_timeout_s: the longest a logging call waits under ``overflow="block"``.
+        max_event_bytes: the largest message in one event (UTF-8 bytes); bigger ones are split
+            into marked parts, or cut with ``oversize="truncate"``. Default: AWS's 1 MB limit.
+        oversize: ``"split"`` (default, nothing lost) or ``"truncate"``.
+        shutdown_timeout_s: how long the process may spend delivering at exit.
+        spool_dir: keep an on-disk journal of undelivered records there (survives a crash).
+        on_problem: receives one line per delivery problem; default: standard error,
+            rate-limited. It must not log through this handler.
+        exclude_loggers: loggers (and their children) whose records are not shipped.
+        per_environment_stream: in Lambda, one stream per execution environment instead of one
+            per invocation (for functions invoked faster than CreateLogStream's quota allows).
+        level: the handler's level.
+
+    Raises:
+        ConfigurationError: an argument is invalid; the message names it and the fix.
+    """
+
+    def __init__(
+        self,
+        log_group: str | None = None,
+        *,
+        log_stream: str | None = None,
+        ttl: RetentionDays | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        session: Any = None,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        create_log_group: bool = True,
+        flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        overflow: OverflowPolicy = "drop_newest",
+        block_timeout_s: float = DEFAULT_BLOCK_TIMEOUT_S,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        oversize: OversizePolicy = "split",
+        shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+        spool_dir: str | Path | None = None,
+        on_problem: ProblemCallback | None = None,
+        exclude_loggers: tuple[str, ...] = SDK_LOGGERS,
+        per_environment_stream: bool = False,
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        if log_group is None:
+            raise ConfigurationError("Log Group name is required: pass log_group, e.g. '/my/app'")
+        group = validate_log_group_name(log_group)
+        if log_stream is not None:
+            validate_log_stream_name(log_stream)
+        retention = validate_retention_days(ttl)
+        _check_positive("flush_interval_s", flush_interval_s)
+        _check_positive("block_timeout_s", block_timeout_s)
+        _check_positive("shutdown_timeout_s", shutdown_timeout_s, allow_zero=True)
+        _check_choice("overflow", overflow, _OVERFLOW_POLICIES)
+        _check_choice("oversize", oversize, _OVERSIZE_POLICIES)
+        if not (
+            type(max_event_bytes) is int and _MIN_EVENT_BYTES <= max_event_bytes <= MAX_EVENT_BYTES
+        ):
+            raise ConfigurationError(
+                f"max_event_bytes={max_event_bytes!r} must be an int from {_MIN_EVENT_BYTES} to "
+                f"{MAX_EVENT_BYTES} (AWS's limit); 262118 keeps the old 256 KB events"
+            )
+        smallest_queue = MAX_BATCH_BYTES + MEMORY_OVERHEAD_PER_EVENT
+        if not (type(max_queue_bytes) is int and max_queue_bytes >= smallest_queue):
+            raise ConfigurationError(
+                f"max_queue_bytes={max_queue_bytes!r} must be an int of at least {smallest_queue} "
+                "(one full batch), so that the largest event always fits"
+            )
+        if isinstance(exclude_loggers, str) or not all(isinstance(n, str) for n in exclude_loggers):
+            raise ConfigurationError("exclude_loggers must be a tuple of logger names")
+        source = ClientSource(
+            access_key=access_key,
+            secret_key=secret_key,
+            region=region,
+            profile=profile,
+            session=session,
+            client=client,
+            endpoint_url=endpoint_url,
+        )
+        super().__init__(level)
+        self._max_event_bytes = max_event_bytes
+        self._oversize: OversizePolicy = oversize
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._excluded = tuple(name for name in exclude_loggers) + tuple(
+            f"{name}." for name in exclude_loggers
+        )
+        self._excluded_exact = frozenset(exclude_loggers)
+        self._streams: StreamNamer = default_stream_namer(
+            log_stream, per_environment=per_environment_stream, fallback=dated_uuid_stream_name
+        )
+        self._reporter = Reporter(on_problem)
+        self._channel = Channel(
+            ChannelSettings(
+                log_group=group,
+                retention_days=retention,
+                create_log_group=create_log_group,
+                flush_interval_s=flush_interval_s,
+                max_queue_bytes=max_queue_bytes,
+                overflow=overflow,
+                block_timeout_s=block_timeout_s,
+                shutdown_timeout_s=shutdown_timeout_s,
+                client_source=source,
+                reporter=self._reporter,
+            )
+        )
+        self._closed = False
+        self._spool = None
+        if spool_dir is not None:
+            from ._spool import Spool
+
+            self._spool = Spool.open(Path(spool_dir), group=group, reporter=self._reporter)
+            self._spool.attach(self._channel)
+        SENDER.register(self._channel)
+        self._streams.attach(self._channel)
+        _LIVE_HANDLERS.add(self)
+        if self._spool is not None:
+            self._spool.replay_orphans(self._channel)
+
+    @property
+    def log_group_name(self) -> str:
+        """The log group this handler writes to."""
+        return self._channel.settings.log_group
+
+    @property
+    def log_stream_name(self) -> str:
+        """The stream the next record goes to (in Lambda, the current invocation's)."""
+        return self._streams.current()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format ``record`` and queue it for the sender; never raises, never does I/O."""
+        try:
+            if threading.get_ident() == SENDER.thread_ident or self._is_excluded(record.name):
+                SENDER.count(self._channel, "records_excluded")
+                return
+            try:
+                message = self.format(record)
+            except Exception as error:
+                message = _unformattable(record, error)
+                SENDER.count(self._channel, "records_unformattable")
+            events = make_events(
+                int(record.created * 1000),
+                message,
+                max_event_bytes=self._max_event_bytes,
+                oversize=self._oversize,
+            )
+            SENDER.enqueue(self._channel, self._streams.current(), events)
+        except Exception as error:
+            self._reporter.report("emit", f"could not queue a record: {_describe(error)}")
+
+    def _is_excluded(self, name: str) -> bool:
+        return name in self._excluded_exact or name.startswith(self._excluded)
+
+    # logging.Handler.flush() takes no argument and returns None; ours accepts a bound and says
+    # whether everything was delivered, and is still callable as logging.shutdown() calls it.
+    def flush(self, timeout_s: float | None = None) -> bool:  # type: ignore[override]
+        """Block until every record handled before the call is delivered, or ``timeout_s`` passes.
+
+        Does not hold the handler's lock while it waits, so other threads keep logging.
+
+        Returns:
+            True if everything was settled: delivered, or dropped and counted in `stats`.
+            ``None`` as timeout waits as long as it takes (for a bound, pass a number).
+        """
+        if timeout_s is not None and timeout_s < 0:
+            raise ConfigurationError(f"timeout_s={timeout_s!r} must be None or at least 0")
+        self._streams.before_flush()
+        return SENDER.flush(self._channel, timeout_s)
+
+    def close(self) -> None:
+        """Deliver what is queued (within ``shutdown_timeout_s``) and stop accepting records.
+
+        Idempotent. What could not be delivered in time stays queued until the process exits.
+        """
+        if not self._closed:
+            self._closed = True
+            self.flush(self._shutdown_timeout_s)
+            SENDER.close(self._channel)
+        super().close()
+
+    def stats(self) -> DeliveryStats:
+        """Return a consistent snapshot of this handler's delivery counters."""
+        return SENDER.stats(self._channel)
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self.log_group_name} ({level})>"
+
+
+def _check_positive(name: str, value: object, *, allow_zero: bool = False) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        floor = "at least 0" if allow_zero else "greater than 0"
+        raise ConfigurationError(f"{name}={value!r} must be a number {floor} (seconds)")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigurationError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:
+        return type(error).__name__
+
+
+def _unformattable(record: logging.LogRecord, error: BaseException) -> str:
+    """A stand-in text for a record whose formatting raised, so that it still arrives."""
+    try:
+        msg = repr(record.msg)
+    except Exception:
+        msg = f"<{type(record.msg).__name__} object>"
+    return (
+        f"{record.levelname} {record.name} {record.pathname}:{record.lineno} "
+        f"[unformattable record: {_describe(error)}] msg={msg[:1000]}"
+    )

@@ -1,0 +1,235 @@
+"""The opt-in durable spool: an on-disk journal of records not yet delivered.
+
+With ``spool_dir=``, every event is appended to this process's journal before it counts as
+accepted, and forgotten once settled. A process killed outright (SIGKILL, OOM) leaves its journal
+behind; the next handler for the same group that opens the same ``spool_dir`` delivers what it
+holds. Delivery is at least once: an event delivered just before the crash, but not yet marked as
+such, is sent again. Readers can recognise such duplicates by equal timestamp and message.
+
+Layout: ``<spool_dir>/<group key>.<pid>.<random>.journal`` holds frames; a sibling ``.ack`` file
+holds the journal offset below which every frame is settled. A frame is ``MAGIC | length (u32)
+| crc32 (u32) | timestamp_ms (i64) | stream length (u16) | stream | message``; a torn or corrupt frame is skipped and counted, never fatal. The journal's file lock tells a live
+owner from a dead one. Data is in the OS page cache once written: it survives the process, not a
+power cut (that would need an fsync per record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import struct
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ._events import Event
+from ._limits import EVENT_OVERHEAD_BYTES
+from ._reporting import Reporter
+from ._sender import SENDER, Channel, Destination
+
+MAGIC: Final = b"\xc1\x0b"
+_HEADER: Final = struct.Struct(">2sII")
+_BODY: Final = struct.Struct(">qH")
+_ACK: Final = struct.Struct(">Q")
+
+
+def encode_frame(stream: str, event: Event) -> bytes:
+    """Return the journal frame that records ``event`` for ``stream``."""
+    stream_bytes = stream.encode("utf-8")
+    body = _BODY.pack(event.timestamp_ms, len(stream_bytes)) + stream_bytes
+    body += event.message.encode("utf-8")
+    return _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One journal entry read back."""
+
+    stream: str
+    event: Event
+
+
+def read_frames(data: bytes) -> tuple[list[Frame], int]:
+    """Parse ``data`` into frames, skipping torn or corrupt ones.
+
+    Returns:
+        The frames read, and how many corrupt stretches were skipped.
+    """
+    frames: list[Frame] = []
+    corrupt = 0
+    offset = 0
+    while offset < len(data):
+        frame, end = _read_one(data, offset)
+        if frame is not None:
+            frames.append(frame)
+            offset = end
+            continue
+        corrupt += 1
+        # Resynchronise on the next frame's magic; a torn tail has none and ends the read.
+        next_magic = data.find(MAGIC, offset + 1)
+        if next_magic < 0:
+            break
+        offset = next_magic
+    return frames, corrupt
+
+
+def _read_one(data: bytes, offset: int) -> tuple[Frame | None, int]:
+    if len(data) - offset < _HEADER.size:
+        return None, offset
+    magic, length, crc = _HEADER.unpack_from(data, offset)
+    start = offset + _HEADER.size
+    body = data[start : start + length]
+    if magic != MAGIC or len(body) != length or zlib.crc32(body) != crc or length < _BODY.size:
+        return None, offset
+    try:
+        timestamp_ms, stream_length = _BODY.unpack_from(body)
+        stream = body[_BODY.size : _BODY.size + stream_length].decode("utf-8")
+        message = body[_BODY.size + stream_length :].decode("utf-8")
+    except (struct.error, UnicodeDecodeError):
+        return None, offset
+    size = len(body) - _BODY.size - stream_length + EVENT_OVERHEAD_BYTES
+    return Frame(stream, Event(timestamp_ms, message, size)), start + length
+
+
+def group_key(group: str) -> str:
+    """A file-name-safe key for a log group (names may contain '/' and '#')."""
+    return hashlib.sha256(group.encode("utf-8")).hexdigest()[:16]
+
+
+class Spool:
+    """This process's journal for one handler, and the replay of journals that dead ones left."""
+
+    def __init__(self, directory: Path, *, group: str, reporter: Reporter) -> None:
+        self._directory = directory
+        self._key = group_key(group)
+        self._reporter = reporter
+        self._pid = -1
+        self._fd = -1
+        self._ack_fd = -1
+        self._path = directory
+        self._size = 0
+        self._acked = 0
+        # Frames in journal order: [end offset, settled]; events map to their frame by identity.
+        self._frames: deque[list[int]] = deque()
+        self._by_event: dict[int, list[int]] = {}
+
+    @classmethod
+    def open(cls, directory: Path, *, group: str, reporter: Reporter) -> Spool:
+        """Create ``directory`` if needed and return a spool writing there."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"spool_dir={str(directory)!r} cannot be created ({error}); "
+                "pass a writable directory"
+            ) from error
+        return cls(directory, group=group, reporter=reporter)
+
+    def attach(self, channel: Channel) -> None:
+        """Journal ``channel``'s events as they are queued, and forget them once settled."""
+        channel.on_enqueued = self.append
+        channel.on_settled = self.settle
+
+    def _ensure_open(self) -> None:
+        """Open this process's journal (again after a fork: the parent's is not ours)."""
+        if self._pid == os.getpid():
+            return
+        for fd in (self._fd, self._ack_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._pid = os.getpid()
+        name = f"{self._key}.{self._pid}.{uuid.uuid4().hex[:8]}"
+        self._path = self._directory / f"{name}.journal"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(self._path, flags, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._ack_fd = os.open(
+            self._path.with_suffix(".ack"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        )
+        self._size = self._acked = 0
+        self._frames.clear()
+        self._by_event.clear()
+
+    def append(self, dest: Destination, events: list[Event]) -> None:
+        """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
+        self._ensure_open()
+        encoded = [encode_frame(dest.stream, event) for event in events]
+        os.write(self._fd, b"".join(encoded))
+        for event, frame_bytes in zip(events, encoded, strict=True):
+            self._size += len(frame_bytes)
+            frame = [self._size, 0]
+            self._frames.append(frame)
+            self._by_event[id(event)] = frame
+
+    def settle(self, dest: Destination, events: list[Event]) -> None:
+        """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
+        for event in events:
+            frame = self._by_event.pop(id(event), None)
+            if frame is not None:
+                frame[1] = 1
+        advanced = False
+        while self._frames and self._frames[0][1]:
+            self._acked = self._frames.popleft()[0]
+            advanced = True
+        if not advanced or self._fd < 0:
+            return
+        if not self._frames:
+            # Everything is settled: start the journal afresh rather than let it grow forever.
+            os.ftruncate(self._fd, 0)
+            self._size = self._acked = 0
+        os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
+
+    def replay_orphans(self, channel: Channel) -> int:
+        """Queue what journals of dead processes hold for this group; return how many events.
+
+        The events are journaled again here before the orphan is removed, so a crash during the
+        replay loses nothing either (it may duplicate).
+        """
+        replayed = 0
+        for journal in self._orphans():
+            frames, corrupt = self._read_orphan(journal)
+            if corrupt:
+                SENDER.count_dropped(channel, "spool_corrupt", corrupt)
+                self._reporter.report(
+                    "spool", f"skipped {corrupt} corrupt stretch(es) in {journal.name}"
+                )
+            for frame in frames:
+                SENDER.enqueue(channel, frame.stream, [frame.event])
+            replayed += len(frames)
+            for path in (journal, journal.with_suffix(".ack")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        return replayed
+
+    def _orphans(self) -> Iterator[Path]:
+        for journal in sorted(self._directory.glob(f"{self._key}.*.journal")):
+            if journal == self._path:
+                continue
+            try:
+                fd = os.open(journal, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner is alive
+            finally:
+                os.close(fd)
+            yield journal
+
+    def _read_orphan(self, journal: Path) -> tuple[list[Frame], int]:
+        data = journal.read_bytes()
+        acked = 0
+        with contextlib.suppress(FileNotFoundError, struct.error):
+            ack = journal.with_suffix(".ack").read_bytes()
+            acked = _ACK.unpack_from(ack)[0] if len(ack) >= _ACK.size else 0
+        return read_frames(data[acked:] if acked <= len(data) else data)

@@ -1,0 +1,106 @@
+"""Which stream a record goes to: a fixed name, or (in Lambda) one named from the invocation.
+
+In Lambda the stream is known only once an invocation's context is bound (by
+`flush_after_invocation`). Records logged before that, in the init phase, wait under
+`PENDING_STREAM` and move to the first invocation's stream when it is bound.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from ._sender import PENDING_STREAM, SENDER, Channel
+
+
+class StreamNamer(Protocol):
+    """Names the stream of the next record."""
+
+    def current(self) -> str:
+        """Return the stream the next record goes to (`PENDING_STREAM` if not known yet)."""
+
+    def attach(self, channel: Channel) -> None:
+        """Start naming streams for ``channel``."""
+
+    def before_flush(self) -> None:
+        """Give waiting records a stream before a flush, so that the flush can deliver them."""
+
+
+class FixedStream:
+    """One stream for the handler's whole life (the article's behaviour)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def current(self) -> str:
+        return self._name
+
+    def attach(self, channel: Channel) -> None:
+        pass
+
+    def before_flush(self) -> None:
+        pass
+
+
+_INVOCATION_NAMERS: Final[weakref.WeakSet[InvocationStream]] = weakref.WeakSet()
+
+
+class InvocationStream:
+    """In Lambda: a stream per invocation (or per execution environment), named from its context."""
+
+    def __init__(self, *, per_environment: bool) -> None:
+        self._per_environment = per_environment
+        self._channel: Channel | None = None
+
+    def current(self) -> str:
+        from . import _lambda
+
+        invocation = _lambda.first_invocation() if self._per_environment else _lambda.current()
+        return PENDING_STREAM if invocation is None else invocation.stream_name
+
+    def attach(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.pending_fallback = self._fallback
+        _INVOCATION_NAMERS.add(self)
+        self.bound()
+
+    def bound(self) -> None:
+        """An invocation was bound: records of the init phase move to its stream."""
+        stream = self.current()
+        if self._channel is not None and stream != PENDING_STREAM:
+            SENDER.move_pending(self._channel, stream)
+
+    def before_flush(self) -> None:
+        if self._channel is not None:
+            SENDER.move_pending(self._channel, self._fallback())
+
+    def _fallback(self) -> str:
+        """The stream for records that no invocation claimed (no decorator, or exit in init)."""
+        from . import _lambda
+
+        stream = self.current()
+        return stream if stream != PENDING_STREAM else _lambda.environment_stream_name()
+
+
+def invocation_bound() -> None:
+    """Tell every Lambda stream namer that an invocation's context was bound."""
+    for namer in list(_INVOCATION_NAMERS):
+        namer.bound()
+
+
+def in_lambda() -> bool:
+    """Tell whether this process runs in AWS Lambda (its runtime sets these variables)."""
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ and "AWS_LAMBDA_RUNTIME_API" in os.environ
+
+
+def default_stream_namer(
+    log_stream: str | None, *, per_environment: bool, fallback: Callable[[], str]
+) -> StreamNamer:
+    """Return the namer for a handler: the explicit name always wins, then Lambda's, then ours."""
+    if log_stream is not None:
+        return FixedStream(log_stream)
+    if in_lambda():
+        return InvocationStream(per_environment=per_environment)
+    return FixedStream(fallback())
