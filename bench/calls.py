@@ -1,0 +1,70 @@
+"""Counting the PutLogEvents calls a handler makes, through botocore's own event hooks.
+
+Hooks see every API call a client makes without wrapping or patching the handler under test, so
+the same counter works for every contender that talks to AWS.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+
+_SERVICE = "cloudwatch-logs"
+_OPERATION = "PutLogEvents"
+_CONTEXT_KEY = "bench_put_log_events"
+
+
+@dataclass
+class PutLogEventsCounter:
+    """Calls made, and the events and bytes in those that succeeded.
+
+    Hooks run on whichever thread calls AWS (a handler's sender), so updates take a lock.
+    """
+
+    calls: int = 0
+    succeeded: int = 0
+    events_sent: int = 0
+    bytes_sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def register(self, events: Any) -> None:
+        """Attach to a session's event emitter (before it builds clients) or a client's."""
+        events.register(f"provide-client-params.{_SERVICE}.{_OPERATION}", self._on_params)
+        events.register(f"after-call.{_SERVICE}.{_OPERATION}", self._on_after_call)
+
+    def reset(self) -> None:
+        """Forget what was counted so far (the warm-up), so the measured window starts at zero."""
+        with self._lock:
+            self.calls = self.succeeded = self.events_sent = self.bytes_sent = 0
+
+    def _on_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        # The request context travels from this hook to after-call: it links a reply to its batch.
+        log_events = params.get("logEvents", [])
+        size = sum(len(e["message"].encode("utf-8")) + EVENT_OVERHEAD_BYTES for e in log_events)
+        context[_CONTEXT_KEY] = (len(log_events), size)
+        with self._lock:
+            self.calls += 1
+
+    def _on_after_call(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        # after-call also fires for error replies; only a 200 means the events were taken.
+        if http_response is None or http_response.status_code != 200:
+            return
+        count, size = context.get(_CONTEXT_KEY, (0, 0))
+        with self._lock:
+            self.succeeded += 1
+            self.events_sent += count
+            self.bytes_sent += size
+
+
+def minimum_calls(message_sizes: list[int]) -> int:
+    """Return the fewest PutLogEvents calls the limits allow for messages of these UTF-8 sizes.
+
+    No batch may hold more than 10,000 events or 1,048,576 bytes (counting 26 per event), so the
+    larger of the two ceilings is a floor no sender can beat.
+    """
+    total = sum(message_sizes) + EVENT_OVERHEAD_BYTES * len(message_sizes)
+    return max(math.ceil(len(message_sizes) / MAX_BATCH_EVENTS), math.ceil(total / MAX_BATCH_BYTES))
