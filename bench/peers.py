@@ -1,0 +1,242 @@
+"""How each contender is set up: this handler (default, and with the spool), watchtower, the
+article's handler, and the two floors a logging call cannot beat.
+
+Every contender gets the same formatter (set by the worker) so that only the handlers differ; each
+that talks to AWS reports its PutLogEvents calls to one `PutLogEventsCounter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import logging.handlers
+import queue
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.calls import PutLogEventsCounter
+from bench.endpoint import REGION
+
+OURS = "ours"
+OURS_SPOOL = "ours-spool"
+WATCHTOWER = "watchtower"
+ARTICLE = "article"
+FLOOR_FORMAT = "floor-format"
+FLOOR_QUEUE = "floor-queue"
+
+CONTENDERS: tuple[str, ...] = (OURS, OURS_SPOOL, WATCHTOWER, ARTICLE, FLOOR_FORMAT, FLOOR_QUEUE)
+"""Every contender, in the order the table lists them."""
+
+LABELS: dict[str, str] = {
+    OURS: "ours (defaults)",
+    OURS_SPOOL: "ours (spool_dir)",
+    WATCHTOWER: "watchtower 3.4.0",
+    ARTICLE: "article (sync)",
+    FLOOR_FORMAT: "floor: format only",
+    FLOOR_QUEUE: "floor: QueueHandler",
+}
+
+DELIVERS: frozenset[str] = frozenset({OURS, OURS_SPOOL, WATCHTOWER, ARTICLE})
+"""Contenders that send to the endpoint; the floors only format, so calls and visibility are n/a."""
+
+_WATCHTOWER_STREAM = "bench"
+_OUTAGE_SHUTDOWN_TIMEOUT_S = 0.5
+
+
+class UnavailableError(Exception):
+    """A contender that cannot run here (yet): reported as n/a with the reason, never a failure."""
+
+
+@dataclass
+class Contender:
+    """A handler ready to be attached to a logger, and how to drive and inspect it."""
+
+    handler: logging.Handler
+    flush: Callable[[], object]
+    close: Callable[[], None]
+    target: tuple[str, str] | None
+    """Group and stream a reader checks; None for the floors, which deliver nowhere."""
+    details: Callable[[], dict[str, Any]] = field(default=dict)
+    """Figures the contender reports about itself (this handler's `stats()`), taken at the end."""
+
+
+class FormatOnlyHandler(logging.Handler):
+    """The floor: a handler that formats each record and does nothing else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the record, as every real handler must, and drop the result."""
+        self.format(record)
+
+
+def set_up(
+    name: str,
+    *,
+    endpoint_url: str,
+    group: str,
+    counter: PutLogEventsCounter,
+    spool_dir: str,
+    outage: bool,
+) -> Contender:
+    """Build contender ``name`` pointed at ``endpoint_url``, writing to ``group``.
+
+    Raises:
+        UnavailableError: the contender cannot run here; the reason goes into the report.
+    """
+    if name in (OURS, OURS_SPOOL):
+        return _ours(
+            endpoint_url=endpoint_url,
+            group=group,
+            counter=counter,
+            spool_dir=spool_dir if name == OURS_SPOOL else None,
+            outage=outage,
+        )
+    if name == WATCHTOWER:
+        return _watchtower(endpoint_url=endpoint_url, group=group, counter=counter, outage=outage)
+    if name == ARTICLE:
+        return _article(group=group, counter=counter, outage=outage)
+    if name == FLOOR_FORMAT:
+        handler = FormatOnlyHandler()
+        return Contender(handler=handler, flush=handler.flush, close=handler.close, target=None)
+    if name == FLOOR_QUEUE:
+        return _queue_floor()
+    raise ValueError(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+
+
+def _session(counter: PutLogEventsCounter) -> Any:
+    import boto3
+
+    # Hooks registered on a session are copied into every client it builds later, so the count
+    # sees a client the handler builds itself, with its own configuration.
+    session = boto3.session.Session(region_name=REGION)
+    counter.register(session.events)
+    return session
+
+
+def _ours(
+    *,
+    endpoint_url: str,
+    group: str,
+    counter: PutLogEventsCounter,
+    spool_dir: str | None,
+    outage: bool,
+) -> Contender:
+    try:
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+    except ImportError as error:
+        raise UnavailableError(f"aws_cloudwatch_logs_handler does not import: {error}") from error
+
+    options: dict[str, Any] = {}
+    if spool_dir is not None:
+        options["spool_dir"] = spool_dir
+    if outage:
+        # The worker exits without waiting; a short bound is a second line of defence.
+        options["shutdown_timeout_s"] = _OUTAGE_SHUTDOWN_TIMEOUT_S
+    try:
+        handler = CloudWatchLogsHandler(
+            group, session=_session(counter), endpoint_url=endpoint_url, **options
+        )
+    except (TypeError, ImportError, NotImplementedError) as error:
+        # The spool may land after the rest of the library: n/a until it does. Without the
+        # spool these are real failures and must fail the worker.
+        if spool_dir is None:
+            raise
+        raise UnavailableError(f"spool_dir not supported yet: {error}") from error
+
+    def details() -> dict[str, Any]:
+        figures: dict[str, Any] = {"max_queue_bytes": _max_queue_bytes(handler)}
+        figures["stats"] = _plain(handler.stats())
+        return figures
+
+    return Contender(
+        handler=handler,
+        flush=handler.flush,
+        close=handler.close,
+        target=(handler.log_group_name, handler.log_stream_name),
+        details=details,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` as JSON-ready data: dataclasses and read-only mappings become dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _max_queue_bytes(handler: logging.Handler) -> int | None:
+    """Return the handler's memory bound: its attribute if it shows one, else the default."""
+    for attribute in ("max_queue_bytes", "_max_queue_bytes"):
+        value = getattr(handler, attribute, None)
+        if isinstance(value, int):
+            return value
+    default = inspect.signature(type(handler)).parameters.get("max_queue_bytes")
+    if default is not None and isinstance(default.default, int):
+        return default.default
+    return None
+
+
+def _watchtower(
+    *, endpoint_url: str, group: str, counter: PutLogEventsCounter, outage: bool
+) -> Contender:
+    import watchtower
+
+    client = _session(counter).client("logs", endpoint_url=endpoint_url)
+    handler = watchtower.CloudWatchLogHandler(
+        log_group_name=group,
+        log_stream_name=_WATCHTOWER_STREAM,
+        boto3_client=client,
+        # watchtower calls AWS in __init__ and lets a connection error escape: in an outage it
+        # could not even be built with its default.
+        create_log_group=not outage,
+    )
+    return Contender(
+        handler=handler,
+        flush=handler.flush,
+        close=handler.close,
+        target=(group, _WATCHTOWER_STREAM),
+    )
+
+
+def _article(*, group: str, counter: PutLogEventsCounter, outage: bool) -> Contender:
+    if outage:
+        raise UnavailableError(
+            "n/a by design: its __init__ calls AWS and each record blocks the caller, "
+            "so nothing waits in memory"
+        )
+    import boto3
+
+    from bench.article_handler import ArticleCloudWatchLogsHandler
+
+    # The article builds its client with boto3.client("logs"), from boto3's default session;
+    # AWS_ENDPOINT_URL in the worker's environment points it at the endpoint.
+    boto3.setup_default_session()
+    counter.register(boto3.DEFAULT_SESSION.events)
+    handler = ArticleCloudWatchLogsHandler(group)
+    return Contender(
+        handler=handler,
+        flush=handler.flush,
+        close=handler.close,
+        target=(handler.log_group_name, handler.log_stream_name),
+    )
+
+
+def _queue_floor() -> Contender:
+    # A Queue (not SimpleQueue) counts finished tasks, so join() is a flush.
+    records: queue.Queue[logging.LogRecord] = queue.Queue()
+    handler = logging.handlers.QueueHandler(records)
+    listener = logging.handlers.QueueListener(records, FormatOnlyHandler())
+    listener.start()
+
+    def close() -> None:
+        listener.stop()
+        handler.close()
+
+    return Contender(handler=handler, flush=records.join, close=close, target=None)

@@ -1,0 +1,269 @@
+"""Run one contender in this process, measure it, and print one JSON line.
+
+`python -m bench.worker --contender NAME --mode deliver|outage --endpoint URL --group G --calls N`
+
+Each contender gets a fresh process so that no import, thread or allocation of one can tax
+another, and so that process CPU and peak RSS belong to one handler only.
+
+deliver: one warm-up record and a flush() first (one-off set-up, threads, clients, group and
+stream, are then out of the window for every contender alike), then N timed `logger.info` calls,
+a flush(), and a reader polling the endpoint until it sees every event.
+outage: the endpoint refuses connections; N records are logged, peak memory is read, and the
+process exits at once without waiting for delivery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import gc
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.calls import PutLogEventsCounter, minimum_calls
+from bench.endpoint import REGION, count_events
+from bench.peers import CONTENDERS, Contender, UnavailableError, set_up
+
+RESULT_PREFIX = "BENCH-RESULT "
+"""Marks the worker's one result line, whatever else a library prints to stdout."""
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+"""One formatter for every contender: a typical line, so the floor is what a real user pays."""
+
+MESSAGE = "message %d"
+_VISIBLE_TIMEOUT_S = 120.0
+_VISIBLE_POLL_S = 0.01
+_DEADLINE_CHECK_EVERY = 256
+
+
+def _percentile(sorted_ns: list[int], fraction: float) -> float:
+    """Nearest-rank percentile of sorted nanoseconds, in microseconds."""
+    index = min(len(sorted_ns) - 1, max(0, round(fraction * (len(sorted_ns) - 1))))
+    return sorted_ns[index] / 1000
+
+
+def _caller_figures(samples: array.array[int], prefix: str) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        f"{prefix}_p50_us": _percentile(ordered, 0.50),
+        f"{prefix}_p99_us": _percentile(ordered, 0.99),
+        f"{prefix}_max_us": ordered[-1] / 1000,
+        f"{prefix}_mean_us": sum(ordered) / len(ordered) / 1000,
+    }
+
+
+def _timed_calls(
+    log: Callable[..., None], calls: int, deadline: float
+) -> tuple[array.array[int], int]:
+    """Make up to ``calls`` logging calls, timing each; stop early only past ``deadline``.
+
+    Samples go into a preallocated array of machine ints, so recording them allocates nothing
+    that would show in the memory figures.
+    """
+    samples = array.array("q", bytes(8 * calls))
+    clock = time.perf_counter_ns
+    made = 0
+    for i in range(calls):
+        if i % _DEADLINE_CHECK_EVERY == 0 and time.perf_counter() > deadline:
+            break
+        start = clock()
+        log(MESSAGE, i)
+        samples[i] = clock() - start
+        made = i + 1
+    return samples[:made], made
+
+
+def _memory_kib() -> dict[str, int]:
+    """Return this process's resident set now and at its high-water mark, in KiB."""
+    figures: dict[str, int] = {}
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                figures[key] = int(value.split()[0])
+    return figures
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker process runs: one contender, against one endpoint, into one group."""
+
+    contender: str
+    endpoint_url: str
+    group: str
+    calls: int
+    spool_dir: str
+    deadline_s: float
+    """A bound on the logging loop: a handler that blocks its callers must not stall the run."""
+
+
+def _logger(name: str, contender: Contender) -> logging.Logger:
+    contender.handler.setFormatter(logging.Formatter(FORMAT))
+    logger = logging.getLogger(f"bench.{name}")
+    logger.propagate = False  # only the contender handles these records
+    logger.setLevel(logging.INFO)
+    logger.addHandler(contender.handler)
+    return logger
+
+
+def deliver(job: Job) -> dict[str, Any]:
+    """Measure caller cost, CPU per event, PutLogEvents calls and time to visibility."""
+    import boto3
+
+    counter = PutLogEventsCounter()
+    contender = set_up(
+        job.contender,
+        endpoint_url=job.endpoint_url,
+        group=job.group,
+        counter=counter,
+        spool_dir=job.spool_dir,
+        outage=False,
+    )
+    logger = _logger(job.contender, contender)
+    reader = boto3.session.Session(region_name=REGION).client("logs", endpoint_url=job.endpoint_url)
+
+    start = time.perf_counter_ns()
+    logger.info("warm-up")
+    first_call_us = (time.perf_counter_ns() - start) / 1000
+    contender.flush()
+    counter.reset()
+    gc.collect()  # garbage from set-up is not the contenders' to pay for in the window
+
+    cpu_start = time.process_time()
+    wall_start = time.perf_counter()
+    samples, made = _timed_calls(logger.info, job.calls, deadline=wall_start + job.deadline_s)
+    last_call = time.perf_counter()
+    flushed = contender.flush()
+    flush_end = time.perf_counter()
+    cpu_end = time.process_time()
+
+    result: dict[str, Any] = {
+        "calls": made,
+        "first_call_us": first_call_us,
+        **_caller_figures(samples, "caller"),
+        "loop_s": last_call - wall_start,
+        "flush_s": flush_end - last_call,
+        "flush_returned": flushed if isinstance(flushed, bool) else None,
+        "cpu_s": cpu_end - cpu_start,
+        "cpu_per_event_us": (cpu_end - cpu_start) / made * 1e6,
+    }
+    if contender.target is not None:
+        group_name, stream_name = contender.target
+        expected = made + 1  # the warm-up record is delivered too
+        visible = 0
+        deadline = last_call + _VISIBLE_TIMEOUT_S
+        while time.perf_counter() < deadline:  # bounded by _VISIBLE_TIMEOUT_S
+            visible = count_events(reader, group_name, stream_name)
+            if visible >= expected:
+                break
+            time.sleep(_VISIBLE_POLL_S)
+        seen = time.perf_counter()
+        formatter = logging.Formatter(FORMAT)
+        sizes = [
+            len(
+                formatter.format(
+                    logger.makeRecord(logger.name, logging.INFO, __file__, 0, MESSAGE, (i,), None)
+                ).encode("utf-8")
+            )
+            for i in range(made)
+        ]
+        result.update(
+            {
+                "events_expected": expected,
+                "events_visible": visible,
+                "visible_s": seen - last_call if visible >= expected else None,
+                "put_calls": counter.calls,
+                "put_calls_ok": counter.succeeded,
+                "put_events_sent": counter.events_sent,
+                "put_bytes_sent": counter.bytes_sent,
+                "put_calls_min": minimum_calls(sizes),
+            }
+        )
+    result["details"] = contender.details()
+    contender.close()
+    return result
+
+
+def outage(job: Job) -> dict[str, Any]:
+    """Measure the memory that ``job.calls`` records take while the endpoint refuses connections."""
+    counter = PutLogEventsCounter()
+    contender = set_up(
+        job.contender,
+        endpoint_url=job.endpoint_url,
+        group=job.group,
+        counter=counter,
+        spool_dir=job.spool_dir,
+        outage=True,
+    )
+    logger = _logger(job.contender, contender)
+    logger.info("warm-up")  # starts whatever threads the handler runs
+    gc.collect()
+    before = _memory_kib()
+    started = time.perf_counter()
+    samples, made = _timed_calls(logger.info, job.calls, deadline=started + job.deadline_s)
+    elapsed = time.perf_counter() - started
+    after = _memory_kib()
+    result: dict[str, Any] = {
+        "outage_records": made,
+        "outage_s": elapsed,
+        **_caller_figures(samples, "outage"),
+        "put_calls_attempted": counter.calls,
+        "details": contender.details(),
+    }
+    if before and after:
+        result["outage_rss_before_mib"] = before["VmRSS"] / 1024
+        # The high-water mark only rises: its rise is the peak the waiting records cost.
+        result["outage_peak_delta_mib"] = (after["VmHWM"] - before["VmHWM"]) / 1024
+        result["outage_rss_delta_mib"] = (after["VmRSS"] - before["VmRSS"]) / 1024
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one contender in one mode and print its figures as one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--contender", required=True, choices=CONTENDERS)
+    parser.add_argument("--mode", required=True, choices=("deliver", "outage"))
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--calls", type=int, required=True)
+    parser.add_argument("--deadline-s", type=float, default=120.0)
+    args = parser.parse_args(argv)
+
+    run = deliver if args.mode == "deliver" else outage
+    result: dict[str, Any] = {"contender": args.contender, "mode": args.mode}
+    spool_dir = tempfile.mkdtemp(prefix="bench-spool-")
+    try:
+        job = Job(
+            contender=args.contender,
+            endpoint_url=args.endpoint,
+            group=args.group,
+            calls=args.calls,
+            spool_dir=spool_dir,
+            deadline_s=args.deadline_s,
+        )
+        result.update(run(job))
+        result["available"] = True
+    except UnavailableError as error:
+        result.update({"available": False, "reason": str(error)})
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    if args.mode == "outage":
+        # Exit without waiting: what is still queued would only wait for a dead endpoint.
+        shutil.rmtree(spool_dir, ignore_errors=True)
+        sys.stderr.flush()
+        os._exit(0)
+    shutil.rmtree(spool_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
