@@ -8,8 +8,9 @@ such, is sent again. Readers can recognise such duplicates by equal timestamp an
 
 Layout: ``<spool_dir>/<group key>.<pid>.<random>.journal`` holds frames; a sibling ``.ack`` file
 holds the journal offset below which every frame is settled. A frame is ``MAGIC | length (u32)
-| crc32 (u32) | timestamp_ms (i64) | stream length (u16) | stream | message``; a torn or corrupt frame is skipped and counted, never fatal. The journal's file lock tells a live
-owner from a dead one. Data is in the OS page cache once written: it survives the process, not a
+| crc32 (u32) | timestamp_ms (i64) | stream length (u16) | stream | message``; a torn or
+corrupt frame is skipped and counted, never fatal. The journal's file lock tells a live owner
+from a dead one. Data is in the OS page cache once written: it survives the process, not a
 power cut (that would need an fsync per record).
 """
 
