@@ -15,6 +15,7 @@ workers that leave through ``os._exit``) everything queued is delivered within a
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 (see below)
 import contextlib
 import os
 import random
@@ -31,6 +32,11 @@ from ._client import ClientSource
 from ._events import Event
 from ._reporting import Reporter
 from ._stats import Counters, DeliveryStats, DropReason
+
+# botocore imports concurrent.futures.thread when the sender builds its first client, and that
+# module registers an exit hook, which Python refuses once the interpreter is shutting down. A
+# short script logs and exits before the sender got that far; importing it now (about 1 ms on top
+# of logging) lets the sender build its client during exit and still deliver.
 
 OverflowPolicy = Literal["block", "drop_newest", "drop_oldest"]
 """What a logging call does when ``max_queue_bytes`` is reached: wait (at most ``block_timeout_s``)
