@@ -25,13 +25,29 @@ WATCHTOWER = "watchtower"
 ARTICLE = "article"
 FLOOR_FORMAT = "floor-format"
 FLOOR_QUEUE = "floor-queue"
+OURS_SMALL_QUEUE = "ours-4mib"
 
-CONTENDERS: tuple[str, ...] = (OURS, OURS_SPOOL, WATCHTOWER, ARTICLE, FLOOR_FORMAT, FLOOR_QUEUE)
+CONTENDERS: tuple[str, ...] = (
+    OURS,
+    OURS_SPOOL,
+    WATCHTOWER,
+    ARTICLE,
+    FLOOR_FORMAT,
+    FLOOR_QUEUE,
+    OURS_SMALL_QUEUE,
+)
 """Every contender, in the order the table lists them."""
+
+OUTAGE_ONLY: frozenset[str] = frozenset({OURS_SMALL_QUEUE})
+"""Variants that only answer the outage question: with the default 64 MiB bound, 100,000 short
+records never reach it, so a small bound is what shows whether the bound holds."""
+
+SMALL_QUEUE_BYTES = 4 * 1024 * 1024
 
 LABELS: dict[str, str] = {
     OURS: "ours (defaults)",
     OURS_SPOOL: "ours (spool_dir)",
+    OURS_SMALL_QUEUE: "ours (max_queue 4 MiB)",
     WATCHTOWER: "watchtower 3.4.0",
     ARTICLE: "article (sync)",
     FLOOR_FORMAT: "floor: format only",
@@ -84,12 +100,13 @@ def set_up(
     Raises:
         UnavailableError: the contender cannot run here; the reason goes into the report.
     """
-    if name in (OURS, OURS_SPOOL):
+    if name in (OURS, OURS_SPOOL, OURS_SMALL_QUEUE):
         return _ours(
             endpoint_url=endpoint_url,
             group=group,
             counter=counter,
             spool_dir=spool_dir if name == OURS_SPOOL else None,
+            max_queue_bytes=SMALL_QUEUE_BYTES if name == OURS_SMALL_QUEUE else None,
             outage=outage,
         )
     if name == WATCHTOWER:
@@ -120,6 +137,7 @@ def _ours(
     group: str,
     counter: PutLogEventsCounter,
     spool_dir: str | None,
+    max_queue_bytes: int | None,
     outage: bool,
 ) -> Contender:
     try:
@@ -130,6 +148,8 @@ def _ours(
     options: dict[str, Any] = {}
     if spool_dir is not None:
         options["spool_dir"] = spool_dir
+    if max_queue_bytes is not None:
+        options["max_queue_bytes"] = max_queue_bytes
     if outage:
         # The worker exits without waiting; a short bound is a second line of defence.
         options["shutdown_timeout_s"] = _OUTAGE_SHUTDOWN_TIMEOUT_S
