@@ -12,6 +12,7 @@ asset hash, which is the hash of the file, only changes when the code does.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
@@ -66,11 +67,8 @@ def _zip_info(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def build_layer(out: Path = DEFAULT_OUT, *, package_dir: Path = PACKAGE_DIR) -> Path:
-    """Write the layer zip to ``out`` and return its path.
-
-    The file is written next to ``out`` and renamed into place, so a reader (the CDK asset
-    stage, a concurrent build) never sees half a zip.
+def layer_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
+    """Return the layer zip for ``package_dir``: the same bytes every time for the same sources.
 
     Raises:
         LayerBuildError: if ``package_dir`` holds no ``__init__.py``.
@@ -78,21 +76,49 @@ def build_layer(out: Path = DEFAULT_OUT, *, package_dir: Path = PACKAGE_DIR) -> 
     members = list(layer_members(package_dir))
     if not any(name.endswith(f"{PACKAGE_NAME}/__init__.py") for name, _ in members):
         raise LayerBuildError(f"{package_dir} has no __init__.py: nothing importable to ship")
-    out = Path(out)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compresslevel=_COMPRESS_LEVEL) as archive:
+        for name, source in members:
+            archive.writestr(_zip_info(name), source.read_bytes())
+    return buffer.getvalue()
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    # Written next to `out` and renamed into place, so a reader (the CDK asset stage, a
+    # concurrent build) never sees half a zip.
     out.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
-        with (
-            os.fdopen(descriptor, "wb") as stream,
-            zipfile.ZipFile(stream, "w", compresslevel=_COMPRESS_LEVEL) as archive,
-        ):
-            for name, source in members:
-                archive.writestr(_zip_info(name), source.read_bytes())
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
         os.chmod(temporary, 0o644)  # mkstemp creates 0600; the zip is not a secret
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def build_layer(out: Path = DEFAULT_OUT, *, package_dir: Path = PACKAGE_DIR) -> Path:
+    """Write the layer zip to ``out`` and return its path.
+
+    Raises:
+        LayerBuildError: if ``package_dir`` holds no ``__init__.py``.
+    """
+    out = Path(out)
+    _write_atomically(out, layer_bytes(package_dir))
+    return out
+
+
+def ensure_layer(out: Path = DEFAULT_OUT, *, package_dir: Path = PACKAGE_DIR) -> Path:
+    """Make ``out`` hold the layer for the current sources, rewriting it only if it differs.
+
+    The synth calls this so a missing or stale zip never reaches a deploy, while an up-to-date
+    one keeps its file (and so its CDK asset hash) untouched.
+    """
+    out = Path(out)
+    data = layer_bytes(package_dir)
+    if not out.is_file() or out.read_bytes() != data:
+        _write_atomically(out, data)
     return out
 
 

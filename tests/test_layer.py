@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from lambda_layer.build import LAYER_PREFIX, PACKAGE_DIR, PACKAGE_NAME, build_layer
+from lambda_layer.build import (
+    LAYER_PREFIX,
+    PACKAGE_DIR,
+    PACKAGE_NAME,
+    build_layer,
+    ensure_layer,
+    layer_bytes,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,3 +130,18 @@ def test_cli_writes_the_zip_and_reports_its_size_from_any_directory(tmp_path: Pa
     assert out.is_file()
     assert f"{out.stat().st_size:,} bytes" in result.stdout
     assert _names(out) == _names(build_layer(tmp_path / "again.zip"))
+
+
+def test_ensure_layer_rewrites_only_a_missing_or_stale_zip(
+    package_copy: Path, tmp_path: Path
+) -> None:
+    """ensure_layer writes a missing or outdated zip and leaves a current one untouched."""
+    out = tmp_path / "layer.zip"
+    ensure_layer(out, package_dir=package_copy)
+    assert out.read_bytes() == layer_bytes(package_copy)
+    os.utime(out, (1_000_000_000, 1_000_000_000))
+    ensure_layer(out, package_dir=package_copy)
+    assert out.stat().st_mtime == 1_000_000_000
+    (package_copy / "_extra.py").write_text("VALUE = 1\n")
+    ensure_layer(out, package_dir=package_copy)
+    assert f"{LAYER_PREFIX}/{PACKAGE_NAME}/_extra.py" in _names(out)
