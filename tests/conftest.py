@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from handler_factory import HandlerFactory, handler_factory
 from moto_endpoint import MotoEndpoint, fake_aws_environment, running_moto_server
 
 # werkzeug (moto's server) logs every request at INFO; the tests' output should show failures.
@@ -27,3 +28,9 @@ def _fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+
+
+@pytest.fixture
+def make_handler() -> Iterator[HandlerFactory]:
+    """Create handlers with `make_handler(group, **options)`; every one is closed afterwards."""
+    yield from handler_factory()

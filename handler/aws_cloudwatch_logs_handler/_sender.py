@@ -348,7 +348,8 @@ class Sender:
             if self._stopping or self._thread is None:
                 return
             self._stopping = True
-            timeout_s = max((c.settings.shutdown_timeout_s for c in self._channels), default=0.0)
+            waiting = [c for c in self._channels if any(d.pending for d in c.destinations.values())]
+            timeout_s = max((c.settings.shutdown_timeout_s for c in waiting), default=0.0)
             deadline = time.monotonic() + timeout_s
             for channel in self._channels:
                 if channel.pending_fallback is not None:
@@ -572,6 +573,12 @@ class Sender:
         """Mark ``batch`` settled and wake whoever waits for it (lock held)."""
         channel = dest.channel
         dest.settled += len(batch)
+        if dest.attempts >= 1:
+            channel.settings.reporter.report(
+                "recovered",
+                f"delivering to {channel.settings.log_group!r} again after "
+                f"{dest.attempts} failed attempt(s)",
+            )
         dest.attempts = 0
         channel.bytes_queued -= _cost(batch)
         if channel.on_settled is not None:
@@ -615,9 +622,14 @@ class Sender:
                 ceiling = min(cap, _BACKOFF_FIRST_S * 2 ** min(dest.attempts, 16))
                 delay = ceiling / 2 + random.uniform(0, ceiling / 2)
             dest.retry_at = time.monotonic() + delay
-        channel.settings.reporter.report(
-            "retry", f"delivery to {channel.settings.log_group!r} failed, retrying: {reason}"
-        )
+        # Say it when a stream starts failing, then ever more rarely while it goes on.
+        attempts = dest.attempts
+        if attempts == 1 or (attempts >= 8 and attempts & (attempts - 1) == 0):
+            channel.settings.reporter.report(
+                "retry",
+                f"delivery to {channel.settings.log_group!r} failed ({attempts} attempt(s) so "
+                f"far), retrying: {reason}",
+            )
         return delay
 
 

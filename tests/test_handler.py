@@ -1,0 +1,250 @@
+"""The handler against in-process moto: set-up, delivery, flush, close, isolation from callers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from handler_factory import HandlerFactory, unique_group
+from moto import mock_aws
+
+from aws_cloudwatch_logs_handler import CloudWatchLogsHandler, ConfigurationError
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """In-process moto for the whole test: the sender's client is mocked too."""
+    with mock_aws():
+        yield
+
+
+def recording_client() -> tuple[Any, list[str]]:
+    """A logs client that records the name of every operation it calls."""
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+    calls: list[str] = []
+    client.meta.events.register(
+        "before-call.cloudwatch-logs.*", lambda model, **_: calls.append(model.name)
+    )
+    return client, calls
+
+
+def events_of(group: str, stream: str) -> list[str]:
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+    response = client.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)
+    return [event["message"] for event in response["events"]]
+
+
+@pytest.mark.usefixtures("aws")
+def test_records_arrive_in_order_with_their_own_timestamps(make_handler: HandlerFactory) -> None:
+    """Every record arrives once, in order, stamped with the record's creation time."""
+    handler = make_handler()
+    logger = make_handler.logger(handler)
+    before = int(time.time() * 1000)
+    for i in range(500):
+        logger.info("record %d", i)
+    assert handler.flush(timeout_s=30)
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+    events = client.get_log_events(
+        logGroupName=handler.log_group_name,
+        logStreamName=handler.log_stream_name,
+        startFromHead=True,
+    )["events"]
+    assert [e["message"] for e in events] == [f"record {i}" for i in range(500)]
+    assert all(before - 5 <= e["timestamp"] <= int(time.time() * 1000) for e in events)
+    stats = handler.stats()
+    assert (stats.records_accepted, stats.events_delivered, stats.dropped_total) == (500, 500, 0)
+
+
+@pytest.mark.usefixtures("aws")
+def test_group_is_created_with_its_retention(make_handler: HandlerFactory) -> None:
+    """A missing group is created by the sender, then given the handler's ttl."""
+    handler = make_handler(ttl=14)
+    make_handler.logger(handler).warning("hello")
+    assert handler.flush(timeout_s=30)
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+    [group] = client.describe_log_groups(logGroupNamePrefix=handler.log_group_name)["logGroups"]
+    assert group["retentionInDays"] == 14
+
+
+@pytest.mark.usefixtures("aws")
+def test_existing_group_is_written_without_create_log_group(make_handler: HandlerFactory) -> None:
+    """When the group exists, the handler calls only CreateLogStream and PutLogEvents."""
+    group = unique_group()
+    boto3.session.Session(region_name="us-east-1").client("logs").create_log_group(
+        logGroupName=group
+    )
+    client, calls = recording_client()
+    handler = make_handler(group, client=client, ttl=7)
+    make_handler.logger(handler).info("hello")
+    assert handler.flush(timeout_s=30)
+    assert calls == ["CreateLogStream", "PutLogEvents"]
+    assert events_of(group, handler.log_stream_name) == ["hello"]
+
+
+@pytest.mark.usefixtures("aws")
+def test_construction_makes_no_call(make_handler: HandlerFactory) -> None:
+    """__init__ talks to nobody: the group and stream are created lazily by the sender."""
+    client, calls = recording_client()
+    make_handler(client=client, ttl=1)
+    assert calls == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_existing_stream_is_reused(make_handler: HandlerFactory) -> None:
+    """An explicit stream that already exists is written to (ResourceAlreadyExists is success)."""
+    group = unique_group()
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+    client.create_log_group(logGroupName=group)
+    client.create_log_stream(logGroupName=group, logStreamName="mine")
+    handler = make_handler(group, log_stream="mine")
+    make_handler.logger(handler).info("again")
+    assert handler.flush(timeout_s=30)
+    assert events_of(group, "mine") == ["again"]
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_failing_format_is_still_delivered_and_never_raises(make_handler: HandlerFactory) -> None:
+    """A record whose formatting raises arrives as a fallback text; the caller sees nothing."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    handler = make_handler()
+    logger = make_handler.logger(handler)
+    logger.info(Unprintable())
+    logger.info("%d", "not a number")
+    logger.info({"a": 1})
+    assert handler.flush(timeout_s=30)
+    messages = events_of(handler.log_group_name, handler.log_stream_name)
+    assert len(messages) == 3
+    assert "unformattable record" in messages[0] and "RuntimeError" in messages[0]
+    assert "unformattable record" in messages[1] and "'%d'" in messages[1]
+    assert messages[2] == "{'a': 1}"
+    assert handler.stats().records_unformattable == 2
+
+
+@pytest.mark.usefixtures("aws")
+def test_sdk_loggers_and_the_sender_never_reenter_the_handler(
+    make_handler: HandlerFactory,
+) -> None:
+    """On the root logger at DEBUG, botocore's records are not shipped and nothing recurses."""
+    root = logging.getLogger()
+    handler = make_handler()
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        logging.getLogger("app").debug("mine")
+        logging.getLogger("botocore.endpoint").debug("sdk chatter from a user thread")
+        assert handler.flush(timeout_s=30)
+        logging.getLogger("app").debug("mine again")
+        assert handler.flush(timeout_s=30)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert events_of(handler.log_group_name, handler.log_stream_name) == ["mine", "mine again"]
+    assert handler.stats().records_excluded >= 1
+
+
+def test_flush_with_a_timeout_returns_false_when_the_endpoint_is_down(
+    make_handler: HandlerFactory,
+) -> None:
+    """flush(timeout_s) gives up on time and says so; the caller is never stuck."""
+    handler = make_handler(
+        endpoint_url="http://127.0.0.1:9", region="us-east-1", shutdown_timeout_s=0.2
+    )
+    make_handler.logger(handler).info("nowhere to go")
+    started = time.monotonic()
+    assert handler.flush(timeout_s=0.5) is False
+    assert time.monotonic() - started < 3
+    assert handler.stats().events_queued == 1
+
+
+def test_emit_is_quick_while_the_endpoint_is_down(make_handler: HandlerFactory) -> None:
+    """Logging during an outage only queues: 1,000 calls take well under a second."""
+    handler = make_handler(
+        endpoint_url="http://127.0.0.1:9", region="us-east-1", shutdown_timeout_s=0.2
+    )
+    logger = make_handler.logger(handler)
+    started = time.monotonic()
+    for i in range(1000):
+        logger.info("queued %d", i)
+    assert time.monotonic() - started < 1.0
+    assert handler.stats().records_accepted == 1000
+
+
+@pytest.mark.usefixtures("aws")
+def test_close_is_idempotent_and_later_records_are_counted(make_handler: HandlerFactory) -> None:
+    """close() twice is fine; a record after close is counted as after_close, not raised."""
+    handler = make_handler()
+    logger = make_handler.logger(handler)
+    logger.info("before")
+    handler.close()
+    handler.close()
+    logger.info("after")
+    assert events_of(handler.log_group_name, handler.log_stream_name) == ["before"]
+    assert handler.stats().dropped == {"after_close": 1}
+
+
+@pytest.mark.usefixtures("aws")
+def test_many_threads_log_without_loss(make_handler: HandlerFactory) -> None:
+    """Eight threads logging at once lose nothing; each thread's records keep their order."""
+    handler = make_handler()
+    logger = make_handler.logger(handler)
+
+    def work(n: int) -> None:
+        for i in range(250):
+            logger.info("t%d %d", n, i)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert handler.flush(timeout_s=30)
+    messages = events_of(handler.log_group_name, handler.log_stream_name)
+    assert len(messages) == 2000
+    for n in range(8):
+        mine = [int(m.split()[1]) for m in messages if m.startswith(f"t{n} ")]
+        assert mine == sorted(mine) and len(mine) == 250
+
+
+@pytest.mark.parametrize(
+    ("options", "fix"),
+    [
+        ({"client": object(), "region": "eu-west-1"}, "client= is a ready client"),
+        ({"session": object(), "profile": "p"}, "session= carries"),
+        ({"profile": "p", "access_key": "a", "secret_key": "s"}, "either profile="),
+        ({"access_key": "a"}, "go together"),
+        ({"flush_interval_s": 0}, "flush_interval_s"),
+        ({"overflow": "spill"}, "overflow"),
+        ({"max_event_bytes": 2_000_000}, "max_event_bytes"),
+        ({"max_queue_bytes": 10}, "max_queue_bytes"),
+        ({"oversize": "chop"}, "oversize"),
+    ],
+)
+def test_bad_options_fail_at_construction_naming_the_fix(options: dict[str, Any], fix: str) -> None:
+    """Conflicting credentials and invalid settings raise ConfigurationError at construction."""
+    with pytest.raises(ConfigurationError, match=fix):
+        CloudWatchLogsHandler("/app", **options)
+
+
+@pytest.mark.usefixtures("aws")
+def test_on_problem_receives_reports_instead_of_logging(make_handler: HandlerFactory) -> None:
+    """Delivery problems go to the on_problem callback, not through logging."""
+    problems: list[str] = []
+    handler = make_handler(max_queue_bytes=1_048_576 + 120, on_problem=problems.append)
+    logger = make_handler.logger(handler)
+    logger.info("x" * 1_000_000)
+    logger.info("y" * 100_000)  # does not fit while the first waits
+    assert handler.stats().dropped == {"queue_full": 1}
+    assert any("queue" in p and "full" in p for p in problems)
