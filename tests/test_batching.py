@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 from hypothesis import given, settings
@@ -82,7 +83,7 @@ def test_equal_timestamps_keep_their_order_inside_a_batch(offsets: list[int]) ->
     """The sort is stable: split parts with one timestamp stay in sequence."""
     events = [Event(NOW_MS + o, f"m{i}", 28) for i, o in enumerate(offsets)]
     [batch] = drain(events, AWS_LIMITS)
-    for a, b in zip(batch, batch[1:], strict=False):
+    for a, b in itertools.pairwise(batch):
         if a.timestamp_ms == b.timestamp_ms:
             assert int(a.message[1:]) < int(b.message[1:])
 

@@ -57,7 +57,7 @@ def test_bad_stream_names_are_refused_naming_the_rule(name: str, rule: str) -> N
 
 def test_default_stream_is_the_articles_dated_uuid_in_utc() -> None:
     """Outside Lambda the stream is stream/YYYY/MM/DD/HHMM/<uuid4>, from the UTC time."""
-    moment = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)  # noqa: UP017
+    moment = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
     name = dated_uuid_stream_name(moment)
     assert name.startswith("stream/2026/01/02/0304/")
     assert DATED_UUID.fullmatch(name)

@@ -1,0 +1,211 @@
+"""End to end over HTTP against a moto server: the article's app, exit without close, spool."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from handler_factory import HandlerFactory, unique_group
+from moto_endpoint import MotoEndpoint, fake_aws_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "examples" / "app.py"
+DATED_UUID = re.compile(r"stream/\d{4}/\d{2}/\d{2}/\d{4}/[0-9a-f-]{36}")
+DEAD_ENDPOINT = "http://127.0.0.1:9"
+
+
+def run_python(
+    code: str, endpoint_url: str, *, timeout_s: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter whose boto3 points at ``endpoint_url``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(fake_aws_environment(endpoint_url), **env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def test_the_articles_app_runs_unchanged_and_its_six_records_arrive(
+    moto_server: MotoEndpoint,
+) -> None:
+    """examples/app.py, verbatim from the article, delivers its six records with ttl=1."""
+    group = "/custom/application-logs"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(fake_aws_environment(moto_server.url))
+    done = subprocess.run(
+        [sys.executable, str(APP)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [stream] = [s for s in moto_server.streams(group) if DATED_UUID.fullmatch(s)]
+    messages = moto_server.messages(group, stream)
+    levels = [m.split("|")[3].strip() for m in messages]
+    assert levels == ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "ERROR"]
+    assert messages[0].endswith("| Debug message.")
+    assert messages[5].startswith(messages[5].split("|")[0]) and "Exception message." in messages[5]
+    client = moto_server.logs_client()
+    [info] = client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert info["retentionInDays"] == 1
+    assert done.stderr == ""
+
+
+def test_exit_without_close_delivers_everything(moto_server: MotoEndpoint) -> None:
+    """A script that logs 5,000 records and just ends has them all delivered at exit."""
+    group = unique_group()
+    done = run_python(
+        f"""
+        import logging
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        handler = CloudWatchLogsHandler({group!r}, log_stream="exit")
+        logger = logging.getLogger("app")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        for i in range(5000):
+            logger.info("record %d", i)
+        """,
+        moto_server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert moto_server.messages(group, "exit") == [f"record {i}" for i in range(5000)]
+
+
+def test_root_logger_at_debug_neither_recurses_nor_hangs(moto_server: MotoEndpoint) -> None:
+    """With the handler on the root logger at DEBUG, botocore's own records stay out."""
+    group = unique_group()
+    done = run_python(
+        f"""
+        import logging
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        logging.basicConfig(level=logging.DEBUG)
+        handler = CloudWatchLogsHandler({group!r}, log_stream="root")
+        logging.getLogger().addHandler(handler)
+        for i in range(100):
+            logging.getLogger("app").debug("app %d", i)
+        assert handler.flush(timeout_s=20)
+        logging.getLogger("app").debug("after flush")
+        handler.close()
+        print(handler.stats().records_excluded)
+        """,
+        moto_server.url,
+        timeout_s=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert moto_server.messages(group, "root") == [f"app {i}" for i in range(100)] + ["after flush"]
+    assert "botocore" in done.stderr  # the SDK did log, to basicConfig's stderr handler only
+
+
+def test_endpoint_from_the_service_specific_variable(moto_server: MotoEndpoint) -> None:
+    """AWS_ENDPOINT_URL_CLOUDWATCH_LOGS from boto3's default chain is honoured."""
+    group = unique_group()
+    done = run_python(
+        f"""
+        import logging
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        handler = CloudWatchLogsHandler({group!r}, log_stream="env")
+        logging.getLogger("x").addHandler(handler)
+        logging.getLogger("x").warning("via env")
+        """,
+        DEAD_ENDPOINT,  # the generic variable points nowhere; the specific one wins
+        AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=moto_server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert moto_server.messages(group, "env") == ["via env"]
+
+
+def test_a_sigkilled_process_loses_nothing_it_spooled(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
+) -> None:
+    """Records spooled by a process killed with SIGKILL are delivered by the next handler."""
+    group = unique_group()
+    spool = tmp_path / "spool"
+    code = f"""
+        import logging, sys
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        handler = CloudWatchLogsHandler({group!r}, log_stream="spooled", spool_dir={str(spool)!r})
+        logger = logging.getLogger("app")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        for i in range(3000):
+            logger.info("spooled %d", i)
+        print("logged", flush=True)
+        sys.stdin.read()
+        """
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(fake_aws_environment(DEAD_ENDPOINT))
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environment,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "logged"
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    assert (
+        moto_server.logs_client().describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
+    )
+    handler = make_handler(group, endpoint_url=moto_server.url, spool_dir=spool)
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "spooled") == [f"spooled {i}" for i in range(3000)]
+    assert handler.stats().dropped_total == 0
+    journals = list(spool.glob("*.journal"))
+    assert [p.stat().st_size for p in journals] == [0]  # only ours, emptied once delivered
+
+
+def test_a_torn_journal_tail_is_skipped_and_counted(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
+) -> None:
+    """A journal cut mid-frame delivers every whole frame and counts the torn one."""
+    from aws_cloudwatch_logs_handler._events import Event
+    from aws_cloudwatch_logs_handler._spool import encode_frame, group_key
+
+    group = unique_group()
+    now = int(time.time() * 1000)
+    frames = [encode_frame("torn", Event(now + i, f"frame {i}", 33)) for i in range(3)]
+    data = b"".join(frames) + frames[0][:-3]
+    (tmp_path / f"{group_key(group)}.1.dead.journal").write_bytes(data)
+    handler = make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path)
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "torn") == ["frame 0", "frame 1", "frame 2"]
+    assert handler.stats().dropped == {"spool_corrupt": 1}
+
+
+def test_a_corrupt_frame_in_the_middle_does_not_hide_the_rest(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
+) -> None:
+    """A frame with a bad checksum is skipped; the frames after it are still delivered."""
+    from aws_cloudwatch_logs_handler._events import Event
+    from aws_cloudwatch_logs_handler._spool import encode_frame, group_key
+
+    group = unique_group()
+    now = int(time.time() * 1000)
+    frames = [encode_frame("mid", Event(now + i, f"frame {i}", 33)) for i in range(3)]
+    broken = bytearray(frames[1])
+    broken[-1] ^= 0xFF
+    (tmp_path / f"{group_key(group)}.1.dead.journal").write_bytes(
+        frames[0] + bytes(broken) + frames[2]
+    )
+    handler = make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path)
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "mid") == ["frame 0", "frame 2"]
+    assert handler.stats().dropped == {"spool_corrupt": 1}
