@@ -40,6 +40,10 @@ class Reporter:
         self._lock = threading.Lock()
         self._window: dict[str, tuple[float, int]] = {}
 
+    def after_fork(self) -> None:
+        """Give a forked child its own lock: the parent's sender may have held this one."""
+        self._lock = threading.Lock()
+
     def report(self, kind: str, message: str, *, always: bool = False) -> None:
         """Report ``message``, unless ``kind`` was reported too often lately (unless ``always``)."""
         now = time.monotonic()

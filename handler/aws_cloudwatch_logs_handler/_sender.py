@@ -139,6 +139,8 @@ class Channel:
         self.closed = False
         self.client: Any = None
         self.after_fork = False
+        self.last_stream = PENDING_STREAM
+        """The stream written last: kept when idle, since the next record likely goes there too."""
         self.pending_fallback: Callable[[], str] | None = None
         """Names a stream for `PENDING_STREAM` events that nothing claimed (set in Lambda)."""
         self.on_enqueued: Callable[[Destination, list[Event]], None] | None = None
@@ -210,6 +212,7 @@ class Sender:
                 )
                 return False
             dest = channel.destination(stream)
+            channel.last_stream = stream
             if channel.on_enqueued is not None:
                 try:
                     channel.on_enqueued(dest, events)
@@ -235,12 +238,17 @@ class Sender:
         policy = channel.settings.overflow
         if policy == "drop_oldest":
             for dest in channel.destinations.values():
+                dropped: list[Event] = []
                 while dest.queue and channel.bytes_queued + cost > limit:
                     event = dest.queue.popleft()
                     dest.queued_size -= event.size
                     channel.bytes_queued -= event.size + MEMORY_OVERHEAD_PER_EVENT
-                    dest.settled += 1
-                    channel.counters.dropped["queue_full"] += 1
+                    dropped.append(event)
+                if dropped:
+                    # Released without their bytes: those were already taken off above.
+                    channel.bytes_queued += _cost(dropped)
+                    channel.counters.dropped["queue_full"] += len(dropped)
+                    self._release(dest, dropped, report_recovery=False)
             return channel.bytes_queued + cost <= limit
         if policy == "block" and threading.get_ident() != self.thread_ident:
             deadline = time.monotonic() + channel.settings.block_timeout_s
@@ -397,6 +405,7 @@ class Sender:
             channel.flush_waiters = 0
             channel.client = None
             channel.after_fork = True
+            channel.settings.reporter.after_fork()
             for dest in channel.destinations.values():
                 dest.reset()
         self._channels = channels
@@ -406,24 +415,61 @@ class Sender:
 
     def _run(self) -> None:
         while True:
-            with self._lock:
-                due = self._wait_for_work()
-                if due is None:
-                    return
-                for dest in due:
-                    if not dest.in_flight:
-                        self._take(dest)
+            due: list[Destination] = []
+            try:
+                with self._lock:
+                    waiting = self._wait_for_work()
+                    if waiting is None:
+                        return
+                    for dest in waiting:
+                        if not dest.in_flight:
+                            self._take(dest)
+                        if dest.in_flight:
+                            due.append(dest)
+            except Exception as error:  # the sender must outlive any bug of ours
+                self._report_bug(error)
+                continue
             for dest in due:
                 try:
                     self._deliver(dest)
-                except Exception as error:
+                except Exception as error:  # the sender must outlive any bug of ours
                     self._schedule_retry(dest, f"unexpected {type(error).__name__}: {error}")
 
+    def _report_bug(self, error: Exception) -> None:
+        from ._reporting import write_to_stderr
+
+        write_to_stderr(f"sender error, continuing: {type(error).__name__}: {error}")
+        with self._lock:
+            self._work.wait(_BACKOFF_FIRST_S)  # never spin on a persistent bug
+
     def _take(self, dest: Destination) -> None:
-        """Move the next batch-worth of events from the queue to in-flight (lock held)."""
-        dest.in_flight = take_batches(dest.queue)
-        dest.queued_size -= sum(event.size for batch in dest.in_flight for event in batch)
+        """Move the next batch-worth of events from the queue to in-flight (lock held).
+
+        Events the service would drop for their age are counted and settled here, once, rather
+        than sent (and counted again at every retry).
+        """
+        channel = dest.channel
+        taken = take_batches(dest.queue)
+        dest.queued_size -= sum(event.size for batch in taken for event in batch)
         dest.first_waiting_at = time.monotonic() if dest.queue else None
+        now_ms = _now_ms()
+        for batch in taken:
+            ages = split_by_age(batch, now_ms=now_ms)
+            if ages.sendable:
+                dest.in_flight.append(ages.sendable)
+            aged: tuple[tuple[DropReason, list[Event]], ...] = (
+                ("too_old", ages.too_old),
+                ("too_new", ages.too_new),
+            )
+            for reason, events in aged:
+                if events:
+                    channel.counters.dropped[reason] += len(events)
+                    self._release(dest, events, report_recovery=False)
+                    channel.settings.reporter.report(
+                        "age",
+                        f"{len(events)} event(s) for {channel.settings.log_group!r} were not sent: "
+                        + ("older than 14 days" if reason == "too_old" else "over 2 hours ahead"),
+                    )
 
     def _wait_for_work(self) -> list[Destination] | None:
         """Block until some destination is due; None when the sender should stop (lock held)."""
@@ -433,6 +479,7 @@ class Sender:
             now = time.monotonic()
             due: list[Destination] = []
             next_at: float | None = None
+            self._prune()
             for channel in self._channels:
                 urgent = self._stopping or channel.flush_waiters > 0
                 for dest in channel.destinations.values():
@@ -455,6 +502,25 @@ class Sender:
             if due:
                 return due
             self._work.wait(None if next_at is None else max(0.0, next_at - now))
+
+    def _prune(self) -> None:
+        """Forget closed handlers and idle streams that are no longer written (lock held).
+
+        In Lambda every invocation has its own stream; without this they would pile up.
+        """
+        self._channels = [
+            c
+            for c in self._channels
+            if not c.closed or any(d.pending for d in c.destinations.values())
+        ]
+        for channel in self._channels:
+            idle = [
+                name
+                for name, dest in channel.destinations.items()
+                if not dest.pending and name != channel.last_stream and not dest.attempts
+            ]
+            for name in idle:
+                del channel.destinations[name]
 
     def _client(self, channel: Channel) -> Any:
         if channel.client is None:
@@ -527,26 +593,14 @@ class Sender:
                 logGroupName=settings.log_group, retentionInDays=settings.retention_days
             )
 
-    def _put(self, channel: Channel, dest: Destination, client: Any, batch: list[Event]) -> Any:
-        """Send one batch, after setting aside what the service would drop for its age."""
-        ages = split_by_age(batch, now_ms=_now_ms())
-        if ages.too_old or ages.too_new:
-            with self._lock:
-                channel.counters.dropped["too_old"] += len(ages.too_old)
-                channel.counters.dropped["too_new"] += len(ages.too_new)
-            channel.settings.reporter.report(
-                "age",
-                f"{len(ages.too_old)} event(s) older than 14 days and {len(ages.too_new)} more "
-                f"than 2 hours ahead were not sent to {channel.settings.log_group!r}",
-            )
-        if not ages.sendable:
-            return _Sent(sent=[], rejected={})
+    def _put(self, channel: Channel, dest: Destination, client: Any, batch: list[Event]) -> _Sent:
+        """Send one batch; return what was sent and what the service rejected."""
         response = client.put_log_events(
             logGroupName=channel.settings.log_group,
             logStreamName=dest.stream,
-            logEvents=[{"timestamp": e.timestamp_ms, "message": e.message} for e in ages.sendable],
+            logEvents=[{"timestamp": e.timestamp_ms, "message": e.message} for e in batch],
         )
-        return _Sent(sent=ages.sendable, rejected=response.get("rejectedLogEventsInfo") or {})
+        return _Sent(sent=batch, rejected=response.get("rejectedLogEventsInfo") or {})
 
     def _settle(self, dest: Destination, sent: _Sent) -> None:
         """Count the outcome of the first in-flight batch and release it (takes the lock)."""
@@ -569,17 +623,19 @@ class Sender:
                 f"{dict(rejected)}",
             )
 
-    def _release(self, dest: Destination, batch: list[Event]) -> None:
+    def _release(
+        self, dest: Destination, batch: list[Event], *, report_recovery: bool = True
+    ) -> None:
         """Mark ``batch`` settled and wake whoever waits for it (lock held)."""
         channel = dest.channel
         dest.settled += len(batch)
-        if dest.attempts >= 1:
+        if report_recovery and dest.attempts >= 1:
             channel.settings.reporter.report(
                 "recovered",
                 f"delivering to {channel.settings.log_group!r} again after "
                 f"{dest.attempts} failed attempt(s)",
             )
-        dest.attempts = 0
+            dest.attempts = 0
         channel.bytes_queued -= _cost(batch)
         if channel.on_settled is not None:
             channel.on_settled(dest, batch)
