@@ -7,7 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 from handler_factory import HandlerFactory, handler_factory
+from hypothesis import settings
 from moto_endpoint import MotoEndpoint, fake_aws_environment, running_moto_server
+
+# The machine is shared and noisy (2 cores): a per-example deadline would fail for load, not bugs.
+settings.register_profile("project", deadline=None, print_blob=True)
+settings.load_profile("project")
 
 # werkzeug (moto's server) logs every request at INFO; the tests' output should show failures.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
