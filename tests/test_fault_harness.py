@@ -42,7 +42,11 @@ def direct_client(url: str, *, read_timeout_s: float = 10.0) -> Any:
         connect_timeout=2,
         read_timeout=read_timeout_s,
     )
-    session = boto3.session.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    session = boto3.session.Session(
+        region_name=REGION,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+    )
     return session.client("logs", endpoint_url=url, config=config)
 
 
