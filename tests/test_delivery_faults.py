@@ -404,41 +404,50 @@ DEAD_ENDPOINT_SCRIPT = """
 """
 
 
-def test_exit_with_a_dead_endpoint_is_bounded_and_reported(tmp_path: Path) -> None:
+def run_until_exit(script: Path, url: str, timeout_s: float, count: int) -> tuple[float, str]:
+    """Run the dead-endpoint script; return how long its exit took after main, and its stderr."""
+    started = time.monotonic()
+    group = f"/dead/{uuid.uuid4().hex}"
+    done = subprocess.run(
+        [sys.executable, str(script), url, group, str(timeout_s), str(count)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    ended = time.monotonic()
+    assert done.returncode == 0, f"rc={done.returncode} stderr={done.stderr[-600:]!r}"
+    main_done = float(done.stdout.strip())
+    assert started < main_done < ended, (started, main_done, ended)
+    return ended - main_done, done.stderr
+
+
+@pytest.mark.parametrize("death", ["refused", "blackholed"])
+def test_exit_with_a_dead_endpoint_is_bounded_and_reported(
+    death: str, tmp_path: Path, moto_server: MotoEndpoint
+) -> None:
     """A process whose endpoint is dead exits within shutdown_timeout_s and reports the count."""
     script = tmp_path / "dead_endpoint.py"
     script.write_text(textwrap.dedent(DEAD_ENDPOINT_SCRIPT))
     timeout_s, count = 2.0, 500
-    # A bound socket that never listens: its port refuses connections and nobody else can take it.
-    with socket.socket() as placeholder:
-        placeholder.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{placeholder.getsockname()[1]}"
-        started = time.monotonic()
-        done = subprocess.run(
-            [
-                sys.executable,
-                str(script),
-                url,
-                f"/dead/{uuid.uuid4().hex}",
-                str(timeout_s),
-                str(count),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        ended = time.monotonic()
-    main_done = float(done.stdout.strip() or "nan")
-    exit_s = ended - main_done
+    if death == "refused":
+        # A bound socket that never listens: its port refuses connections, nobody else takes it.
+        with socket.socket() as placeholder:
+            placeholder.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{placeholder.getsockname()[1]}"
+            exit_s, stderr = run_until_exit(script, url, timeout_s, count)
+    else:
+        # Accepts connections and never answers: the sender sits in a read, not a quick refusal.
+        with fault_proxy(moto_server.url) as proxy:
+            proxy.blackhole()
+            exit_s, stderr = run_until_exit(script, proxy.url, timeout_s, count)
     figures = (
-        f"exit took {exit_s:.2f} s after main returned (shutdown_timeout_s={timeout_s}), "
-        f"whole run {ended - started:.2f} s, rc={done.returncode}, stderr={done.stderr[-600:]!r}"
+        f"{death}: exit took {exit_s:.2f} s after main returned "
+        f"(shutdown_timeout_s={timeout_s}), stderr={stderr[-600:]!r}"
     )
     print(f"measured: {figures}")
-    assert done.returncode == 0, figures
     assert exit_s <= timeout_s + 1.5, figures
-    assert re.search(rf"\b{count} event", done.stderr), figures
+    assert re.search(rf"\b{count} event", stderr), figures
 
 
 def test_throttled_create_calls_are_retried(harness: Harness, make_logging: MakeLogging) -> None:
