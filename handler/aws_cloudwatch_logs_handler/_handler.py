@@ -13,14 +13,14 @@ from typing import Any, Final
 
 from ._client import ClientSource
 from ._errors import ConfigurationError
-from ._events import OversizePolicy, make_events
-from ._limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from ._events import Event, OversizePolicy, make_events
+from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
 from ._reporting import ProblemCallback, Reporter
 from ._retention import RetentionDays, validate_retention_days
 from ._sender import MEMORY_OVERHEAD_PER_EVENT, SENDER, Channel, ChannelSettings, OverflowPolicy
 from ._stats import DeliveryStats
-from ._streams import StreamNamer, default_stream_namer
+from ._streams import FixedStream, StreamNamer, default_stream_namer
 
 DEFAULT_FLUSH_INTERVAL_S: Final = 2.0
 DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
@@ -155,8 +155,13 @@ class CloudWatchLogsHandler(logging.Handler):
             f"{name}." for name in exclude_loggers
         )
         self._excluded_exact = frozenset(exclude_loggers)
+        self._excluded_cache: dict[str, bool] = {}  # logger names are few; decide each once
         self._streams: StreamNamer = default_stream_namer(
             log_stream, per_environment=per_environment_stream, fallback=dated_uuid_stream_name
+        )
+        # Outside Lambda the stream never changes: read it without a call on every record.
+        self._fixed_stream = (
+            self._streams.current() if isinstance(self._streams, FixedStream) else ""
         )
         self._reporter = Reporter(on_problem)
         self._channel = Channel(
@@ -199,22 +204,30 @@ class CloudWatchLogsHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Format ``record`` and queue it for the sender; never raises, never does I/O."""
         try:
-            if threading.get_ident() == SENDER.thread_ident or self._is_excluded(record.name):
+            excluded = self._excluded_cache.get(record.name)
+            if excluded is None:
+                excluded = self._excluded_cache[record.name] = self._is_excluded(record.name)
+            if excluded or threading.get_ident() == SENDER.thread_ident:
                 SENDER.count(self._channel, "records_excluded")
                 return
             try:
                 message = self.format(record)
-            except Exception as error:
+            except Exception as error:  # a record must not be lost to its format
                 message = _unformattable(record, error)
                 SENDER.count(self._channel, "records_unformattable")
-            events = make_events(
-                int(record.created * 1000),
-                message,
-                max_event_bytes=self._max_event_bytes,
-                oversize=self._oversize,
-            )
-            SENDER.enqueue(self._channel, self._streams.current(), events)
-        except Exception as error:
+            timestamp_ms = int(record.created * 1000)
+            if message.isascii() and 0 < len(message) <= self._max_event_bytes:
+                # The usual case, without the general path's calls: ASCII bytes are characters.
+                events = [Event(timestamp_ms, message, len(message) + EVENT_OVERHEAD_BYTES)]
+            else:
+                events = make_events(
+                    timestamp_ms,
+                    message,
+                    max_event_bytes=self._max_event_bytes,
+                    oversize=self._oversize,
+                )
+            SENDER.enqueue(self._channel, self._fixed_stream or self._streams.current(), events)
+        except Exception as error:  # logging must never break the caller
             self._reporter.report("emit", f"could not queue a record: {_describe(error)}")
 
     def _is_excluded(self, name: str) -> bool:

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 from ._batching import is_full, split_by_age, take_batches
 from ._client import ClientSource
 from ._events import Event
+from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._reporting import Reporter
 from ._stats import Counters, DeliveryStats, DropReason
 
@@ -132,6 +133,7 @@ class Channel:
 
     def __init__(self, settings: ChannelSettings) -> None:
         self.settings = settings
+        self.max_queue_bytes = settings.max_queue_bytes  # read on every logging call
         self.counters = Counters()
         self.destinations: dict[str, Destination] = {}
         self.bytes_queued = 0
@@ -193,44 +195,68 @@ class Sender:
     def enqueue(self, channel: Channel, stream: str, events: list[Event]) -> bool:
         """Queue ``events`` for ``stream``; False if they were dropped (and counted) instead.
 
-        Never does I/O; waits only under the "block" overflow policy, and then boundedly.
+        Never does I/O; waits only under the "block" overflow policy, and then boundedly. This is
+        the logging call's hot path: it avoids generators and helper calls for the usual case of
+        one event.
         """
+        size = events[0].size if len(events) == 1 else sum(event.size for event in events)
+        cost = size + MEMORY_OVERHEAD_PER_EVENT * len(events)
         with self._lock:
-            if channel.closed or self._stopped:
-                channel.counters.dropped["after_close"] += len(events)
-                return False
-            cost = _cost(events)
-            if channel.bytes_queued + cost > channel.settings.max_queue_bytes and not (
-                self._make_room(channel, cost)
+            if (
+                channel.closed
+                or self._stopped
+                or channel.bytes_queued + cost > channel.max_queue_bytes
             ):
-                channel.counters.dropped["queue_full"] += len(events)
-                channel.settings.reporter.report(
-                    "queue_full",
-                    f"queue of log group {channel.settings.log_group!r} is full "
-                    f"(max_queue_bytes={channel.settings.max_queue_bytes}); "
-                    f"dropped {len(events)} event(s) by overflow={channel.settings.overflow!r}",
-                )
-                return False
-            dest = channel.destination(stream)
-            channel.last_stream = stream
-            if channel.on_enqueued is not None:
-                try:
-                    channel.on_enqueued(dest, events)
-                except OSError as error:  # a full disk must not cost the in-memory delivery
-                    channel.settings.reporter.report("spool", f"could not journal: {error}")
-            dest.queue.extend(events)
-            dest.enqueued += len(events)
-            dest.queued_size += sum(event.size for event in events)
-            channel.bytes_queued += cost
-            channel.counters.records_accepted += 1
-            wake = dest.first_waiting_at is None or is_full(len(dest.queue), dest.queued_size)
-            if dest.first_waiting_at is None:
-                dest.first_waiting_at = time.monotonic()
-            if self._thread is None:
-                self._start()
-            if wake:
-                self._work.notify()
-            return True
+                refused = self._refusal(channel, cost)
+            else:
+                refused = None
+            if refused is None:
+                dest = channel.destinations.get(stream) or channel.destination(stream)
+                channel.last_stream = stream
+                if channel.on_enqueued is not None:
+                    self._journal(channel, dest, events)
+                queue = dest.queue
+                queue.extend(events)
+                dest.enqueued += len(events)
+                dest.queued_size += size
+                channel.bytes_queued += cost
+                channel.counters.records_accepted += 1
+                if dest.first_waiting_at is None:
+                    dest.first_waiting_at = time.monotonic()
+                    wake = True
+                else:
+                    wake = len(queue) >= MAX_BATCH_EVENTS or dest.queued_size >= MAX_BATCH_BYTES
+                if self._thread is None:
+                    self._start()
+                if wake:
+                    self._work.notify()
+                return True
+            channel.counters.dropped[refused] += len(events)
+        if refused == "queue_full":  # reported outside the lock: the callback is the user's
+            channel.settings.reporter.report(
+                "queue_full",
+                f"queue of log group {channel.settings.log_group!r} is full "
+                f"(max_queue_bytes={channel.settings.max_queue_bytes}); "
+                f"dropped {len(events)} event(s) by overflow={channel.settings.overflow!r}",
+            )
+        return False
+
+    def _refusal(self, channel: Channel, cost: int) -> DropReason | None:
+        """Why ``cost`` more bytes cannot be queued for ``channel``, if so (lock held)."""
+        if channel.closed or self._stopped:
+            return "after_close"
+        if channel.bytes_queued + cost > channel.settings.max_queue_bytes and not self._make_room(
+            channel, cost
+        ):
+            return "queue_full"
+        return None
+
+    def _journal(self, channel: Channel, dest: Destination, events: list[Event]) -> None:
+        assert channel.on_enqueued is not None
+        try:
+            channel.on_enqueued(dest, events)
+        except OSError as error:  # a full disk must not cost the in-memory delivery
+            channel.settings.reporter.report("spool", f"could not journal: {error}")
 
     def _make_room(self, channel: Channel, cost: int) -> bool:
         """Apply the overflow policy until ``cost`` more bytes fit; caller holds the lock."""
