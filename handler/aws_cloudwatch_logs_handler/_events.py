@@ -6,8 +6,8 @@ may be. None of these is a reason to lose the record: we repair, mark or split, 
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Final, Literal, NamedTuple
 
 from ._limits import EVENT_OVERHEAD_BYTES
@@ -100,7 +100,7 @@ def split(timestamp_ms: int, text: str, *, max_event_bytes: int) -> list[Event]:
     data = text.encode("utf-8")
     cuts = _cut_points(data, max_event_bytes - _PART_MARKER_RESERVE)
     total = len(cuts) - 1
-    part_id = uuid.uuid4().hex[:12]
+    part_id = os.urandom(6).hex()
     events = []
     for index in range(total):
         piece = data[cuts[index] : cuts[index + 1]].decode("utf-8")

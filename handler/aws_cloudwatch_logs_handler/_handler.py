@@ -6,9 +6,9 @@ Everything that talks to AWS lives in `_sender`; this module only decides what t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
-from pathlib import Path
 from typing import Any, Final
 
 from ._client import ClientSource
@@ -106,7 +106,7 @@ class CloudWatchLogsHandler(logging.Handler):
         max_event_bytes: int = MAX_EVENT_BYTES,
         oversize: OversizePolicy = "split",
         shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
-        spool_dir: str | Path | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
         on_problem: ProblemCallback | None = None,
         exclude_loggers: tuple[str, ...] = SDK_LOGGERS,
         per_environment_stream: bool = False,
@@ -181,6 +181,8 @@ class CloudWatchLogsHandler(logging.Handler):
         self._closed = False
         self._spool = None
         if spool_dir is not None:
+            from pathlib import Path  # only with a spool: pathlib is a cold-start cost
+
             from ._spool import Spool
 
             self._spool = Spool.open(Path(spool_dir), group=group, reporter=self._reporter)

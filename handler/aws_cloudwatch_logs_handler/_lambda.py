@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,7 +72,7 @@ def stream_name_for(context: Any, *, now: datetime | None = None) -> str:
     version = getattr(context, "function_version", None) or os.environ.get(
         "AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"
     )
-    request_id = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
+    request_id = getattr(context, "aws_request_id", None) or os.urandom(16).hex()
     name = f"{moment:%Y/%m/%d}/{function}/[{version}]{request_id}"
     return stream_name_part(name)[-MAX_LOG_STREAM_NAME_CHARS:]
 
@@ -88,7 +87,7 @@ def environment_stream_name(*, now: datetime | None = None) -> str:
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
     lambda_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-    environment_id = lambda_stream.rpartition("]")[2] or uuid.uuid4().hex
+    environment_id = lambda_stream.rpartition("]")[2] or os.urandom(16).hex()
     return stream_name_part(f"{moment:%Y/%m/%d}/{function}/[{version}]{environment_id}")
 
 

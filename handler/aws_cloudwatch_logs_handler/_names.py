@@ -9,7 +9,6 @@ https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateL
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import datetime, timezone
 from typing import Final
 
@@ -73,5 +72,7 @@ def stream_name_part(text: str) -> str:
 
 def dated_uuid_stream_name(now: datetime | None = None) -> str:
     """Return the article's default stream name, ``stream/YYYY/MM/DD/HHMM/<uuid4>``, in UTC."""
+    import uuid  # here, not at import: it costs a Lambda cold start ~10 ms and Lambda never uses it
+
     moment = now if now is not None else datetime.now(timezone.utc)
     return f"stream/{moment:%Y/%m/%d/%H%M}/{uuid.uuid4()}"

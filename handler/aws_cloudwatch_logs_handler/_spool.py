@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import os
 import struct
-import uuid
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -148,7 +147,7 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._pid = os.getpid()
-        name = f"{self._key}.{self._pid}.{uuid.uuid4().hex[:8]}"
+        name = f"{self._key}.{self._pid}.{os.urandom(4).hex()}"
         self._path = self._directory / f"{name}.journal"
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(self._path, flags, 0o600)
