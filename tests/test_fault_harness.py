@@ -174,6 +174,20 @@ def test_front_refuses_a_batch_too_big(front: AwsFront, moto_server: MotoEndpoin
     assert moto_server.messages(group, stream) == []
 
 
+def test_front_ignores_a_request_cut_off_mid_body(front: AwsFront) -> None:
+    """A request whose body never fully arrives is neither refused nor passed on nor answered."""
+    raw = socket.create_connection(("127.0.0.1", int(front.url.rsplit(":", 1)[1])), timeout=5)
+    raw.sendall(
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Logs_20140328.PutLogEvents\r\n"
+        b'Content-Length: 100\r\n\r\n{"logGroupName"'
+    )
+    raw.shutdown(socket.SHUT_WR)  # the rest of the body never comes
+    assert raw.recv(1024) == b""
+    raw.close()
+    assert front.refused == []
+    assert front.calls == {}
+
+
 def test_front_refuses_bad_names(front: AwsFront) -> None:
     """CreateLogGroup and CreateLogStream with names AWS refuses are refused, not passed to moto."""
     client = direct_client(front.url)
