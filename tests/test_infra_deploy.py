@@ -1,0 +1,188 @@
+"""Deploying with the real CDK CLI: bootstrap and deploy to a local moto server, then look.
+
+One deploy per module to a moto server subprocess; every test reads what it created with boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from aws_cloudwatch_logs_handler import __version__
+from infra.app import cdk_json_context
+from infra.config import infra_config_from_context
+from infra.deploy import (
+    FAKE_CREDENTIALS,
+    LOCAL_REGION,
+    aws_cli_env,
+    cli_endpoint,
+    deploy_local,
+    local_cli_env,
+)
+from infra.local_endpoint import LocalEndpoint, running_local_endpoint
+from infra.policies import READER_GROUP_ACTIONS, WRITER_ACTIONS
+
+CONFIG = infra_config_from_context(cdk_json_context().get)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The endpoint the stack was deployed to, a session for it, and how long deploying took."""
+
+    endpoint: LocalEndpoint
+    session: boto3.session.Session
+    seconds: float
+
+    def client(self, service: str) -> Any:
+        """Return a client for ``service`` on the local endpoint."""
+        return self.session.client(service, endpoint_url=self.endpoint.url)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """Start a moto server, run `cdk bootstrap` and `cdk deploy` on it, keep it for the module."""
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with running_local_endpoint(log_path=log) as endpoint:
+        started = time.perf_counter()
+        deploy_local(endpoint.url, output=tmp_path_factory.mktemp("cdk") / "cdk.out")
+        session = boto3.session.Session(
+            region_name=LOCAL_REGION,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        yield Deployed(endpoint=endpoint, session=session, seconds=time.perf_counter() - started)
+
+
+def test_stack_is_created(deployed: Deployed) -> None:
+    """The CLI's deploy leaves the stack in CREATE_COMPLETE on the endpoint."""
+    (stack,) = deployed.client("cloudformation").describe_stacks(StackName=CONFIG.stack_name)[
+        "Stacks"
+    ]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_every_group_exists_with_its_retention(deployed: Deployed) -> None:
+    """Each configured group exists, with its retention in days or none for "never"."""
+    groups = {
+        group["logGroupName"]: group
+        for group in deployed.client("logs").describe_log_groups()["logGroups"]
+    }
+    for config in CONFIG.log_groups:
+        assert config.name in groups
+        assert groups[config.name].get("retentionInDays") == config.retention_days
+
+
+def test_every_group_carries_its_tags(deployed: Deployed) -> None:
+    """The tags declared per group are on the deployed group."""
+    client = deployed.client("logs")
+    for config in CONFIG.log_groups:
+        tags = client.list_tags_log_group(logGroupName=config.name)["tags"]
+        assert dict(config.tags).items() <= tags.items()
+
+
+def _policy_document(deployed: Deployed, name_part: str) -> dict[str, Any]:
+    iam = deployed.client("iam")
+    (policy,) = [
+        policy
+        for policy in iam.list_policies(Scope="Local")["Policies"]
+        if name_part in policy["PolicyName"]
+    ]
+    version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])[
+        "PolicyVersion"
+    ]
+    document = version["Document"]
+    return json.loads(document) if isinstance(document, str) else dict(document)
+
+
+def test_writer_policy_exists_with_the_groups_resolved_into_its_arns(deployed: Deployed) -> None:
+    """The deployed writer allows exactly its two actions on each group's ARN in this account."""
+    (statement,) = _policy_document(deployed, "WriterPolicy")["Statement"]
+    assert statement["Action"] == list(WRITER_ACTIONS)
+    assert statement["Resource"] == [
+        f"arn:aws:logs:{LOCAL_REGION}:123456789012:log-group:{group.name}:*"
+        for group in CONFIG.log_groups
+    ]
+
+
+def test_reader_policy_exists(deployed: Deployed) -> None:
+    """The deployed reader holds the read and query actions."""
+    statements = _policy_document(deployed, "ReaderPolicy")["Statement"]
+    assert statements[0]["Action"] == sorted(READER_GROUP_ACTIONS)
+
+
+def test_creator_policy_is_absent_by_default(deployed: Deployed) -> None:
+    """Without creator_policy in the context, no policy can create groups."""
+    names = [
+        policy["PolicyName"]
+        for policy in deployed.client("iam").list_policies(Scope="Local")["Policies"]
+    ]
+    assert not [name for name in names if "CreatorPolicy" in name]
+
+
+def test_layer_exists_with_its_runtimes_and_version(deployed: Deployed) -> None:
+    """One layer version exists, described with the package version, for python3.10-3.14."""
+    (layer,) = [
+        layer
+        for layer in deployed.client("lambda").list_layers()["Layers"]
+        if "HandlerLayer" in layer["LayerName"]
+    ]
+    latest = layer["LatestMatchingVersion"]
+    assert latest["Description"].startswith(f"aws-cloudwatch-logs-handler {__version__}:")
+    assert latest["CompatibleRuntimes"] == [f"python3.{minor}" for minor in range(10, 15)]
+
+
+def test_sample_function_exists(deployed: Deployed) -> None:
+    """The sample function exists and knows which configured group to deliver to."""
+    (function,) = deployed.client("lambda").list_functions()["Functions"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "sample_handler.handler"
+    assert function["Environment"]["Variables"] == {"SAMPLE_LOG_GROUP": CONFIG.sample_log_group}
+    # moto's CloudFormation drops a function's Layers and LoggingConfig (moto 5.2.5,
+    # awslambda/models.py); test_infra_template pins both in the template instead.
+
+
+def test_deploy_takes_well_under_the_cli_timeout(deployed: Deployed) -> None:
+    """Bootstrap and deploy together finish within two minutes against moto."""
+    assert deployed.seconds < 120
+
+
+def test_local_deploys_never_carry_the_callers_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local deploy runs with fake keys and no profile, whatever the caller's environment has."""
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALKEY")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "real-session")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.example.com")
+    env = local_cli_env("http://127.0.0.1:4566")
+    assert env["AWS_ACCESS_KEY_ID"] == FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    assert "AWS_PROFILE" not in env
+    assert "AWS_SESSION_TOKEN" not in env
+    assert "AWS_ENDPOINT_URL_S3" not in env
+    assert env["AWS_ENDPOINT_URL"] == "http://localhost:4566"
+
+
+def test_aws_target_drops_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--target aws never sends the CLI to a local endpoint left in the environment."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", "http://localhost:4566")
+    assert not [name for name in aws_cli_env() if name.startswith("AWS_ENDPOINT_URL")]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:5000", "http://localhost:5000"),
+        ("http://localhost:5000", "http://localhost:5000"),
+        ("http://moto.internal:5000", "http://moto.internal:5000"),
+    ],
+)
+def test_loopback_addresses_reach_the_cli_as_localhost(url: str, expected: str) -> None:
+    """The CLI gets loopback as `localhost` (its deploy fails on 127.0.0.1), others as given."""
+    assert cli_endpoint(url) == expected
