@@ -123,6 +123,8 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.mode = Mode.PASS
         self._lock = threading.Lock()
+        self._opened = threading.Condition(self._lock)
+        """Notified when a connection is admitted, for `wait_open`."""
         self._connections: set[_Connection] = set()
         self._stopping = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -184,6 +186,15 @@ class FaultProxy:
             # Their HTTP exchanges are half-swallowed: resuming them would desynchronise both ends.
             self._drop_all()
 
+    def wait_open(self, count: int, timeout_s: float = 5.0) -> bool:
+        """Wait until at least ``count`` connections are open through the proxy (or time out).
+
+        Connections are admitted by the proxy's own thread; a test that wants to fault a
+        connection it just opened must first know the proxy holds it.
+        """
+        with self._opened:
+            return self._opened.wait_for(lambda: len(self._connections) >= count, timeout_s)
+
     def counters(self) -> ProxyCounters:
         """Return a consistent snapshot of the proxy's counters."""
         with self._lock:
@@ -225,6 +236,7 @@ class FaultProxy:
                     self._accepted += 1
                 # Started under the lock: _drop_all() may join any thread it finds in the set.
                 connection.thread.start()
+                self._opened.notify_all()
         if connection is None:
             _abort(client)
 

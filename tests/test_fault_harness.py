@@ -297,7 +297,7 @@ def test_proxy_forwards_then_cut_gives_connection_errors(moto_server: MotoEndpoi
         group, stream = new_stream(client)
         # moto's server closes after each answer, so hold a connection open to see cut() drop it.
         held = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
-        time.sleep(0.2)  # let the proxy's worker pick the connection up before cutting
+        assert proxy.wait_open(1)
         proxy.cut()
         with pytest.raises(ConnectionResetError):
             held.recv(1)
@@ -318,7 +318,7 @@ def test_proxy_reset_sends_rst_to_open_connections(moto_server: MotoEndpoint) ->
     with fault_proxy(moto_server.url) as proxy:
         raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
         raw.sendall(b"GET /moto-api/ HTTP/1.1\r\nHost: x\r\n")  # an unfinished request
-        time.sleep(0.2)  # let the proxy's worker connect upstream before we reset it
+        assert proxy.wait_open(1)
         proxy.reset()
         with pytest.raises(ConnectionResetError):
             raw.sendall(b"\r\n")
