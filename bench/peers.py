@@ -164,8 +164,10 @@ def _ours(
             raise
         raise UnavailableError(f"spool_dir not supported yet: {error}") from error
 
+    bound = options.get("max_queue_bytes", _default_max_queue_bytes(CloudWatchLogsHandler))
+
     def details() -> dict[str, Any]:
-        figures: dict[str, Any] = {"max_queue_bytes": _max_queue_bytes(handler)}
+        figures: dict[str, Any] = {"max_queue_bytes": bound}
         figures["stats"] = _plain(handler.stats())
         return figures
 
@@ -191,15 +193,11 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def _max_queue_bytes(handler: logging.Handler) -> int | None:
-    """Return the handler's memory bound: its attribute if it shows one, else the default."""
-    for attribute in ("max_queue_bytes", "_max_queue_bytes"):
-        value = getattr(handler, attribute, None)
-        if isinstance(value, int):
-            return value
-    default = inspect.signature(type(handler)).parameters.get("max_queue_bytes")
-    if default is not None and isinstance(default.default, int):
-        return default.default
+def _default_max_queue_bytes(handler_type: type) -> int | None:
+    """Return the handler's default memory bound, as its signature declares it."""
+    parameter = inspect.signature(handler_type).parameters.get("max_queue_bytes")
+    if parameter is not None and isinstance(parameter.default, int):
+        return parameter.default
     return None
 
 
