@@ -1,0 +1,161 @@
+"""The issue's targets, judged on one run's figures.
+
+Ratios come from `summary` (same-repetition pairs, median over repetitions); a target with nothing
+to judge (a contender n/a, an outage bound never reached) is reported as such, never as met.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.peers import FLOOR_FORMAT, LABELS, OURS, OURS_SMALL_QUEUE, OURS_SPOOL, WATCHTOWER
+from bench.summary import by_rep
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target, what was measured against it, and whether it holds."""
+
+    target: str
+    contender: str
+    measured: float | None
+    limit: float
+    met: bool | None
+    """None when there was nothing to judge (see ``how``)."""
+    how: str
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the verdict as plain JSON data."""
+        return asdict(self)
+
+
+def _ratio(summary: dict[str, Any], contender: str, name: str) -> float | None:
+    value = summary[contender]["ratios"][name]["median"]
+    return float(value) if value is not None else None
+
+
+def _at_most(
+    target: str, contender: str, measured: float | None, limit: float, how: str
+) -> Verdict:
+    met = None if measured is None else measured <= limit
+    return Verdict(target, LABELS[contender], measured, limit, met, how)
+
+
+def _outage_runs(runs: list[dict[str, Any]], contender: str) -> list[dict[str, Any]]:
+    return [
+        run
+        for run in runs
+        if run["contender"] == contender and run["mode"] == "outage" and run.get("available")
+    ]
+
+
+def _memory_bound(runs: list[dict[str, Any]]) -> Verdict:
+    """Peak memory of the small-bound variant, less what the floor's records cost, vs its bound."""
+    target = "outage memory bounded by max_queue_bytes"
+    ours = by_rep(runs, OURS_SMALL_QUEUE, "outage_peak_delta_mib")
+    floor = by_rep(runs, FLOOR_FORMAT, "outage_peak_delta_mib")
+    details = [run["details"] for run in _outage_runs(runs, OURS_SMALL_QUEUE)]
+    bounds = [d.get("max_queue_bytes") for d in details if d.get("max_queue_bytes")]
+    dropped = sum(sum(d.get("stats", {}).get("dropped", {}).values()) for d in details)
+    if not ours or not bounds:
+        return Verdict(target, LABELS[OURS_SMALL_QUEUE], None, 1.0, None, "n/a: not measured")
+    bound_mib = bounds[0] / _MIB
+    # The floor's rise is what 100,000 records cost any handler in transit (records, strings).
+    ratios = [(ours[rep] - floor.get(rep, 0.0)) / bound_mib for rep in ours]
+    measured = statistics.median(ratios)
+    how = (
+        f"(peak RSS rise - floor's rise) / max_queue_bytes ({bound_mib:.0f} MiB), "
+        f"{dropped} records dropped as queue_full over all repetitions"
+    )
+    if dropped == 0:
+        return Verdict(
+            target, LABELS[OURS_SMALL_QUEUE], measured, 1.0, None, how + ": bound never reached"
+        )
+    return _at_most(target, OURS_SMALL_QUEUE, measured, 1.0, how)
+
+
+def judge(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[Verdict]:
+    """Return a verdict for every target of the issue, for each variant of this handler."""
+    verdicts: list[Verdict] = []
+    watchtower_p50 = _ratio(summary, WATCHTOWER, "p50_x_floor")
+    for contender in (OURS, OURS_SPOOL):
+        if all(v["median"] is None for v in summary[contender]["metrics"].values()):
+            reasons = "; ".join(summary[contender]["not_available"]) or "not measured"
+            verdicts.append(
+                Verdict("all targets", LABELS[contender], None, 0.0, None, f"n/a: {reasons}")
+            )
+            continue
+        wt = f"watchtower: {watchtower_p50:.2f}x" if watchtower_p50 is not None else ""
+        verdicts += [
+            _at_most(
+                "caller p50 <= 1.2x format-only floor",
+                contender,
+                _ratio(summary, contender, "p50_x_floor"),
+                1.2,
+                f"median of same-run ratios; {wt}",
+            ),
+            _at_most(
+                "caller p99 <= 2x floor's p99",
+                contender,
+                _ratio(summary, contender, "p99_x_floor"),
+                2.0,
+                "median of same-run ratios",
+            ),
+            _at_most(
+                "CPU per delivered event <= 0.7x watchtower",
+                contender,
+                _ratio(summary, contender, "cpu_x_watchtower"),
+                0.7,
+                "process CPU from first call to completed flush(), same-run ratios",
+            ),
+        ]
+        calls = by_rep(runs, contender, "put_calls")
+        minimum = by_rep(runs, contender, "put_calls_min")
+        excess = [calls[rep] - minimum[rep] for rep in calls if rep in minimum]
+        verdicts.append(
+            _at_most(
+                "PutLogEvents calls within one of the minimum",
+                contender,
+                max(excess) if excess else None,
+                1.0,
+                "worst repetition: calls made - ceil(max(events/10,000, bytes/1 MiB))",
+            )
+        )
+    verdicts.append(_memory_bound(runs))
+    return verdicts
+
+
+def memory_accounting(runs: list[dict[str, Any]]) -> list[str]:
+    """Say how real memory per queued record compares with what this handler accounts for it.
+
+    The default 64 MiB bound is never reached by 100,000 short records, so this factor is what
+    tells how much memory the default bound really lets waiting records take.
+    """
+    notes = []
+    floor = by_rep(runs, FLOOR_FORMAT, "outage_peak_delta_mib")
+    for contender in (OURS, OURS_SPOOL):
+        peaks = by_rep(runs, contender, "outage_peak_delta_mib")
+        factors: list[float] = []
+        bound = None
+        for details in _outage_runs(runs, contender):
+            queued = details["details"].get("stats", {}).get("bytes_queued")
+            bound = details["details"].get("max_queue_bytes") or bound
+            rep = details["rep"]
+            if queued and rep in peaks:
+                factors.append((peaks[rep] - floor.get(rep, 0.0)) * _MIB / queued)
+        if not factors:
+            continue
+        factor = statistics.median(factors)
+        note = (
+            f"{LABELS[contender]}: peak RSS rise beyond the floor's = {factor:.2f}x the "
+            "bytes_queued it accounts (median over repetitions)"
+        )
+        if bound:
+            bound_mib = bound / _MIB
+            note += f"; at max_queue_bytes={bound_mib:.0f} MiB, ~{factor * bound_mib:.0f} MiB"
+        notes.append(note)
+    return notes
