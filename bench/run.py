@@ -1,0 +1,274 @@
+"""Run every contender side by side against one local endpoint and report: `python -m bench.run`.
+
+One moto server on 127.0.0.1 serves the whole run; each contender runs in its own process
+(`bench.worker`), once to deliver and once during an outage, in each of three repetitions whose
+order rotates so that drift in the machine's load spreads over all contenders alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import endpoint, imports, report, summary, targets
+from bench.peers import ARTICLE, CONTENDERS, LABELS, OUTAGE_ONLY
+from bench.worker import FORMAT, MESSAGE, RESULT_PREFIX
+
+DEFAULT_OUT = imports.REPO_ROOT / "bench" / "results"
+_WORKER_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much each repetition does."""
+
+    reps: int
+    calls: int
+    """Timed logging calls per contender (the issue asks for at least 20,000)."""
+    article_calls: int
+    """Fewer for the article's handler: each call waits ~2 ms for its own PutLogEvents."""
+    outage_records: int
+    outage_deadline_s: float
+    import_reps: int
+    quick: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        """Full counts by default; tiny ones with ``--quick``; explicit flags win over both."""
+        quick = cls(1, 2_000, 20, 5_000, 20.0, 1, True)
+        full = cls(3, 20_000, 500, 100_000, 60.0, 3, False)
+        base = quick if args.quick else full
+        return cls(
+            reps=args.reps or base.reps,
+            calls=args.calls or base.calls,
+            article_calls=args.article_calls or base.article_calls,
+            outage_records=args.outage_records or base.outage_records,
+            outage_deadline_s=base.outage_deadline_s,
+            import_reps=args.reps or base.import_reps,
+            quick=base.quick,
+        )
+
+    def calls_for(self, contender: str) -> int:
+        """Return how many timed calls ``contender`` makes per repetition."""
+        return self.article_calls if contender == ARTICLE else self.calls
+
+
+def run_worker(
+    contender: str, mode: str, *, url: str, group: str, calls: int, deadline_s: float
+) -> dict[str, Any]:
+    """Run one contender in a fresh process and return its figures (or why it could not run)."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.worker",
+        *("--contender", contender, "--mode", mode, "--endpoint", url),
+        *("--group", group, "--calls", str(calls), "--deadline-s", str(deadline_s)),
+    ]
+    try:
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=endpoint.fake_aws_environment(url),
+            cwd=imports.REPO_ROOT,
+            timeout=_WORKER_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return _failed(contender, mode, f"worker timed out after {_WORKER_TIMEOUT_S} s")
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            result: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
+            return result
+    tail = completed.stderr.strip().splitlines()[-3:]
+    return _failed(contender, mode, f"worker exited {completed.returncode}: {' | '.join(tail)}")
+
+
+def _failed(contender: str, mode: str, reason: str) -> dict[str, Any]:
+    return {"contender": contender, "mode": mode, "available": False, "reason": reason}
+
+
+def _progress(rep: int, result: dict[str, Any]) -> str:
+    name = f"rep {rep + 1} {result['contender']:<13} {result['mode']:<8}"
+    if not result.get("available"):
+        return f"{name} n/a: {result.get('reason')}"
+    if result["mode"] == "deliver":
+        return (
+            f"{name} p50 {result['caller_p50_us']:.2f} us, p99 {result['caller_p99_us']:.2f} us, "
+            f"CPU/event {result['cpu_per_event_us']:.2f} us"
+        )
+    return f"{name} peak +{result.get('outage_peak_delta_mib', float('nan')):.1f} MiB"
+
+
+def measure(settings: Settings, chosen: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Run every repetition against one moto server and return every worker's figures."""
+    runs: list[dict[str, Any]] = []
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    with endpoint.moto_server() as url, endpoint.dead_endpoint() as dead:
+        for rep in range(settings.reps):
+            endpoint.reset(url)  # each repetition writes into an empty endpoint
+            order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
+            for contender in order:
+                group = f"/bench/{run_id}/rep{rep}/{contender}"
+                jobs = [("outage", dead, settings.outage_records)]
+                if contender not in OUTAGE_ONLY:
+                    jobs.insert(0, ("deliver", url, settings.calls_for(contender)))
+                for mode, url_for_mode, count in jobs:
+                    result = run_worker(
+                        contender,
+                        mode,
+                        url=url_for_mode,
+                        group=group,
+                        calls=count,
+                        deadline_s=settings.outage_deadline_s,
+                    )
+                    result["rep"] = rep
+                    runs.append(result)
+                    print(_progress(rep, result), flush=True)
+    return runs
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _print_report(
+    settings: Settings,
+    *,
+    chosen: tuple[str, ...],
+    figures: dict[str, Any],
+    import_spreads: dict[str, Any],
+    layer_bytes: int | None,
+    verdicts: list[targets.Verdict],
+    notes: list[str],
+    meta: dict[str, Any],
+) -> None:
+    load_before, load_after = meta["loadavg_before"], meta["loadavg_after"]
+    calls = {c: settings.calls_for(c) for c in chosen if c not in OUTAGE_ONLY}
+    print()
+    print(f"Medians of {settings.reps} repetition(s); ratios are same-repetition pairs.")
+    print(report.table(figures, calls))
+    print()
+    print("Ranges (min-max over repetitions):")
+    print(report.table(figures, calls, spans=True))
+    print(report.legend())
+    print()
+    print(
+        f"Import time, ms, {settings.import_reps} fresh process(es) each: "
+        + "; ".join(
+            f"{name} {report.fmt_spread(spread, '{:.1f}')}"
+            for name, spread in import_spreads.items()
+        )
+    )
+    layer = f"{layer_bytes:,} bytes" if layer_bytes is not None else "n/a (not built)"
+    print(f"Layer zip ({imports.LAYER_ZIP.relative_to(imports.REPO_ROOT)}): {layer}")
+    print(
+        f"Load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f}; formatter {FORMAT!r}"
+    )
+    for contender, entry in figures.items():
+        for reason in entry["not_available"]:
+            print(f"n/a {LABELS[contender]}: {reason}")
+    for note in notes:
+        print(f"note: {note}")
+    print()
+    if verdicts:
+        caution = " (quick run: indicative only)" if settings.quick else ""
+        print(f"Targets of issue 6{caution}:")
+        print(report.verdicts_text(verdicts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, then print the table and verdicts and write results.json and results.png."""
+    parser = argparse.ArgumentParser(description="Benchmark this handler against its peers.")
+    parser.add_argument("--quick", action="store_true", help="tiny counts, one repetition")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for outputs")
+    parser.add_argument("--reps", type=int, help="repetitions (default 3)")
+    parser.add_argument("--calls", type=int, help="timed calls per contender (default 20,000)")
+    parser.add_argument("--article-calls", type=int, help="for the article's handler (500)")
+    parser.add_argument("--outage-records", type=int, help="records during the outage (100,000)")
+    parser.add_argument("--contenders", help=f"comma-separated subset of {','.join(CONTENDERS)}")
+    args = parser.parse_args(argv)
+    settings = Settings.from_args(args)
+    chosen = tuple(args.contenders.split(",")) if args.contenders else CONTENDERS
+    unknown = set(chosen) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"unknown contenders: {', '.join(sorted(unknown))}")
+
+    started = time.time()
+    load_before = os.getloadavg()
+    runs = measure(settings, chosen)
+    load_after = os.getloadavg()
+    import_env = endpoint.fake_aws_environment("http://127.0.0.1:9")
+    import_ms = imports.import_times(settings.import_reps, import_env)
+    layer_bytes = imports.layer_size_bytes()
+
+    figures = summary.summarize(runs, chosen)
+    verdicts = targets.judge(figures, runs) if set(CONTENDERS) <= set(chosen) else []
+    notes = targets.memory_accounting(runs)
+    import_spreads = {
+        name: summary.Spread.of(list(values)).as_json() for name, values in import_ms.items()
+    }
+    meta = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "duration_s": time.time() - started,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "settings": settings.__dict__,
+        "formatter": FORMAT,
+        "message": MESSAGE,
+        "versions": {
+            name: _version(name)
+            for name in ("aws-cloudwatch-logs-handler", "watchtower", "boto3", "botocore", "moto")
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write_json(
+        args.out / "results.json",
+        {
+            "meta": meta,
+            "runs": runs,
+            "summary": figures,
+            "imports_ms": import_spreads,
+            "layer_zip_bytes": layer_bytes,
+            "targets": [verdict.as_json() for verdict in verdicts],
+            "notes": notes,
+        },
+    )
+    title = (
+        f"{settings.reps} repetition(s), {settings.calls} calls "
+        f"({settings.article_calls} for the article's handler), medians with min-max; "
+        f"Python {meta['python']}, {os.cpu_count()} CPUs, moto on 127.0.0.1"
+    )
+    report.draw(args.out / "results.png", figures, title)
+
+    _print_report(
+        settings,
+        chosen=chosen,
+        figures=figures,
+        import_spreads=import_spreads,
+        layer_bytes=layer_bytes,
+        verdicts=verdicts,
+        notes=notes,
+        meta=meta,
+    )
+    print(f"\nWrote {args.out / 'results.json'} and {args.out / 'results.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
