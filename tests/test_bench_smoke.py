@@ -1,0 +1,115 @@
+"""The benchmark runs end to end with tiny counts and reports every contender and every metric."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Written out here rather than imported from bench/: the test states what the report must hold.
+CONTENDERS = (
+    "ours",
+    "ours-spool",
+    "ours-4mib",
+    "watchtower",
+    "article",
+    "floor-format",
+    "floor-queue",
+)
+METRICS = (
+    "caller_p50_us",
+    "caller_p99_us",
+    "caller_max_us",
+    "cpu_per_event_us",
+    "put_calls",
+    "put_calls_min",
+    "flush_s",
+    "visible_s",
+    "outage_peak_delta_mib",
+)
+# (contender, metric) pairs that are n/a by design: floors send nothing, the article's handler
+# cannot be built in an outage, and the small-queue variant only answers the outage question.
+NOT_APPLICABLE = {
+    *(
+        (floor, metric)
+        for floor in ("floor-format", "floor-queue")
+        for metric in ("put_calls", "put_calls_min", "visible_s")
+    ),
+    ("article", "outage_peak_delta_mib"),
+    *(("ours-4mib", m) for m in METRICS[:8]),
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    """Run `python -m bench.run --quick` once for every test of this module."""
+    out = tmp_path_factory.mktemp("bench")
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return results, out, completed.stdout
+
+
+@pytest.mark.slow
+def test_every_contender_reports_every_metric(quick_run: tuple[dict, Path, str]) -> None:
+    """Each contender has a figure for each metric, except the pairs that are n/a by design."""
+    results, _, _ = quick_run
+    assert set(results["summary"]) == set(CONTENDERS)
+    for contender in CONTENDERS:
+        metrics = results["summary"][contender]["metrics"]
+        for metric in METRICS:
+            assert metric in metrics, (contender, metric)
+            median = metrics[metric]["median"]
+            if (contender, metric) in NOT_APPLICABLE:
+                assert median is None, (contender, metric)
+            else:
+                assert isinstance(median, int | float), (contender, metric, median)
+
+
+@pytest.mark.slow
+def test_delivering_contenders_deliver_everything(quick_run: tuple[dict, Path, str]) -> None:
+    """Every handler that sends made its PutLogEvents calls and the reader saw every event."""
+    results, _, _ = quick_run
+    delivered = [
+        run for run in results["runs"] if run["mode"] == "deliver" and "events_expected" in run
+    ]
+    assert {run["contender"] for run in delivered} == {
+        "ours",
+        "ours-spool",
+        "watchtower",
+        "article",
+    }
+    for run in delivered:
+        assert run["events_visible"] == run["events_expected"], run["contender"]
+        assert run["put_calls"] >= run["put_calls_min"] >= 1, run["contender"]
+
+
+@pytest.mark.slow
+def test_outputs_table_picture_and_verdicts(quick_run: tuple[dict, Path, str]) -> None:
+    """The run prints the table and a verdict per target, and writes a PNG next to the JSON."""
+    results, out, stdout = quick_run
+    png = (out / "results.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "caller p50 (us)" in stdout
+    assert "Targets of issue 6" in stdout
+    targets = {verdict["target"] for verdict in results["targets"]}
+    assert {
+        "caller p50 <= 1.2x format-only floor",
+        "caller p99 <= 2x floor's p99",
+        "CPU per delivered event <= 0.7x watchtower",
+        "PutLogEvents calls within one of the minimum",
+        "outage memory bounded by max_queue_bytes",
+    } <= targets
+    assert set(results["imports_ms"]) == {"ours", "watchtower", "boto3 (reference)"}
