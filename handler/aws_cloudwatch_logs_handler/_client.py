@@ -21,7 +21,7 @@ ClientFactory = Callable[[], Any]
 _CLIENT_CONFIG = {
     "retries": {"mode": "standard", "max_attempts": 2},
     "connect_timeout": 3,
-    "read_timeout": 20,
+    "read_timeout": 10,
     "tcp_keepalive": True,
     # We never send what botocore's validator would refuse (empty messages are replaced), and
     # validating 10,000 events per call costs the sender CPU for nothing.

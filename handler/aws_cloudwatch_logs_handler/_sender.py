@@ -92,6 +92,7 @@ class Destination:
         "queue",
         "queued_size",
         "ready",
+        "recreations",
         "retry_at",
         "settled",
         "stream",
@@ -112,6 +113,9 @@ class Destination:
         """The stream is known to exist."""
         self.first_waiting_at: float | None = None
         self.attempts = 0
+        """Failed attempts in a row, for the backoff."""
+        self.recreations = 0
+        """Times in a row the stream had to be created again (the group or stream vanished)."""
         self.retry_at = 0.0
 
     @property
@@ -123,7 +127,7 @@ class Destination:
         """Forget every event (a forked child must not resend its parent's)."""
         self.queue.clear()
         self.in_flight = []
-        self.queued_size = self.enqueued = self.settled = self.attempts = 0
+        self.queued_size = self.enqueued = self.settled = self.attempts = self.recreations = 0
         self.first_waiting_at = None
         self.retry_at = 0.0
 
@@ -141,6 +145,8 @@ class Channel:
         self.closed = False
         self.client: Any = None
         self.after_fork = False
+        self.retention_pending = False
+        """This handler created the group and has not yet set its retention."""
         self.last_stream = PENDING_STREAM
         """The stream written last: kept when idle, since the next record likely goes there too."""
         self.pending_fallback: Callable[[], str] | None = None
@@ -606,18 +612,23 @@ class Sender:
             self._create_group(channel, client)
             with contextlib.suppress(exists):
                 client.create_log_stream(logGroupName=group, logStreamName=stream)
+        if channel.retention_pending:
+            # Retried until it succeeds: a group we created must not keep its events forever
+            # because one PutRetentionPolicy call failed.
+            client.put_retention_policy(
+                logGroupName=group, retentionInDays=channel.settings.retention_days
+            )
+            channel.retention_pending = False
         dest.ready = True
 
     def _create_group(self, channel: Channel, client: Any) -> None:
+        """Create the group; its retention is then due (`_create_stream` applies it)."""
         settings = channel.settings
         try:
             client.create_log_group(logGroupName=settings.log_group)
         except client.exceptions.ResourceAlreadyExistsException:
             return  # someone else created it: its retention is theirs to set
-        if settings.retention_days is not None:
-            client.put_retention_policy(
-                logGroupName=settings.log_group, retentionInDays=settings.retention_days
-            )
+        channel.retention_pending = settings.retention_days is not None
 
     def _put(self, channel: Channel, dest: Destination, client: Any, batch: list[Event]) -> _Sent:
         """Send one batch; return what was sent and what the service rejected."""
@@ -655,13 +666,15 @@ class Sender:
         """Mark ``batch`` settled and wake whoever waits for it (lock held)."""
         channel = dest.channel
         dest.settled += len(batch)
-        if report_recovery and dest.attempts >= 1:
-            channel.settings.reporter.report(
-                "recovered",
-                f"delivering to {channel.settings.log_group!r} again after "
-                f"{dest.attempts} failed attempt(s)",
-            )
-            dest.attempts = 0
+        if report_recovery:
+            dest.recreations = 0
+            if dest.attempts >= 1:
+                channel.settings.reporter.report(
+                    "recovered",
+                    f"delivering to {channel.settings.log_group!r} again after "
+                    f"{dest.attempts} failed attempt(s)",
+                )
+                dest.attempts = 0
         channel.bytes_queued -= _cost(batch)
         if channel.on_settled is not None:
             channel.on_settled(dest, batch)
@@ -697,7 +710,11 @@ class Sender:
         with self._lock:
             channel.counters.retries += 1
             dest.attempts += 1
-            if now and dest.attempts <= 2:
+            if now:
+                dest.recreations += 1
+            if now and dest.recreations <= 2:
+                # Counted apart from the outage's failures, so a group deleted during an outage
+                # is created again at once when the endpoint returns, not after the backoff.
                 delay = 0.0
             else:
                 cap = _BACKOFF_MAX_WHILE_STOPPING_S if self._stopping else _BACKOFF_MAX_S
