@@ -55,7 +55,6 @@ STOP_TIMEOUT_S: Final = 10.0
 # only guarantees the server thread ends even if nobody closes the server.
 _MAX_LONG_POLL_S: Final = 900.0
 _LOG_TAIL_CHARS: Final = 4000
-_READ_CHUNK_BYTES: Final = 65536
 
 
 class RuntimeHarnessError(RuntimeError):
@@ -334,7 +333,7 @@ class LambdaRuntime:
         self.process: subprocess.Popen[bytes] | None = None
         self.frozen = False
         self.results: list[InvocationResult] = []
-        self._pump: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
         self._freeze_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -415,27 +414,39 @@ class LambdaRuntime:
         self.server.start()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-S", "-m", "awslambdaric", self.handler]
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.task_dir,
-            env=self.environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        # The runtime writes straight to the file (no pipe and copier thread in between), so
+        # whatever it printed before posting a result is in the file when the test looks.
+        # The lifeline pipe tells us when it exits: only the child holds its write end, and
+        # the read returns end-of-file once the child is gone.
+        lifeline_read, lifeline_write = os.pipe()
+        try:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=self.task_dir,
+                    env=self.environment(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(lifeline_write,),
+                )
+        except BaseException:
+            os.close(lifeline_read)
+            raise
+        finally:
+            os.close(lifeline_write)
+        self._watcher = threading.Thread(
+            target=self._watch_exit, args=(lifeline_read,), name="lambda-runtime-exit", daemon=True
         )
-        self._pump = threading.Thread(
-            target=self._pump_output, name="lambda-runtime-output", daemon=True
-        )
-        self._pump.start()
+        self._watcher.start()
 
-    def _pump_output(self) -> None:
-        """Copy the runtime's output to the log file; end of output means the process exited."""
-        assert self.process is not None and self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        with self.log_path.open("ab") as log:
-            while chunk := os.read(fd, _READ_CHUNK_BYTES):
-                log.write(chunk)
-                log.flush()
+    def _watch_exit(self, lifeline_read: int) -> None:
+        """Block until the runtime exits (end of file on the lifeline), then wake any waiter."""
+        try:
+            while os.read(lifeline_read, 1):  # the child never writes: this is one blocking read
+                pass
+        finally:
+            os.close(lifeline_read)
         state = self.server.state
         with state.condition:
             state.exited = True
@@ -452,10 +463,8 @@ class LambdaRuntime:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(STOP_TIMEOUT_S)
-        if self._pump is not None:
-            self._pump.join(STOP_TIMEOUT_S)
-        if process is not None and process.stdout is not None:
-            process.stdout.close()
+        if self._watcher is not None:
+            self._watcher.join(STOP_TIMEOUT_S)
         self.server.close()
 
     # -- the freeze ------------------------------------------------------------------------

@@ -6,9 +6,14 @@ One deploy per module to a moto server subprocess; every test reads what it crea
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -27,6 +32,8 @@ from infra.deploy import (
 )
 from infra.local_endpoint import LocalEndpoint, running_local_endpoint
 from infra.policies import READER_GROUP_ACTIONS, WRITER_ACTIONS
+from infra.sample import SOURCE_DIR as SAMPLE_DIR
+from lambda_layer.build import DEFAULT_OUT
 
 CONFIG = infra_config_from_context(cdk_json_context().get)
 
@@ -145,6 +152,84 @@ def test_sample_function_exists(deployed: Deployed) -> None:
     assert function["Environment"]["Variables"] == {"SAMPLE_LOG_GROUP": CONFIG.sample_log_group}
     # moto's CloudFormation drops a function's Layers and LoggingConfig (moto 5.2.5,
     # awslambda/models.py); test_infra_template pins both in the template instead.
+
+
+def test_created_keys_exist_and_rotate(deployed: Deployed) -> None:
+    """One key per group with kms "create" exists, with rotation on."""
+    kms = deployed.client("kms")
+    keys = kms.list_keys()["Keys"]
+    # The bootstrap stack makes no key of its own (it uses the AWS managed one), so every key
+    # here is ours. DescribeKey cannot tell which: moto 5.2.5 keeps a key policy from
+    # CloudFormation as a dict and then fails to json.loads it (500) in kms/policy_validator.py.
+    assert len(keys) == len([group for group in CONFIG.log_groups if group.kms == "create"])
+    for key in keys:
+        assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    # Nor does moto's CloudFormation pass KmsKeyId on to the group; the template test pins it.
+
+
+def test_sample_function_code_delivers_into_its_deployed_group(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """The sample handler, importing the library from the unzipped layer, fills its group."""
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(DEFAULT_OUT) as archive:
+        archive.extractall(opt)
+    request_id = "8f5e7cbb-3a34-4c39-9d8c-2a0f6a3b7b11"
+    # The Lambda runtime's sys.path order: the task directory, then the layer's python/.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(SAMPLE_DIR)!r}, {str(opt / "python")!r}]
+        import aws_cloudwatch_logs_handler, sample_handler
+
+        class Context:
+            aws_request_id = {request_id!r}
+            function_name = "sample"
+            function_version = "$LATEST"
+            invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sample"
+            memory_limit_in_mb = "128"
+            log_group_name = "/aws/lambda/sample"
+            log_stream_name = "2026/11/24/[$LATEST]0123456789abcdef"
+
+            def get_remaining_time_in_millis(self):
+                return 10_000
+
+        assert aws_cloudwatch_logs_handler.__file__.startswith({str(opt)!r})
+        print(sample_handler.handler({{"messages": ["one", "two"]}}, Context()))
+        """
+    )
+    env = {
+        **local_cli_env(deployed.endpoint.url),
+        "AWS_ENDPOINT_URL": deployed.endpoint.url,
+        "SAMPLE_LOG_GROUP": CONFIG.sample_log_group,
+        "AWS_LAMBDA_FUNCTION_NAME": "sample",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+    }
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'logged': 2" in result.stdout
+    logs = deployed.client("logs")
+    streams = [
+        stream["logStreamName"]
+        for stream in logs.describe_log_streams(logGroupName=CONFIG.sample_log_group)["logStreams"]
+        if stream["logStreamName"].endswith(request_id)
+    ]
+    assert len(streams) == 1
+    messages = [
+        event["message"]
+        for event in logs.get_log_events(
+            logGroupName=CONFIG.sample_log_group, logStreamName=streams[0], startFromHead=True
+        )["events"]
+    ]
+    assert [message for message in messages if message in {"one", "two"}] == ["one", "two"]
+    assert any("initialised" in message for message in messages)
 
 
 def test_deploy_takes_well_under_the_cli_timeout(deployed: Deployed) -> None:

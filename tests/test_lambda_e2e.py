@@ -240,7 +240,8 @@ def test_flush_time_added_to_an_invocation_is_measured(
             print(
                 f"\n[e2e] flush added to an invocation of {records:>5} records: "
                 f"median {statistics.median(values):.1f} ms, max {max(values):.1f} ms "
-                f"({TIMING_ROUNDS} rounds, body end -> posted response)"
+                f"(body end -> posted response; rounds: "
+                f"{', '.join(f'{value:.1f}' for value in values)})"
             )
     assert statistics.median(timings[LARGE_RECORDS]) < 10_000
 
