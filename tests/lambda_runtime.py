@@ -106,6 +106,7 @@ class _RuntimeState:
 
     condition: threading.Condition = field(default_factory=threading.Condition)
     pending: deque[_Pending] = field(default_factory=deque)
+    queued: dict[str, _Pending] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
     results: dict[str, InvocationResult] = field(default_factory=dict)
     init_error: InitError | None = None
@@ -176,7 +177,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         with state.condition:
             known = request_id in state.in_flight
             state.in_flight.discard(request_id)
-            pending = self.server.queued.get(request_id)
+            pending = state.queued.get(request_id)
         queued_ns = pending.queued_ns if pending is not None else 0
         if not known:
             with state.condition:
@@ -221,7 +222,6 @@ class RuntimeApiServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.state = _RuntimeState()
-        self.queued: dict[str, _Pending] = {}
         self.freeze_hook: Callable[[], None] | None = None
         self._thread = threading.Thread(
             target=self.serve_forever, name="lambda-runtime-api", daemon=True
@@ -245,7 +245,7 @@ class RuntimeApiServer(ThreadingHTTPServer):
     def queue(self, pending: _Pending) -> None:
         """Hand one event to the next /next long poll."""
         with self.state.condition:
-            self.queued[pending.request_id] = pending
+            self.state.queued[pending.request_id] = pending
             self.state.pending.append(pending)
             self.state.condition.notify_all()
 

@@ -46,8 +46,8 @@ class Delivered:
     @property
     def flush_ms(self) -> float:
         """Time from the function body's end to the posted result: the flush the decorator adds."""
-        body = self.result.json()
-        return (self.result.posted_ns - body["body_end_ns"]) / 1e6
+        body_end_ns = int(self.result.json()["body_end_ns"])
+        return (self.result.posted_ns - body_end_ns) / 1e6
 
 
 @dataclass(frozen=True)
