@@ -200,6 +200,7 @@ def test_construct_ids_come_from_the_name_not_the_position() -> None:
     assert {group.construct_id for group in reordered} == {"AB", "CDEF"}
 
 
+@pytest.mark.slow
 def test_cdk_synth_with_an_invalid_override_fails_naming_the_group_and_field(
     tmp_path: Path,
 ) -> None:

@@ -66,6 +66,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         yield Deployed(endpoint=endpoint, session=session, seconds=time.perf_counter() - started)
 
 
+@pytest.mark.slow
 def test_stack_is_created(deployed: Deployed) -> None:
     """The CLI's deploy leaves the stack in CREATE_COMPLETE on the endpoint."""
     (stack,) = deployed.client("cloudformation").describe_stacks(StackName=CONFIG.stack_name)[
@@ -74,6 +75,7 @@ def test_stack_is_created(deployed: Deployed) -> None:
     assert stack["StackStatus"] == "CREATE_COMPLETE"
 
 
+@pytest.mark.slow
 def test_every_group_exists_with_its_retention(deployed: Deployed) -> None:
     """Each configured group exists, with its retention in days or none for "never"."""
     groups = {
@@ -85,6 +87,7 @@ def test_every_group_exists_with_its_retention(deployed: Deployed) -> None:
         assert groups[config.name].get("retentionInDays") == config.retention_days
 
 
+@pytest.mark.slow
 def test_every_group_carries_its_tags(deployed: Deployed) -> None:
     """The tags declared per group are on the deployed group."""
     client = deployed.client("logs")
@@ -107,6 +110,7 @@ def _policy_document(deployed: Deployed, name_part: str) -> dict[str, Any]:
     return json.loads(document) if isinstance(document, str) else dict(document)
 
 
+@pytest.mark.slow
 def test_writer_policy_exists_with_the_groups_resolved_into_its_arns(deployed: Deployed) -> None:
     """The deployed writer allows exactly its two actions on each group's ARN in this account."""
     (statement,) = _policy_document(deployed, "WriterPolicy")["Statement"]
@@ -117,12 +121,14 @@ def test_writer_policy_exists_with_the_groups_resolved_into_its_arns(deployed: D
     ]
 
 
+@pytest.mark.slow
 def test_reader_policy_exists(deployed: Deployed) -> None:
     """The deployed reader holds the read and query actions."""
     statements = _policy_document(deployed, "ReaderPolicy")["Statement"]
     assert statements[0]["Action"] == sorted(READER_GROUP_ACTIONS)
 
 
+@pytest.mark.slow
 def test_creator_policy_is_absent_by_default(deployed: Deployed) -> None:
     """Without creator_policy in the context, no policy can create groups."""
     names = [
@@ -132,6 +138,7 @@ def test_creator_policy_is_absent_by_default(deployed: Deployed) -> None:
     assert not [name for name in names if "CreatorPolicy" in name]
 
 
+@pytest.mark.slow
 def test_layer_exists_with_its_runtimes_and_version(deployed: Deployed) -> None:
     """One layer version exists, described with the package version, for python3.10-3.14."""
     (layer,) = [
@@ -144,6 +151,7 @@ def test_layer_exists_with_its_runtimes_and_version(deployed: Deployed) -> None:
     assert latest["CompatibleRuntimes"] == [f"python3.{minor}" for minor in range(10, 15)]
 
 
+@pytest.mark.slow
 def test_sample_function_exists(deployed: Deployed) -> None:
     """The sample function exists and knows which configured group to deliver to."""
     (function,) = deployed.client("lambda").list_functions()["Functions"]
@@ -154,6 +162,7 @@ def test_sample_function_exists(deployed: Deployed) -> None:
     # awslambda/models.py); test_infra_template pins both in the template instead.
 
 
+@pytest.mark.slow
 def test_created_keys_exist_and_rotate(deployed: Deployed) -> None:
     """One key per group with kms "create" exists, with rotation on."""
     kms = deployed.client("kms")
@@ -167,6 +176,7 @@ def test_created_keys_exist_and_rotate(deployed: Deployed) -> None:
     # Nor does moto's CloudFormation pass KmsKeyId on to the group; the template test pins it.
 
 
+@pytest.mark.slow
 def test_sample_function_code_delivers_into_its_deployed_group(
     deployed: Deployed, tmp_path: Path
 ) -> None:
@@ -204,6 +214,8 @@ def test_sample_function_code_delivers_into_its_deployed_group(
         "SAMPLE_LOG_GROUP": CONFIG.sample_log_group,
         "AWS_LAMBDA_FUNCTION_NAME": "sample",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        # With the function name, what the library takes as "running in Lambda"; never dialled.
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
     }
     result = subprocess.run(
         [sys.executable, "-I", "-c", script],
@@ -232,6 +244,7 @@ def test_sample_function_code_delivers_into_its_deployed_group(
     assert any("initialised" in message for message in messages)
 
 
+@pytest.mark.slow
 def test_deploy_takes_well_under_the_cli_timeout(deployed: Deployed) -> None:
     """Bootstrap and deploy together finish within two minutes against moto."""
     assert deployed.seconds < 120

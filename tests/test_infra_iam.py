@@ -26,6 +26,8 @@ from infra.config import infra_config_from_context
 from infra.local_endpoint import LocalEndpoint, running_local_endpoint
 from infra.policies import WRITER_ACTIONS
 
+pytestmark = pytest.mark.slow  # one synth and one IAM-enforcing moto server for the module
+
 CONTEXT = cdk_json_context()
 CONFIG = infra_config_from_context(CONTEXT.get)
 NAMES = [group.name for group in CONFIG.log_groups]

@@ -29,6 +29,8 @@ from infra.log_groups import CDK_RETENTION, cdk_retention
 from infra.policies import CREATOR_ACTIONS, READER_GROUP_ACTIONS, READER_QUERY_ACTIONS
 from lambda_layer.build import layer_bytes
 
+pytestmark = pytest.mark.slow  # one real-CLI synth for the module
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTEXT = cdk_json_context()
 CONFIG = infra_config_from_context({**CONTEXT, "creator_policy": True}.get)
