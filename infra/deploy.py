@@ -19,14 +19,15 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
+
+import boto3
 
 from lambda_layer.build import ensure_layer
 
 from .local_endpoint import PROJECT_ROOT, start_local_endpoint
 
-Target = Literal["local", "aws"]
 LOCAL_REGION: Final = "us-east-1"
 LOCAL_ACCOUNT: Final = "123456789012"
 """The account moto answers to fake credentials with."""
@@ -157,8 +158,6 @@ def deploy_aws(*, context: Mapping[str, str] | None = None, output: Path | None 
     Raises:
         DeployError: if bootstrap or deploy fails.
     """
-    import boto3
-
     env = aws_cli_env()
     session = boto3.session.Session()
     if not session.region_name:

@@ -4,8 +4,8 @@ Run as ``python -m infra.local_endpoint``, it binds loopback on a free port, pri
 ``ready <port>`` and serves until SIGTERM/SIGINT. The parent learns the port from that line, so
 there is neither a port race nor a sleep while waiting for the server to come up.
 
-The CDK CLI is given ``http://localhost:<port>``, not 127.0.0.1: it addresses S3 buckets by
-virtual host (``<bucket>.localhost``), which an IP address cannot carry.
+The CDK CLI is given ``http://localhost:<port>`` (see `LocalEndpoint.cli_url`): with 127.0.0.1
+its deploy publishes the assets and then fails with "The specified bucket does not exist".
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class LocalEndpoint:
 
     @property
     def cli_url(self) -> str:
-        """The URL for the CDK CLI, which needs a host name (see the module docstring)."""
+        """The URL for the CDK CLI, which needs the host name (see the module docstring)."""
         return f"http://localhost:{self.port}"
 
     def stop(self) -> None:

@@ -32,10 +32,10 @@ CREATOR_ACTIONS: Final = ("logs:CreateLogGroup", "logs:PutRetentionPolicy", "log
 """What the handler calls when ``create_log_group=True`` finds its group missing."""
 
 _WILDCARD_REASON: Final = (
-    "The trailing ':*' is the log-stream part of this one group's own ARN "
-    "(arn:<partition>:logs:<region>:<account>:log-group:<name>:*): the form AWS evaluates "
-    "CreateLogStream, PutLogEvents and the read actions against. It reaches only streams of a "
-    "group this stack declares, never another group."
+    "The trailing ':*' stands for the streams of this one group: "
+    "arn:<partition>:logs:<region>:<account>:log-group:<name>:* is the ARN CloudWatch Logs "
+    "documents for stream-level actions such as CreateLogStream and PutLogEvents. Log group "
+    "names cannot contain ':', so it cannot reach a stream of any other group."
 )
 
 
@@ -100,8 +100,8 @@ class ReaderPolicy(Construct):
         self, scope: Construct, construct_id: str, *, log_group_names: Sequence[str]
     ) -> None:
         super().__init__(scope, construct_id)
-        # Both forms: AWS evaluates some read actions against the group ARN with ':*' and
-        # documents the resource type without it.
+        # Both forms of each group's ARN: the Service Authorization Reference names the
+        # log-group resource without ':*', while stream-level reads (GetLogEvents) need it.
         group_resources = [
             arn
             for name in log_group_names
@@ -150,8 +150,8 @@ class CreatorPolicy(Construct):
         self, scope: Construct, construct_id: str, *, log_group_names: Sequence[str]
     ) -> None:
         super().__init__(scope, construct_id)
-        # CreateLogGroup is authorized on the group's ARN in its ':*' form, the tagging and
-        # retention calls on the plain ARN; both are listed so each call finds its form.
+        # Both forms of each group's ARN, as for the reader: whichever form AWS evaluates a
+        # create, retention or tagging call against, it matches, and no other group does.
         resources = [
             arn
             for name in log_group_names
