@@ -183,9 +183,17 @@ def parse_log_group(entry: object, *, index: int) -> LogGroupConfig:
         raise InfraConfigError(f"{where}: missing field(s) {_choices(missing)}")
     removal = entry.get("removal_policy", "RETAIN")
     group_class = entry.get("log_group_class")
+    retention = _retention(entry["retention_days"], where=where)
+    if isinstance(group_class, str) and group_class.upper() == "DELIVERY" and retention is not None:
+        # AWS fixes a DELIVERY group's retention itself and refuses a retention policy on it.
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CloudWatch_Logs_Log_Classes.html
+        raise InfraConfigError(
+            f"{where}: retention_days={retention} cannot be set on a log_group_class 'DELIVERY' "
+            f"group; use retention_days {NEVER_EXPIRE!r} (AWS sets its retention) or another class"
+        )
     return LogGroupConfig(
         name=entry["name"],
-        retention_days=_retention(entry["retention_days"], where=where),
+        retention_days=retention,
         removal_policy=cast(
             "RemovalPolicyName",
             _one_of(removal, get_args(RemovalPolicyName), where=where, field="removal_policy"),

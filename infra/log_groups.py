@@ -93,7 +93,10 @@ class ConfiguredLogGroup(Construct):
             self,
             "LogGroup",
             log_group_name=config.name,
-            retention=cdk_retention(config.retention_days),
+            # CDK refuses any retention, even INFINITE, on a DELIVERY group (AWS sets it).
+            retention=None
+            if config.log_group_class == "DELIVERY"
+            else cdk_retention(config.retention_days),
             removal_policy=removal,
             encryption_key=self.key,
             log_group_class=None

@@ -129,6 +129,10 @@ def test_a_json_string_from_the_command_line_is_parsed() -> None:
             [_group(log_group_class="cold")],
             ["('/app/main')", "log_group_class='cold'", "'INFREQUENT_ACCESS'"],
         ),
+        (
+            [_group(log_group_class="DELIVERY")],
+            ["('/app/main')", "retention_days=30", "'DELIVERY'", "'never'"],
+        ),
         ([_group(kms="alias/logs")], ["('/app/main')", "kms='alias/logs'", "'create'", "ARN"]),
         ([_group(tags=["a"])], ["('/app/main')", "tags must be an object"]),
         ([_group(tags={"aws:x": "y"})], ["('/app/main')", "tag key 'aws:x'", "reserved"]),

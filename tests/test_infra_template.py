@@ -25,7 +25,7 @@ from aws_cloudwatch_logs_handler import RETENTION_DAYS, __version__
 from infra.app import cdk_json_context
 from infra.config import LogGroupConfig, infra_config_from_context
 from infra.layer import HandlerLayer
-from infra.log_groups import CDK_RETENTION, cdk_retention
+from infra.log_groups import CDK_RETENTION, ConfiguredLogGroup, cdk_retention
 from infra.policies import CREATOR_ACTIONS, READER_GROUP_ACTIONS, READER_QUERY_ACTIONS
 from lambda_layer.build import layer_bytes
 
@@ -429,3 +429,32 @@ def test_layer_construct_accepts_any_zip_path(tmp_path: Path) -> None:
     stack = Stack(App(), "LayerOnly")
     HandlerLayer(stack, "Layer", zip_path=zip_path)
     Template.from_stack(stack).resource_count_is("AWS::Lambda::LayerVersion", 1)
+
+
+def test_an_existing_key_is_referenced_not_created() -> None:
+    """kms=<key ARN> puts that ARN on the group and creates no key; a DELIVERY group synthesizes."""
+    key_arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    stack = Stack(App(), "ExistingKey")
+    ConfiguredLogGroup(
+        stack,
+        "Group",
+        config=LogGroupConfig(
+            name="/app/delivery",
+            retention_days=None,
+            removal_policy="RETAIN_ON_UPDATE_OR_DELETE",
+            kms=key_arn,
+            log_group_class="DELIVERY",
+        ),
+    )
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::KMS::Key", 0)
+    (group,) = template.find_resources("AWS::Logs::LogGroup").values()
+    assert group["Properties"] == {
+        "LogGroupName": "/app/delivery",
+        "KmsKeyId": key_arn,
+        "LogGroupClass": "DELIVERY",
+    }
+    assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == (
+        "RetainExceptOnCreate",
+        "Retain",
+    )
