@@ -19,8 +19,10 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("PutLogEvents calls", "put_calls", "{:.0f}"),
     ("  minimum possible", "put_calls_min", "{:.0f}"),
     ("flush() after last call (s)", "flush_s", "{:.3f}"),
-    ("all visible after last call (s)", "visible_s", "{:.3f}"),
+    ("all visible, with flush() (s)", "visible_s", "{:.3f}"),
+    ("all visible, no flush() (s)*", "visible_unflushed_s", "{:.2f}"),
     ("outage: peak RSS rise (MiB)", "outage_peak_delta_mib", "{:.1f}"),
+    ("  of it in the 2nd half (MiB)", "outage_second_half_mib", "{:.1f}"),
     ("outage: records logged", "outage_records", "{:.0f}"),
 )
 _RATIO_ROWS: tuple[tuple[str, str], ...] = (

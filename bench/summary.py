@@ -21,8 +21,13 @@ DELIVER_METRICS: tuple[str, ...] = (
     "put_calls_min",
     "flush_s",
     "visible_s",
+    "visible_unflushed_s",
 )
-OUTAGE_METRICS: tuple[str, ...] = ("outage_peak_delta_mib", "outage_records")
+OUTAGE_METRICS: tuple[str, ...] = (
+    "outage_peak_delta_mib",
+    "outage_second_half_mib",
+    "outage_records",
+)
 METRICS: tuple[str, ...] = DELIVER_METRICS + OUTAGE_METRICS
 """Every metric the summary reports for every contender (None where it does not apply)."""
 

@@ -54,28 +54,35 @@ def _outage_runs(runs: list[dict[str, Any]], contender: str) -> list[dict[str, A
 
 
 def _memory_bound(runs: list[dict[str, Any]]) -> Verdict:
-    """Peak memory of the small-bound variant, less what the floor's records cost, vs its bound."""
+    """Judge the small-bound variant: flat once full, and its peak within its bound.
+
+    Two conditions, both needed: memory stops growing once the bound is reached (the rise in the
+    second half of the records is under a quarter of the bound), and the peak rise, less what the
+    floor's records cost any handler in transit, is at most ``max_queue_bytes``.
+    """
     target = "outage memory bounded by max_queue_bytes"
+    label = LABELS[OURS_SMALL_QUEUE]
     ours = by_rep(runs, OURS_SMALL_QUEUE, "outage_peak_delta_mib")
+    second_half = by_rep(runs, OURS_SMALL_QUEUE, "outage_second_half_mib")
     floor = by_rep(runs, FLOOR_FORMAT, "outage_peak_delta_mib")
     details = [run["details"] for run in _outage_runs(runs, OURS_SMALL_QUEUE)]
     bounds = [d.get("max_queue_bytes") for d in details if d.get("max_queue_bytes")]
     dropped = sum(sum(d.get("stats", {}).get("dropped", {}).values()) for d in details)
     if not ours or not bounds:
-        return Verdict(target, LABELS[OURS_SMALL_QUEUE], None, 1.0, None, "n/a: not measured")
+        return Verdict(target, label, None, 1.0, None, "n/a: not measured")
     bound_mib = bounds[0] / _MIB
-    # The floor's rise is what 100,000 records cost any handler in transit (records, strings).
-    ratios = [(ours[rep] - floor.get(rep, 0.0)) / bound_mib for rep in ours]
-    measured = statistics.median(ratios)
+    measured = statistics.median((ours[rep] - floor.get(rep, 0.0)) / bound_mib for rep in ours)
+    growth = statistics.median(second_half.values()) if second_half else None
+    flat = growth is not None and growth <= bound_mib / 4
     how = (
-        f"(peak RSS rise - floor's rise) / max_queue_bytes ({bound_mib:.0f} MiB), "
+        f"(peak RSS rise - floor's) / max_queue_bytes of {bound_mib:.0f} MiB; "
+        f"rise in the second half {growth if growth is not None else float('nan'):.1f} MiB "
+        f"({'flat' if flat else 'still growing'}); "
         f"{dropped} records dropped as queue_full over all repetitions"
     )
     if dropped == 0:
-        return Verdict(
-            target, LABELS[OURS_SMALL_QUEUE], measured, 1.0, None, how + ": bound never reached"
-        )
-    return _at_most(target, OURS_SMALL_QUEUE, measured, 1.0, how)
+        return Verdict(target, label, measured, 1.0, None, how + ": bound never reached")
+    return Verdict(target, label, measured, 1.0, flat and measured <= 1.0, how)
 
 
 def judge(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[Verdict]:

@@ -8,8 +8,10 @@ another, and so that process CPU and peak RSS belong to one handler only.
 deliver: one warm-up record and a flush() first (one-off set-up, threads, clients, group and
 stream, are then out of the window for every contender alike), then N timed `logger.info` calls,
 a flush(), and a reader polling the endpoint until it sees every event.
-outage: the endpoint refuses connections; N records are logged, peak memory is read, and the
-process exits at once without waiting for delivery.
+latency: N records and no flush(); a reader polls until it sees them all (or a deadline passes).
+outage: the endpoint refuses connections; after a warm-up record (and, for a handler that builds
+its client lazily, its first failed attempt), N records are logged, the rise of peak memory is
+read, and the process exits at once without waiting for delivery.
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ def _caller_figures(samples: array.array[int], prefix: str) -> dict[str, float]:
 
 
 def _timed_calls(
-    log: Callable[..., None], calls: int, deadline: float
+    log: Callable[..., None], calls: int, deadline: float, first: int = 0
 ) -> tuple[array.array[int], int]:
     """Make up to ``calls`` logging calls, timing each; stop early only past ``deadline``.
+
+    Messages are numbered from ``first``, so that a run split in parts still logs distinct ones.
 
     Samples go into a preallocated array of machine ints, so recording them allocates nothing
     that would show in the memory figures.
@@ -76,7 +80,7 @@ def _timed_calls(
         if i % _DEADLINE_CHECK_EVERY == 0 and time.perf_counter() > deadline:
             break
         start = clock()
-        log(MESSAGE, i)
+        log(MESSAGE, first + i)
         samples[i] = clock() - start
         made = i + 1
     return samples[:made], made
@@ -105,6 +109,23 @@ class Job:
     spool_dir: str
     deadline_s: float
     """A bound on the logging loop: a handler that blocks its callers must not stall the run."""
+
+
+def _wait_visible(
+    reader: Any, target: tuple[str, str], expected: int, deadline: float
+) -> tuple[int, float]:
+    """Poll the endpoint until a reader sees ``expected`` events or ``deadline`` passes.
+
+    Returns how many it saw and when (perf_counter seconds).
+    """
+    group, stream = target
+    visible = 0
+    while time.perf_counter() < deadline:  # bounded by the deadline
+        visible = count_events(reader, group, stream)
+        if visible >= expected:
+            break
+        time.sleep(_VISIBLE_POLL_S)
+    return visible, time.perf_counter()
 
 
 def _logger(name: str, contender: Contender) -> logging.Logger:
@@ -158,16 +179,10 @@ def deliver(job: Job) -> dict[str, Any]:
         "cpu_per_event_us": (cpu_end - cpu_start) / made * 1e6,
     }
     if contender.target is not None:
-        group_name, stream_name = contender.target
         expected = made + 1  # the warm-up record is delivered too
-        visible = 0
-        deadline = last_call + _VISIBLE_TIMEOUT_S
-        while time.perf_counter() < deadline:  # bounded by _VISIBLE_TIMEOUT_S
-            visible = count_events(reader, group_name, stream_name)
-            if visible >= expected:
-                break
-            time.sleep(_VISIBLE_POLL_S)
-        seen = time.perf_counter()
+        visible, seen = _wait_visible(
+            reader, contender.target, expected, deadline=last_call + _VISIBLE_TIMEOUT_S
+        )
         formatter = logging.Formatter(FORMAT)
         sizes = [
             len(
@@ -207,39 +222,92 @@ def outage(job: Job) -> dict[str, Any]:
     )
     logger = _logger(job.contender, contender)
     logger.info("warm-up")  # starts whatever threads the handler runs
+    contender.prime()
     gc.collect()
     before = _memory_kib()
     started = time.perf_counter()
-    samples, made = _timed_calls(logger.info, job.calls, deadline=started + job.deadline_s)
+    deadline = started + job.deadline_s
+    # Two halves, with memory read between: a handler whose memory is bounded stops growing once
+    # it holds its bound, one bounded by the number of records grows as much again.
+    half = job.calls // 2
+    first, made_first = _timed_calls(logger.info, half, deadline)
+    middle = _memory_kib()
+    second, made_second = _timed_calls(logger.info, job.calls - half, deadline, first=half)
     elapsed = time.perf_counter() - started
     after = _memory_kib()
+    made = made_first + made_second
     result: dict[str, Any] = {
         "outage_records": made,
         "outage_s": elapsed,
-        **_caller_figures(samples, "outage"),
+        **_caller_figures(first + second, "outage"),
         "put_calls_attempted": counter.calls,
         "details": contender.details(),
     }
-    if before and after:
+    if before and middle and after:
         result["outage_rss_before_mib"] = before["VmRSS"] / 1024
         # The high-water mark only rises: its rise is the peak the waiting records cost.
         result["outage_peak_delta_mib"] = (after["VmHWM"] - before["VmHWM"]) / 1024
+        result["outage_second_half_mib"] = (after["VmHWM"] - middle["VmHWM"]) / 1024
         result["outage_rss_delta_mib"] = (after["VmRSS"] - before["VmRSS"]) / 1024
     return result
+
+
+def latency(job: Job) -> dict[str, Any]:
+    """Measure how long records take to become visible when nobody calls flush().
+
+    This is what a user waiting for a log line sees with default settings: the handler's own
+    schedule (this handler's flush_interval_s, watchtower's send_interval) decides.
+    """
+    import boto3
+
+    contender = set_up(
+        job.contender,
+        endpoint_url=job.endpoint_url,
+        group=job.group,
+        counter=PutLogEventsCounter(),
+        spool_dir=job.spool_dir,
+        outage=False,
+    )
+    if contender.target is None:
+        raise UnavailableError("n/a: the floors deliver nowhere")
+    logger = _logger(job.contender, contender)
+    reader = boto3.session.Session(region_name=REGION).client("logs", endpoint_url=job.endpoint_url)
+    logger.info("warm-up")
+    contender.flush()  # group and stream exist, as in a process that has logged before
+    for i in range(job.calls):
+        logger.info(MESSAGE, i)
+    last_call = time.perf_counter()
+    expected = job.calls + 1
+    visible, seen = _wait_visible(
+        reader, contender.target, expected, deadline=last_call + job.deadline_s
+    )
+    return {
+        "latency_records": job.calls,
+        "latency_visible": visible,
+        "visible_unflushed_s": seen - last_call if visible >= expected else None,
+        "latency_deadline_s": job.deadline_s,
+    }
+
+
+_MODES: dict[str, Callable[[Job], dict[str, Any]]] = {
+    "deliver": deliver,
+    "outage": outage,
+    "latency": latency,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one contender in one mode and print its figures as one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--contender", required=True, choices=CONTENDERS)
-    parser.add_argument("--mode", required=True, choices=("deliver", "outage"))
+    parser.add_argument("--mode", required=True, choices=tuple(_MODES))
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--deadline-s", type=float, default=120.0)
     args = parser.parse_args(argv)
 
-    run = deliver if args.mode == "deliver" else outage
+    run = _MODES[args.mode]
     result: dict[str, Any] = {"contender": args.contender, "mode": args.mode}
     spool_dir = tempfile.mkdtemp(prefix="bench-spool-")
     try:
@@ -256,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnavailableError as error:
         result.update({"available": False, "reason": str(error)})
     print(RESULT_PREFIX + json.dumps(result), flush=True)
-    if args.mode == "outage":
-        # Exit without waiting: what is still queued would only wait for a dead endpoint.
+    if args.mode in ("outage", "latency"):
+        # Exit without waiting: what is still queued would only wait for a dead endpoint (or,
+        # past the latency deadline, for a send interval longer than the bench cares to wait).
         shutil.rmtree(spool_dir, ignore_errors=True)
         sys.stderr.flush()
         os._exit(0)
