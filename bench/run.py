@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import endpoint, imports, report, summary, targets
-from bench.peers import ARTICLE, CONTENDERS, LABELS, OUTAGE_ONLY
+from bench.peers import ARTICLE, CONTENDERS, DELIVERS, LABELS, OUTAGE_ONLY
 from bench.worker import FORMAT, MESSAGE, RESULT_PREFIX
 
 DEFAULT_OUT = imports.REPO_ROOT / "bench" / "results"
@@ -38,14 +38,17 @@ class Settings:
     """Fewer for the article's handler: each call waits ~2 ms for its own PutLogEvents."""
     outage_records: int
     outage_deadline_s: float
+    latency_records: int
+    latency_deadline_s: float
+    """Longer than watchtower's default 60 s send interval, so that its figure is real."""
     import_reps: int
     quick: bool
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
         """Full counts by default; tiny ones with ``--quick``; explicit flags win over both."""
-        quick = cls(1, 2_000, 20, 5_000, 20.0, 1, True)
-        full = cls(3, 20_000, 500, 100_000, 60.0, 3, False)
+        quick = cls(1, 2_000, 20, 5_000, 20.0, 100, 5.0, 1, True)
+        full = cls(3, 20_000, 500, 100_000, 60.0, 1_000, 75.0, 3, False)
         base = quick if args.quick else full
         return cls(
             reps=args.reps or base.reps,
@@ -53,6 +56,8 @@ class Settings:
             article_calls=args.article_calls or base.article_calls,
             outage_records=args.outage_records or base.outage_records,
             outage_deadline_s=base.outage_deadline_s,
+            latency_records=base.latency_records,
+            latency_deadline_s=base.latency_deadline_s,
             import_reps=args.reps or base.import_reps,
             quick=base.quick,
         )
@@ -62,35 +67,53 @@ class Settings:
         return self.article_calls if contender == ARTICLE else self.calls
 
 
-def run_worker(
-    contender: str, mode: str, *, url: str, group: str, calls: int, deadline_s: float
-) -> dict[str, Any]:
-    """Run one contender in a fresh process and return its figures (or why it could not run)."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.worker",
-        *("--contender", contender, "--mode", mode, "--endpoint", url),
-        *("--group", group, "--calls", str(calls), "--deadline-s", str(deadline_s)),
-    ]
-    try:
-        completed = subprocess.run(
-            command,
-            capture_output=True,
+@dataclass(frozen=True)
+class WorkerJob:
+    """One worker process: a contender, a mode, and where and how much it logs."""
+
+    contender: str
+    mode: str
+    url: str
+    group: str
+    calls: int
+    deadline_s: float
+
+    def start(self) -> subprocess.Popen[str]:
+        """Start the worker; it inherits an environment that can only reach ``url``."""
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.worker",
+                *("--contender", self.contender, "--mode", self.mode, "--endpoint", self.url),
+                *("--group", self.group, "--calls", str(self.calls)),
+                *("--deadline-s", str(self.deadline_s)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            env=endpoint.fake_aws_environment(url),
+            env=endpoint.fake_aws_environment(self.url),
             cwd=imports.REPO_ROOT,
-            timeout=_WORKER_TIMEOUT_S,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        return _failed(contender, mode, f"worker timed out after {_WORKER_TIMEOUT_S} s")
-    for line in reversed(completed.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
-            return result
-    tail = completed.stderr.strip().splitlines()[-3:]
-    return _failed(contender, mode, f"worker exited {completed.returncode}: {' | '.join(tail)}")
+
+    def result(self, process: subprocess.Popen[str]) -> dict[str, Any]:
+        """Wait for the worker and return its figures (or why it could not run)."""
+        try:
+            stdout, stderr = process.communicate(timeout=_WORKER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return _failed(self.contender, self.mode, f"timed out after {_WORKER_TIMEOUT_S} s")
+        for line in reversed(stdout.splitlines()):
+            if line.startswith(RESULT_PREFIX):
+                result: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
+                return result
+        tail = " | ".join(stderr.strip().splitlines()[-3:])
+        return _failed(self.contender, self.mode, f"worker exited {process.returncode}: {tail}")
+
+    def run(self) -> dict[str, Any]:
+        """Run the worker alone, to completion."""
+        return self.result(self.start())
 
 
 def _failed(contender: str, mode: str, reason: str) -> dict[str, Any]:
@@ -101,6 +124,11 @@ def _progress(rep: int, result: dict[str, Any]) -> str:
     name = f"rep {rep + 1} {result['contender']:<13} {result['mode']:<8}"
     if not result.get("available"):
         return f"{name} n/a: {result.get('reason')}"
+    if result["mode"] == "latency":
+        seconds = result.get("visible_unflushed_s")
+        if seconds is None:
+            return f"{name} not all visible without flush() within the deadline"
+        return f"{name} all visible without flush() after {seconds:.2f} s"
     if result["mode"] == "deliver":
         return (
             f"{name} p50 {result['caller_p50_us']:.2f} us, p99 {result['caller_p99_us']:.2f} us, "
@@ -123,18 +151,44 @@ def measure(settings: Settings, chosen: tuple[str, ...]) -> list[dict[str, Any]]
                 if contender not in OUTAGE_ONLY:
                     jobs.insert(0, ("deliver", url, settings.calls_for(contender)))
                 for mode, url_for_mode, count in jobs:
-                    result = run_worker(
-                        contender,
-                        mode,
-                        url=url_for_mode,
-                        group=group,
-                        calls=count,
-                        deadline_s=settings.outage_deadline_s,
-                    )
+                    result = WorkerJob(
+                        contender, mode, url_for_mode, group, count, settings.outage_deadline_s
+                    ).run()
                     result["rep"] = rep
                     runs.append(result)
                     print(_progress(rep, result), flush=True)
+        runs += _latencies(settings, chosen, url, run_id)
     return runs
+
+
+def _latencies(
+    settings: Settings, chosen: tuple[str, ...], url: str, run_id: str
+) -> list[dict[str, Any]]:
+    """Measure visibility without flush() once, for all delivering contenders at once.
+
+    They spend this time waiting on their own schedules (watchtower's is 60 s), so running them
+    side by side costs one wait instead of one per contender, and disturbs no CPU figure.
+    """
+    jobs = [
+        WorkerJob(
+            contender,
+            "latency",
+            url,
+            f"/bench/{run_id}/latency/{contender}",
+            settings.latency_records,
+            settings.latency_deadline_s,
+        )
+        for contender in chosen
+        if contender in DELIVERS and contender not in OUTAGE_ONLY
+    ]
+    started = [(job, job.start()) for job in jobs]
+    results = []
+    for job, process in started:
+        result = job.result(process)
+        result["rep"] = 0
+        results.append(result)
+        print(_progress(0, result), flush=True)
+    return results
 
 
 def _version(distribution: str) -> str | None:
@@ -160,6 +214,10 @@ def _print_report(
     print()
     print(f"Medians of {settings.reps} repetition(s); ratios are same-repetition pairs.")
     print(report.table(figures, calls))
+    print(
+        f"* one run, delivering contenders side by side: {settings.latency_records} records, "
+        f"no flush(), n/a if not all visible within {settings.latency_deadline_s:g} s"
+    )
     print()
     print("Ranges (min-max over repetitions):")
     print(report.table(figures, calls, spans=True))

@@ -72,6 +72,7 @@ def test_every_contender_reports_every_metric(quick_run: tuple[dict, Path, str])
         for metric in METRICS:
             assert metric in metrics, (contender, metric)
             median = metrics[metric]["median"]
+            assert "visible_unflushed_s" in metrics, contender
             if (contender, metric) in NOT_APPLICABLE:
                 assert median is None, (contender, metric)
             else:
