@@ -36,7 +36,7 @@ layer: $(STAMP)
 	$(PY) -m lambda_layer.build --out build/lambda_layer.zip
 
 synth: $(STAMP) node_modules/.installed layer
-	npx --no-install cdk synth --quiet
+	npx --no-install cdk synth --quiet --no-notices
 
 deploy: $(STAMP) node_modules/.installed layer
 	$(PY) -m infra.deploy $(if $(TARGET),--target $(TARGET),)

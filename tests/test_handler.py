@@ -248,3 +248,20 @@ def test_on_problem_receives_reports_instead_of_logging(make_handler: HandlerFac
     logger.info("y" * 100_000)  # does not fit while the first waits
     assert handler.stats().dropped == {"queue_full": 1}
     assert any("queue" in p and "full" in p for p in problems)
+
+
+def test_region_from_aws_region_alone(
+    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only AWS_REGION set (as in Lambda and many containers) the handler still delivers."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    with mock_aws():
+        handler = make_handler()
+        make_handler.logger(handler).info("regional")
+        assert handler.flush(timeout_s=30)
+        client = boto3.session.Session(region_name="eu-west-1").client("logs")
+        events = client.get_log_events(
+            logGroupName=handler.log_group_name, logStreamName=handler.log_stream_name
+        )["events"]
+        assert [e["message"] for e in events] == ["regional"]

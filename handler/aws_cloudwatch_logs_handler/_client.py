@@ -6,6 +6,7 @@ most of a cold start's cost, and it can wait for the sender thread.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,10 @@ class ClientSource:
                 profile_name=self.profile,
             )
         kwargs: dict[str, Any] = {"config": Config(**_CLIENT_CONFIG)}  # type: ignore[arg-type]
-        if self.region is not None:
-            kwargs["region_name"] = self.region
+        # botocore reads AWS_DEFAULT_REGION; Lambda and many containers set only AWS_REGION.
+        region = self.region or (None if session.region_name else os.environ.get("AWS_REGION"))
+        if region:
+            kwargs["region_name"] = region
         if self.endpoint_url is not None:
             kwargs["endpoint_url"] = self.endpoint_url
         return session.client("logs", **kwargs)
