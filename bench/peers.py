@@ -247,7 +247,9 @@ def _article(*, group: str, counter: PutLogEventsCounter, outage: bool) -> Conte
     # The article builds its client with boto3.client("logs"), from boto3's default session;
     # AWS_ENDPOINT_URL in the worker's environment points it at the endpoint.
     boto3.setup_default_session()
-    counter.register(boto3.DEFAULT_SESSION.events)
+    default_session = boto3.DEFAULT_SESSION
+    assert default_session is not None  # just set up
+    counter.register(default_session.events)
     handler = ArticleCloudWatchLogsHandler(group)
     return Contender(
         handler=handler,

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,12 @@ NOT_APPLICABLE = {
 }
 
 
+QuickRun = tuple[dict[str, Any], Path, str]
+"""The results JSON, the output directory, and what the run printed."""
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     """Run `python -m bench.run --quick` once for every test of this module."""
     out = tmp_path_factory.mktemp("bench")
     completed = subprocess.run(
@@ -63,7 +68,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str
 
 
 @pytest.mark.slow
-def test_every_contender_reports_every_metric(quick_run: tuple[dict, Path, str]) -> None:
+def test_every_contender_reports_every_metric(quick_run: QuickRun) -> None:
     """Each contender has a figure for each metric, except the pairs that are n/a by design."""
     results, _, _ = quick_run
     assert set(results["summary"]) == set(CONTENDERS)
@@ -80,7 +85,7 @@ def test_every_contender_reports_every_metric(quick_run: tuple[dict, Path, str])
 
 
 @pytest.mark.slow
-def test_delivering_contenders_deliver_everything(quick_run: tuple[dict, Path, str]) -> None:
+def test_delivering_contenders_deliver_everything(quick_run: QuickRun) -> None:
     """Every handler that sends made its PutLogEvents calls and the reader saw every event."""
     results, _, _ = quick_run
     delivered = [
@@ -98,7 +103,7 @@ def test_delivering_contenders_deliver_everything(quick_run: tuple[dict, Path, s
 
 
 @pytest.mark.slow
-def test_outputs_table_picture_and_verdicts(quick_run: tuple[dict, Path, str]) -> None:
+def test_outputs_table_picture_and_verdicts(quick_run: QuickRun) -> None:
     """The run prints the table and a verdict per target, and writes a PNG next to the JSON."""
     results, out, stdout = quick_run
     png = (out / "results.png").read_bytes()
