@@ -242,7 +242,7 @@ def test_bad_options_fail_at_construction_naming_the_fix(options: dict[str, Any]
 def test_on_problem_receives_reports_instead_of_logging(make_handler: HandlerFactory) -> None:
     """Delivery problems go to the on_problem callback, not through logging."""
     problems: list[str] = []
-    handler = make_handler(max_queue_bytes=1_048_576 + 120, on_problem=problems.append)
+    handler = make_handler(max_queue_bytes=1_048_576 + 170, on_problem=problems.append)
     logger = make_handler.logger(handler)
     logger.info("x" * 1_000_000)
     logger.info("y" * 100_000)  # does not fit while the first waits

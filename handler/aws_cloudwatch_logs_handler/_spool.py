@@ -34,6 +34,8 @@ from ._reporting import Reporter
 from ._sender import SENDER, Channel, Destination
 
 MAGIC: Final = b"\xc1\x0b"
+SPOOL_OVERHEAD_PER_EVENT: Final = 150
+"""Memory the spool's bookkeeping holds per waiting event (its frame entry and index)."""
 _HEADER: Final = struct.Struct(">2sII")
 _BODY: Final = struct.Struct(">qH")
 _ACK: Final = struct.Struct(">Q")
@@ -137,6 +139,7 @@ class Spool:
         """Journal ``channel``'s events as they are queued, and forget them once settled."""
         channel.on_enqueued = self.append
         channel.on_settled = self.settle
+        channel.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
 
     def _ensure_open(self) -> None:
         """Open this process's journal (again after a fork: the parent's is not ours)."""
