@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from handler_factory import HandlerFactory, handler_factory
 from hypothesis import settings
-from moto_endpoint import MotoEndpoint, fake_aws_environment, running_moto_server
+
+from local_aws.moto_endpoint import MotoEndpoint, fake_aws_environment, running_moto_server
 
 # The machine is shared and noisy (2 cores): a per-example deadline would fail for load, not bugs.
 settings.register_profile("project", deadline=None, print_blob=True)

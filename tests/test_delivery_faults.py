@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from aws_front import LEGACY_EVENT_BYTES_LIMIT, AwsFront
 from fault_proxy import FaultProxy, fault_proxy
-from moto_endpoint import REGION, MotoEndpoint
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler, join_parts
+from local_aws.moto_endpoint import REGION, MotoEndpoint
 
 FLUSH_TIMEOUT_S = 60.0
 """Bound on every flush here: far above what delivery needs, far below pytest's timeout."""

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from handler_factory import HandlerFactory, unique_group
-from moto_endpoint import MotoEndpoint, fake_aws_environment
+
+from local_aws.moto_endpoint import MotoEndpoint, fake_aws_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "app.py"

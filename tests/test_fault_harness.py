@@ -27,7 +27,8 @@ from aws_front import (
     check_put_log_events,
 )
 from fault_proxy import FaultProxy, fault_proxy
-from moto_endpoint import FAKE_CREDENTIALS, REGION, MotoEndpoint
+
+from local_aws.moto_endpoint import FAKE_CREDENTIALS, REGION, MotoEndpoint
 
 NOW_MS = 1_800_000_000_000
 HOUR_MS = 3_600_000

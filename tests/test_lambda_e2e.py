@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from lambda_runtime import InvocationResult, LambdaRuntime, copy_function, unzip_layer
-from moto_endpoint import MotoEndpoint
+
+from local_aws.lambda_runtime import InvocationResult, LambdaRuntime, copy_function, unzip_layer
+from local_aws.moto_endpoint import MotoEndpoint
 
 pytestmark = pytest.mark.slow
 

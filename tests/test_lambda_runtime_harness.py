@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lambda_runtime import LambdaRuntime, RuntimeHarnessError, copy_function, sdk_site_packages
+
+from local_aws.lambda_runtime import (
+    LambdaRuntime,
+    RuntimeHarnessError,
+    copy_function,
+    sdk_site_packages,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from moto_endpoint import MotoEndpoint
+
+from local_aws.moto_endpoint import MotoEndpoint
 
 SCRIPT = '''
     """One process scenario: parent logs, children log, nobody calls close() or flush()."""

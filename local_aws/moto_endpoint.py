@@ -24,9 +24,12 @@ class MotoEndpoint:
 
     def logs_client(self) -> Any:
         """Return a CloudWatch Logs client pointed at this endpoint."""
-        return boto3.session.Session(region_name=REGION, **FAKE_CREDENTIALS).client(
-            "logs", endpoint_url=self.url
+        session = boto3.session.Session(
+            region_name=REGION,
+            aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
         )
+        return session.client("logs", endpoint_url=self.url)
 
     def reset(self) -> None:
         """Forget every resource, as an endpoint restarted with no state would."""
