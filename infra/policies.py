@@ -89,6 +89,18 @@ class WriterPolicy(Construct):
         _acknowledge_stream_wildcards(self.policy, log_group_names)
 
 
+def _both_arn_forms(scope: Construct, log_group_names: Sequence[str]) -> list[str]:
+    """Each group's ARN without and with the streams suffix ``:*``, group by group."""
+    return [
+        arn
+        for name in log_group_names
+        for arn in (
+            log_group_arn(scope, name, streams=False),
+            log_group_arn(scope, name, streams=True),
+        )
+    ]
+
+
 class ReaderPolicy(Construct):
     """A managed policy to read, filter and query (Logs Insights) the given groups.
 
@@ -102,14 +114,7 @@ class ReaderPolicy(Construct):
         super().__init__(scope, construct_id)
         # Both forms of each group's ARN: the Service Authorization Reference names the
         # log-group resource without ':*', while stream-level reads (GetLogEvents) need it.
-        group_resources = [
-            arn
-            for name in log_group_names
-            for arn in (
-                log_group_arn(self, name, streams=False),
-                log_group_arn(self, name, streams=True),
-            )
-        ]
+        group_resources = _both_arn_forms(self, log_group_names)
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",
@@ -152,14 +157,7 @@ class CreatorPolicy(Construct):
         super().__init__(scope, construct_id)
         # Both forms of each group's ARN, as for the reader: whichever form AWS evaluates a
         # create, retention or tagging call against, it matches, and no other group does.
-        resources = [
-            arn
-            for name in log_group_names
-            for arn in (
-                log_group_arn(self, name, streams=False),
-                log_group_arn(self, name, streams=True),
-            )
-        ]
+        resources = _both_arn_forms(self, log_group_names)
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",

@@ -19,19 +19,24 @@ _GROUP_NAME: Final = re.compile(r"[.\-_/#A-Za-z0-9]+")
 _STREAM_FORBIDDEN: Final = re.compile(r"[:*]")
 
 
+def _check_length(setting: str, name: object, limit: int) -> str:
+    """Return ``name`` if it is a string of 1 to ``limit`` characters, else raise."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"{setting} must be a non-empty string, got {name!r}")
+    if len(name) > limit:
+        raise ConfigurationError(
+            f"{setting} {name[:40]!r}... has {len(name)} characters; the limit is {limit}"
+        )
+    return name
+
+
 def validate_log_group_name(name: object) -> str:
     """Return ``name`` if CloudWatch Logs accepts it as a log group name, else raise.
 
     Raises:
         ConfigurationError: naming the rule that ``name`` breaks.
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"log_group must be a non-empty string, got {name!r}")
-    if len(name) > MAX_LOG_GROUP_NAME_CHARS:
-        raise ConfigurationError(
-            f"log_group {name[:40]!r}... has {len(name)} characters; "
-            f"the limit is {MAX_LOG_GROUP_NAME_CHARS}"
-        )
+    name = _check_length("log_group", name, MAX_LOG_GROUP_NAME_CHARS)
     if not _GROUP_NAME.fullmatch(name):
         bad = sorted({char for char in name if not _GROUP_NAME.fullmatch(char)})
         raise ConfigurationError(
@@ -51,13 +56,7 @@ def validate_log_stream_name(name: object) -> str:
     Raises:
         ConfigurationError: naming the rule that ``name`` breaks.
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"log_stream must be a non-empty string, got {name!r}")
-    if len(name) > MAX_LOG_STREAM_NAME_CHARS:
-        raise ConfigurationError(
-            f"log_stream {name[:40]!r}... has {len(name)} characters; "
-            f"the limit is {MAX_LOG_STREAM_NAME_CHARS}"
-        )
+    name = _check_length("log_stream", name, MAX_LOG_STREAM_NAME_CHARS)
     if _STREAM_FORBIDDEN.search(name):
         raise ConfigurationError(
             f"log_stream {name!r} contains ':' or '*', which log stream names may not contain"

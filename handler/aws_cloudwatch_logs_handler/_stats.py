@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 DropReason = Literal[
     "queue_full",
@@ -20,16 +20,7 @@ DropReason = Literal[
 ]
 """Why a record or event was not delivered. Every drop is counted under one of these."""
 
-DROP_REASONS: Final[tuple[DropReason, ...]] = (
-    "queue_full",
-    "too_old",
-    "too_new",
-    "expired",
-    "invalid",
-    "after_close",
-    "undelivered_at_exit",
-    "spool_corrupt",
-)
+DROP_REASONS: Final[tuple[DropReason, ...]] = get_args(DropReason)
 
 
 @dataclass(frozen=True)
