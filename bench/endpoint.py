@@ -11,10 +11,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from local_aws.moto_endpoint import read_events, reset_endpoint
 
 REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
@@ -103,31 +104,12 @@ def dead_endpoint() -> Iterator[str]:
 
 def reset(endpoint_url: str) -> None:
     """Make moto forget every resource, so each repetition starts from an empty endpoint."""
-    # Only ever called with the moto server's own http://127.0.0.1 URL.
-    request = urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback only)
-        response.read()
+    reset_endpoint(endpoint_url)
 
 
 def count_events(client: Any, group: str, stream: str) -> int:
     """Return how many events a reader sees in one stream right now."""
-    count = 0
-    token: str | None = None
-    for _ in range(10_000):  # bounded: far more pages than any run writes
-        kwargs: dict[str, Any] = {
-            "logGroupName": group,
-            "logStreamName": stream,
-            "startFromHead": True,
-        }
-        if token:
-            kwargs["nextToken"] = token
-        try:
-            page = client.get_log_events(**kwargs)
-        except client.exceptions.ResourceNotFoundException:
-            return 0  # the stream does not exist yet: nothing is visible
-        count += len(page["events"])
-        # moto repeats the token once the stream is exhausted.
-        if not page["events"] or page.get("nextForwardToken") == token:
-            return count
-        token = page.get("nextForwardToken")
-    return count
+    try:
+        return len(read_events(client, group, stream))
+    except client.exceptions.ResourceNotFoundException:
+        return 0  # the stream does not exist yet: nothing is visible

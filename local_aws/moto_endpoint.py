@@ -33,31 +33,11 @@ class MotoEndpoint:
 
     def reset(self) -> None:
         """Forget every resource, as an endpoint restarted with no state would."""
-        import urllib.request
-
-        # The URL is this server's own http://127.0.0.1 address, never user input.
-        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            response.read()
+        reset_endpoint(self.url)
 
     def events(self, group: str, stream: str) -> list[dict[str, Any]]:
         """Return every event the endpoint holds for one stream, oldest first."""
-        client = self.logs_client()
-        events: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:  # bounded: moto returns the same token once the stream is exhausted
-            kwargs: dict[str, Any] = {
-                "logGroupName": group,
-                "logStreamName": stream,
-                "startFromHead": True,
-            }
-            if token:
-                kwargs["nextToken"] = token
-            page = client.get_log_events(**kwargs)
-            events.extend(page["events"])
-            if not page["events"] or page.get("nextForwardToken") == token:
-                return events
-            token = page.get("nextForwardToken")
+        return read_events(self.logs_client(), group, stream)
 
     def messages(self, group: str, stream: str) -> list[str]:
         """Return the messages of one stream, oldest first."""
@@ -99,3 +79,37 @@ def fake_aws_environment(endpoint_url: str | None = None) -> dict[str, str]:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"):
         os.environ.pop(name, None)
     return env
+
+
+def reset_endpoint(endpoint_url: str) -> None:
+    """Make the moto server at ``endpoint_url`` forget every resource."""
+    import urllib.request
+
+    # Only ever called with a moto server's own http://127.0.0.1 URL, never user input.
+    request = urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        response.read()
+
+
+_MAX_PAGES = 10_000  # far more pages than any test or benchmark writes
+
+
+def read_events(client: Any, group: str, stream: str) -> list[dict[str, Any]]:
+    """Return every event a reader sees in one stream now, oldest first."""
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    for _ in range(_MAX_PAGES):
+        kwargs: dict[str, Any] = {
+            "logGroupName": group,
+            "logStreamName": stream,
+            "startFromHead": True,
+        }
+        if token:
+            kwargs["nextToken"] = token
+        page = client.get_log_events(**kwargs)
+        events.extend(page["events"])
+        # moto repeats the token once the stream is exhausted.
+        if not page["events"] or page.get("nextForwardToken") == token:
+            break
+        token = page.get("nextForwardToken")
+    return events
