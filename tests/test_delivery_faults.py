@@ -561,3 +561,31 @@ def test_logging_threads_during_a_cut_lose_nothing(
     print(f"measured: {figures}")
     assert tally.lost == tally.duplicated == tally.unexpected == 0, figures
     assert all(order.values()), figures
+
+
+def test_a_refused_batch_is_split_and_only_the_bad_event_dropped(
+    moto_server: MotoEndpoint, make_logging: MakeLogging
+) -> None:
+    """An InvalidParameterException is never resent as is: the batch is halved, the rest delivered.
+
+    The front enforces the old 256 KB event limit while the handler allows 1 MB, so one 500 KB
+    event makes AWS (the front) refuse whatever batch carries it.
+    """
+    with AwsFront(moto_server.url, max_event_bytes=LEGACY_EVENT_BYTES_LIMIT) as front:
+        log = make_logging(front.url, flush_interval_s=5.0)
+        log.log(20, "before")
+        log.logger.info("b" * 500_000)
+        log.log(20, "after")
+        log.flush()
+        got = received(moto_server, log)
+        refusals = front.refused
+        stats = log.handler.stats()
+    tally = Tally.of(log.sent, got)
+    figures = f"{tally}; refusals={len(refusals)}; dropped={dict(stats.dropped)}"
+    print(f"measured: {figures}")
+    assert tally.perfect, figures
+    assert dict(stats.dropped) == {"invalid": 1}, figures
+    # Halving 41 events down to the bad one takes about log2(41) refusals, never a repeat loop.
+    assert 1 <= len(refusals) <= 7, figures
+    assert all(r.reason == "event_bytes" for r in refusals), figures
+    assert any("refused" in p for p in log.problems), log.problems
