@@ -51,6 +51,8 @@ MEMORY_OVERHEAD_PER_EVENT: Final = 170
 allocator's fragmentation on top; counting this much keeps real memory within the bound."""
 """Bytes a queued event holds beside its text (tuple, str header, deque slot): the memory bound."""
 
+_JITTER: Final = random.Random()
+"""Our own generator: a library must not draw from (and so disturb) the application's."""
 _BACKOFF_FIRST_S: Final = 0.2
 _BACKOFF_MAX_S: Final = 20.0
 _BACKOFF_MAX_WHILE_STOPPING_S: Final = 0.5
@@ -724,7 +726,7 @@ class Sender:
             else:
                 cap = _BACKOFF_MAX_WHILE_STOPPING_S if self._stopping else _BACKOFF_MAX_S
                 ceiling = min(cap, _BACKOFF_FIRST_S * 2 ** min(dest.attempts, 16))
-                delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+                delay = ceiling / 2 + _JITTER.uniform(0, ceiling / 2)
             dest.retry_at = time.monotonic() + delay
         # Say it when a stream starts failing, then ever more rarely while it goes on.
         attempts = dest.attempts
