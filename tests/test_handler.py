@@ -169,17 +169,22 @@ def test_flush_with_a_timeout_returns_false_when_the_endpoint_is_down(
     assert handler.stats().events_queued == 1
 
 
-def test_emit_is_quick_while_the_endpoint_is_down(make_handler: HandlerFactory) -> None:
-    """Logging during an outage only queues: 1,000 calls take well under a second."""
-    handler = make_handler(
-        endpoint_url="http://127.0.0.1:9", region="us-east-1", shutdown_timeout_s=0.2
+@pytest.mark.usefixtures("aws")
+def test_every_aws_call_happens_on_the_sender_thread(make_handler: HandlerFactory) -> None:
+    """The caller's thread never talks to AWS: emit only queues, the sender makes every call."""
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+    callers: set[int] = set()
+    client.meta.events.register(
+        "before-call.cloudwatch-logs.*", lambda **_: callers.add(threading.get_ident())
     )
+    handler = make_handler(client=client)
     logger = make_handler.logger(handler)
-    started = time.monotonic()
     for i in range(1000):
         logger.info("queued %d", i)
-    assert time.monotonic() - started < 1.0
-    assert handler.stats().records_accepted == 1000
+    assert handler.flush(timeout_s=30)
+    assert callers and threading.get_ident() not in callers
+    assert len(callers) == 1
+    assert handler.stats().events_delivered == 1000
 
 
 @pytest.mark.usefixtures("aws")
