@@ -117,9 +117,14 @@ class Spool:
         self._path = directory
         self._size = 0
         self._acked = 0
-        # Frames in journal order: [end offset, settled]; events map to their frame by identity.
-        self._frames: deque[list[int]] = deque()
-        self._by_event: dict[int, list[int]] = {}
+        # Frames are numbered in journal order; ``_ends`` holds the end offset of every frame from
+        # number ``_first`` on. Plain ints, not an object per frame: nothing here for the garbage
+        # collector to walk on every logging call.
+        self._first = 0
+        self._next = 0
+        self._ends: deque[int] = deque()
+        self._number_of: dict[int, int] = {}  # id(event) -> its frame's number
+        self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
 
     @classmethod
     def open(cls, directory: Path, *, group: str, reporter: Reporter) -> Spool:
@@ -158,34 +163,40 @@ class Spool:
         self._ack_fd = os.open(
             self._path.with_suffix(".ack"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         )
-        self._size = self._acked = 0
-        self._frames.clear()
-        self._by_event.clear()
+        self._size = self._acked = self._first = self._next = 0
+        self._ends.clear()
+        self._number_of.clear()
+        self._settled.clear()
 
     def append(self, dest: Destination, events: list[Event]) -> None:
         """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
-        self._ensure_open()
+        if self._pid != os.getpid():
+            self._ensure_open()
         encoded = [encode_frame(dest.stream, event) for event in events]
         os.write(self._fd, b"".join(encoded))
+        ends, number_of, size, number = self._ends, self._number_of, self._size, self._next
         for event, frame_bytes in zip(events, encoded, strict=True):
-            self._size += len(frame_bytes)
-            frame = [self._size, 0]
-            self._frames.append(frame)
-            self._by_event[id(event)] = frame
+            size += len(frame_bytes)
+            ends.append(size)
+            number_of[id(event)] = number
+            number += 1
+        self._size, self._next = size, number
 
     def settle(self, dest: Destination, events: list[Event]) -> None:
         """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
         for event in events:
-            frame = self._by_event.pop(id(event), None)
-            if frame is not None:
-                frame[1] = 1
+            number = self._number_of.pop(id(event), None)
+            if number is not None:
+                self._settled.add(number)
         advanced = False
-        while self._frames and self._frames[0][1]:
-            self._acked = self._frames.popleft()[0]
+        while self._first in self._settled:
+            self._settled.discard(self._first)
+            self._acked = self._ends.popleft()
+            self._first += 1
             advanced = True
         if not advanced or self._fd < 0:
             return
-        if not self._frames:
+        if not self._ends:
             # Everything is settled: start the journal afresh rather than let it grow forever.
             os.ftruncate(self._fd, 0)
             self._size = self._acked = 0
