@@ -6,11 +6,7 @@ One deploy per module to a moto server subprocess; every test reads what it crea
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +28,11 @@ from infra.deploy import (
 )
 from infra.local_endpoint import LocalEndpoint, running_local_endpoint
 from infra.policies import READER_GROUP_ACTIONS, WRITER_ACTIONS
+from infra.sample import HANDLER as SAMPLE_HANDLER
+from infra.sample import LOG_GROUP_ENV
 from infra.sample import SOURCE_DIR as SAMPLE_DIR
 from lambda_layer.build import DEFAULT_OUT
+from local_aws.lambda_runtime import LambdaRuntime, copy_function, unzip_layer
 
 CONFIG = infra_config_from_context(cdk_json_context().get)
 
@@ -180,68 +179,40 @@ def test_created_keys_exist_and_rotate(deployed: Deployed) -> None:
 def test_sample_function_code_delivers_into_its_deployed_group(
     deployed: Deployed, tmp_path: Path
 ) -> None:
-    """The sample handler, importing the library from the unzipped layer, fills its group."""
-    opt = tmp_path / "opt"
-    with zipfile.ZipFile(DEFAULT_OUT) as archive:
-        archive.extractall(opt)
-    request_id = "8f5e7cbb-3a34-4c39-9d8c-2a0f6a3b7b11"
-    # The Lambda runtime's sys.path order: the task directory, then the layer's python/.
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.path[:0] = [{str(SAMPLE_DIR)!r}, {str(opt / "python")!r}]
-        import aws_cloudwatch_logs_handler, sample_handler
+    """The sample function under awslambdaric, with the library from the layer, fills its group.
 
-        class Context:
-            aws_request_id = {request_id!r}
-            function_name = "sample"
-            function_version = "$LATEST"
-            invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sample"
-            memory_limit_in_mb = "128"
-            log_group_name = "/aws/lambda/sample"
-            log_stream_name = "2026/11/24/[$LATEST]0123456789abcdef"
-
-            def get_remaining_time_in_millis(self):
-                return 10_000
-
-        assert aws_cloudwatch_logs_handler.__file__.startswith({str(opt)!r})
-        print(sample_handler.handler({{"messages": ["one", "two"]}}, Context()))
-        """
-    )
-    env = {
-        **local_cli_env(deployed.endpoint.url),
-        "AWS_ENDPOINT_URL": deployed.endpoint.url,
-        "SAMPLE_LOG_GROUP": CONFIG.sample_log_group,
-        "AWS_LAMBDA_FUNCTION_NAME": "sample",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        # With the function name, what the library takes as "running in Lambda"; never dialled.
-        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
-    }
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "'logged': 2" in result.stdout
-    logs = deployed.client("logs")
-    streams = [
-        stream["logStreamName"]
-        for stream in logs.describe_log_streams(logGroupName=CONFIG.sample_log_group)["logStreams"]
-        if stream["logStreamName"].endswith(request_id)
-    ]
-    assert len(streams) == 1
-    messages = [
-        event["message"]
-        for event in logs.get_log_events(
-            logGroupName=CONFIG.sample_log_group, logStreamName=streams[0], startFromHead=True
-        )["events"]
-    ]
-    assert [message for message in messages if message in {"one", "two"}] == ["one", "two"]
-    assert any("initialised" in message for message in messages)
+    The runtime is frozen the moment it posts the response; the records must already be there.
+    """
+    layer_python = unzip_layer(DEFAULT_OUT, tmp_path / "opt")
+    module = SAMPLE_HANDLER.partition(".")[0]
+    copy_function(SAMPLE_DIR / f"{module}.py", tmp_path / "task", module_name=module)
+    with LambdaRuntime(
+        tmp_path / "task",
+        handler=SAMPLE_HANDLER,
+        layer_python_dir=layer_python,
+        endpoint_url=deployed.endpoint.url,
+        function_name="sample",
+        log_path=tmp_path / "runtime.log",
+        extra_env={LOG_GROUP_ENV: CONFIG.sample_log_group},
+    ) as runtime:
+        result = runtime.invoke({"messages": ["one", "two"]})
+        assert result.json()["logged"] == 2, result
+        logs = deployed.client("logs")
+        streams = [
+            stream["logStreamName"]
+            for stream in logs.describe_log_streams(logGroupName=CONFIG.sample_log_group)[
+                "logStreams"
+            ]
+            if stream["logStreamName"].endswith(result.request_id)
+        ]
+        assert len(streams) == 1
+        messages = [
+            event["message"]
+            for event in logs.get_log_events(
+                logGroupName=CONFIG.sample_log_group, logStreamName=streams[0], startFromHead=True
+            )["events"]
+        ]
+    assert messages == ["sample function initialised", "one", "two"]
 
 
 @pytest.mark.slow
