@@ -1,6 +1,6 @@
 """Managed policies for the configured groups: a writer, a reader and an optional creator.
 
-The writer allows exactly the calls the handler makes to deliver (docs/api-contract.md), on the
+The writer allows exactly the calls the handler makes to deliver, on the
 configured groups only. Actions and resource types come from the Service Authorization Reference:
 https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html
 """
