@@ -36,6 +36,12 @@ class Event(NamedTuple):
     """UTF-8 bytes of ``message`` plus the 26 bytes AWS adds per event."""
 
 
+def _event(timestamp_ms: int, text: str, text_bytes: int | None = None) -> Event:
+    """An event for ``text``, sized as AWS counts it."""
+    size = utf8_size(text) if text_bytes is None else text_bytes
+    return Event(timestamp_ms, text, size + EVENT_OVERHEAD_BYTES)
+
+
 def utf8_size(message: str) -> int:
     """Return how many UTF-8 bytes ``message`` takes (cheap for ASCII, the common case)."""
     return len(message) if message.isascii() else len(message.encode("utf-8"))
@@ -72,7 +78,7 @@ def make_events(
     text = repair_text(message)
     size = utf8_size(text)
     if size <= max_event_bytes:
-        return [Event(timestamp_ms, text, size + EVENT_OVERHEAD_BYTES)]
+        return [_event(timestamp_ms, text, size)]
     if oversize == "truncate":
         return [truncate(timestamp_ms, text, max_event_bytes=max_event_bytes)]
     return split(timestamp_ms, text, max_event_bytes=max_event_bytes)
@@ -105,7 +111,7 @@ def split(timestamp_ms: int, text: str, *, max_event_bytes: int) -> list[Event]:
     for index in range(total):
         piece = data[cuts[index] : cuts[index + 1]].decode("utf-8")
         part = f"[part {index + 1}/{total} id={part_id}] {piece}"
-        events.append(Event(timestamp_ms, part, utf8_size(part) + EVENT_OVERHEAD_BYTES))
+        events.append(_event(timestamp_ms, part))
     return events
 
 
@@ -141,4 +147,4 @@ def truncate(timestamp_ms: int, text: str, *, max_event_bytes: int) -> Event:
     cut = _cut_points(data, max_event_bytes - _TRUNCATION_MARKER_RESERVE)[1]
     kept = data[:cut].decode("utf-8")
     message = f"{kept} [truncated {len(data) - cut} bytes]"
-    return Event(timestamp_ms, message, utf8_size(message) + EVENT_OVERHEAD_BYTES)
+    return _event(timestamp_ms, message)

@@ -154,10 +154,9 @@ class CloudWatchLogsHandler(logging.Handler):
         self._max_event_bytes = max_event_bytes
         self._oversize: OversizePolicy = oversize
         self._shutdown_timeout_s = shutdown_timeout_s
-        self._excluded = tuple(name for name in exclude_loggers) + tuple(
-            f"{name}." for name in exclude_loggers
-        )
+        # A logger is excluded with its children: "botocore" and "botocore.x", not "botocorex".
         self._excluded_exact = frozenset(exclude_loggers)
+        self._excluded_children = tuple(f"{name}." for name in exclude_loggers)
         self._excluded_cache: dict[str, bool] = {}  # logger names are few; decide each once
         self._streams: StreamNamer = default_stream_namer(
             log_stream, per_environment=per_environment_stream, fallback=dated_uuid_stream_name
@@ -249,7 +248,7 @@ class CloudWatchLogsHandler(logging.Handler):
         return bool(verdict)
 
     def _is_excluded(self, name: str) -> bool:
-        return name in self._excluded_exact or name.startswith(self._excluded)
+        return name in self._excluded_exact or name.startswith(self._excluded_children)
 
     # logging.Handler.flush() takes no argument and returns None; ours accepts a bound and says
     # whether everything was delivered, and is still callable as logging.shutdown() calls it.

@@ -65,16 +65,13 @@ def stream_name_for(context: Any, *, now: datetime | None = None) -> str:
     A request id then leads straight to its logs; the date (UTC) keeps the console's listing in
     order, as Lambda's own stream names do.
     """
-    moment = now if now is not None else _utc_now()
-    function = getattr(context, "function_name", None) or os.environ.get(
-        "AWS_LAMBDA_FUNCTION_NAME", "function"
-    )
-    version = getattr(context, "function_version", None) or os.environ.get(
-        "AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"
-    )
     request_id = getattr(context, "aws_request_id", None) or os.urandom(16).hex()
-    name = f"{moment:%Y/%m/%d}/{function}/[{version}]{request_id}"
-    return stream_name_part(name)[-MAX_LOG_STREAM_NAME_CHARS:]
+    return _lambda_stream_name(
+        request_id,
+        function=getattr(context, "function_name", None),
+        version=getattr(context, "function_version", None),
+        now=now,
+    )
 
 
 def environment_stream_name(*, now: datetime | None = None) -> str:
@@ -83,12 +80,24 @@ def environment_stream_name(*, now: datetime | None = None) -> str:
     Used for records that no invocation claimed: a function without `flush_after_invocation`,
     or an environment that ends during its init phase.
     """
-    moment = now if now is not None else _utc_now()
-    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
-    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
     lambda_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
     environment_id = lambda_stream.rpartition("]")[2] or os.urandom(16).hex()
-    return stream_name_part(f"{moment:%Y/%m/%d}/{function}/[{version}]{environment_id}")
+    return _lambda_stream_name(environment_id, function=None, version=None, now=now)
+
+
+def _lambda_stream_name(
+    suffix: str, *, function: str | None, version: str | None, now: datetime | None
+) -> str:
+    """``YYYY/MM/DD/<function>/[<version>]<suffix>``, made valid: no ':' or '*', at most 512.
+
+    Function and version default to the runtime's environment; a long name loses its head, so
+    the request or environment id at its end survives.
+    """
+    moment = now if now is not None else _utc_now()
+    function = function or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
+    version = version or os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+    name = f"{moment:%Y/%m/%d}/{function}/[{version}]{suffix}"
+    return stream_name_part(name)[-MAX_LOG_STREAM_NAME_CHARS:]
 
 
 def bind(context: Any) -> Invocation:

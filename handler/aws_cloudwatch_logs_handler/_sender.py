@@ -278,16 +278,15 @@ class Sender:
         if policy == "drop_oldest":
             for dest in channel.destinations.values():
                 dropped: list[Event] = []
-                while dest.queue and channel.bytes_queued + cost > limit:
+                freed = 0
+                while dest.queue and channel.bytes_queued - freed + cost > limit:
                     event = dest.queue.popleft()
                     dest.queued_size -= event.size
-                    channel.bytes_queued -= event.size + channel.overhead_per_event
+                    freed += event.size + channel.overhead_per_event
                     dropped.append(event)
                 if dropped:
-                    # Released without their bytes: those were already taken off above.
-                    channel.bytes_queued += _cost(channel, dropped)
                     channel.counters.dropped["queue_full"] += len(dropped)
-                    self._release(dest, dropped, report_recovery=False)
+                    self._release(dest, dropped, report_recovery=False)  # frees their bytes
             return channel.bytes_queued + cost <= limit
         if policy == "block" and threading.get_ident() != self.thread_ident:
             deadline = time.monotonic() + channel.settings.block_timeout_s

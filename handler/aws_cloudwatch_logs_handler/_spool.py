@@ -170,8 +170,7 @@ class Spool:
 
     def append(self, dest: Destination, events: list[Event]) -> None:
         """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
-        if self._pid != os.getpid():
-            self._ensure_open()
+        self._ensure_open()
         encoded = [encode_frame(dest.stream, event) for event in events]
         os.write(self._fd, b"".join(encoded))
         ends, number_of, size, number = self._ends, self._number_of, self._size, self._next
