@@ -63,6 +63,21 @@ def _acknowledge_stream_wildcards(policy: Construct, names: Sequence[str]) -> No
         acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason=_WILDCARD_REASON)
 
 
+def _group_policy(
+    scope: Construct,
+    log_group_names: Sequence[str],
+    *,
+    description: str,
+    statements: Sequence[iam.PolicyStatement],
+) -> iam.ManagedPolicy:
+    """A managed policy on the configured groups, its ``:*`` stream wildcards acknowledged."""
+    policy = iam.ManagedPolicy(
+        scope, "Policy", description=description, statements=list(statements)
+    )
+    _acknowledge_stream_wildcards(policy, log_group_names)
+    return policy
+
+
 class WriterPolicy(Construct):
     """A managed policy allowing exactly CreateLogStream and PutLogEvents on the given groups.
 
@@ -74,9 +89,9 @@ class WriterPolicy(Construct):
         self, scope: Construct, construct_id: str, *, log_group_names: Sequence[str]
     ) -> None:
         super().__init__(scope, construct_id)
-        self.policy = iam.ManagedPolicy(
+        self.policy = _group_policy(
             self,
-            "Policy",
+            log_group_names,
             description="Deliver log events to the configured CloudWatch Logs groups (no create)",
             statements=[
                 iam.PolicyStatement(
@@ -86,7 +101,6 @@ class WriterPolicy(Construct):
                 )
             ],
         )
-        _acknowledge_stream_wildcards(self.policy, log_group_names)
 
 
 def _both_arn_forms(scope: Construct, log_group_names: Sequence[str]) -> list[str]:
@@ -115,9 +129,9 @@ class ReaderPolicy(Construct):
         # Both forms of each group's ARN: the Service Authorization Reference names the
         # log-group resource without ':*', while stream-level reads (GetLogEvents) need it.
         group_resources = _both_arn_forms(self, log_group_names)
-        self.policy = iam.ManagedPolicy(
+        self.policy = _group_policy(
             self,
-            "Policy",
+            log_group_names,
             description="Read, filter and query the configured CloudWatch Logs groups",
             statements=[
                 iam.PolicyStatement(
@@ -132,7 +146,6 @@ class ReaderPolicy(Construct):
                 ),
             ],
         )
-        _acknowledge_stream_wildcards(self.policy, log_group_names)
         acknowledge(
             self.policy,
             "AwsSolutions-IAM5[Resource::*]",
@@ -158,9 +171,9 @@ class CreatorPolicy(Construct):
         # Both forms of each group's ARN, as for the reader: whichever form AWS evaluates a
         # create, retention or tagging call against, it matches, and no other group does.
         resources = _both_arn_forms(self, log_group_names)
-        self.policy = iam.ManagedPolicy(
+        self.policy = _group_policy(
             self,
-            "Policy",
+            log_group_names,
             description="Create the configured CloudWatch Logs groups, set retention and tags",
             statements=[
                 iam.PolicyStatement(
@@ -170,4 +183,3 @@ class CreatorPolicy(Construct):
                 )
             ],
         )
-        _acknowledge_stream_wildcards(self.policy, log_group_names)
