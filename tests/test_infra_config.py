@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cdk_cli import run_cdk_synth
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,7 +23,6 @@ from infra.config import (
     parse_log_groups,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -210,32 +208,7 @@ def test_cdk_synth_with_an_invalid_override_fails_naming_the_group_and_field(
 ) -> None:
     """`cdk synth -c log_groups=<json>` with a bad retention fails with the fix, not a traceback."""
     bad = json.dumps([{"name": "/app/main", "retention_days": 31}])
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("AWS_") and name != "CDK_OUTDIR"
-    }
-    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
-    result = subprocess.run(
-        [
-            "npx",
-            "--no-install",
-            "cdk",
-            "synth",
-            "--quiet",
-            "--no-notices",
-            "--output",
-            str(tmp_path / "cdk.out"),
-            "-c",
-            f"log_groups={bad}",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
+    result = run_cdk_synth(tmp_path / "cdk.out", f"log_groups={bad}", timeout_s=180)
     assert result.returncode != 0
     assert "log_groups[0] ('/app/main'): retention_days=31" in result.stderr
     assert "3653" in result.stderr

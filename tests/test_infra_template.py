@@ -7,7 +7,6 @@ offline and without credentials, as `make synth` runs it; every test reads that 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match, Template
+from cdk_cli import run_cdk_synth
 
 from aws_cloudwatch_logs_handler import RETENTION_DAYS, __version__
 from infra.app import cdk_json_context
@@ -31,7 +31,6 @@ from lambda_layer.build import layer_bytes
 
 pytestmark = pytest.mark.slow  # one real-CLI synth for the module
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTEXT = cdk_json_context()
 CONFIG = infra_config_from_context({**CONTEXT, "creator_policy": True}.get)
 NAMES = [group.name for group in CONFIG.log_groups]
@@ -74,42 +73,12 @@ class Assembly:
     synth_seconds: float
 
 
-def _cli_env() -> dict[str, str]:
-    # No credentials, no region, no endpoint: the synth must not need any of them.
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("AWS_") and name != "CDK_OUTDIR"
-    }
-    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
-    return env
-
-
 @pytest.fixture(scope="module")
 def assembly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assembly]:
     """Run `cdk synth` once with the project's cdk.json and the creator policy switched on."""
     out = tmp_path_factory.mktemp("cdk") / "cdk.out"
     started = time.perf_counter()
-    result = subprocess.run(
-        [
-            "npx",
-            "--no-install",
-            "cdk",
-            "synth",
-            "--quiet",
-            "--no-notices",
-            "--output",
-            str(out),
-            "-c",
-            "creator_policy=true",
-        ],
-        cwd=PROJECT_ROOT,
-        env=_cli_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = run_cdk_synth(out, "creator_policy=true")
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     template_path = out / f"{CONFIG.stack_name}.template.json"
