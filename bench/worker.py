@@ -137,10 +137,8 @@ def _logger(name: str, contender: Contender) -> logging.Logger:
     return logger
 
 
-def deliver(job: Job) -> dict[str, Any]:
-    """Measure caller cost, CPU per event, PutLogEvents calls and time to visibility."""
-    import boto3
-
+def _start(job: Job, *, outage: bool) -> tuple[PutLogEventsCounter, Contender, logging.Logger]:
+    """Set up ``job``'s contender with a PutLogEvents counter, and a logger that feeds only it."""
     counter = PutLogEventsCounter()
     contender = set_up(
         job.contender,
@@ -148,9 +146,16 @@ def deliver(job: Job) -> dict[str, Any]:
         group=job.group,
         counter=counter,
         spool_dir=job.spool_dir,
-        outage=False,
+        outage=outage,
     )
-    logger = _logger(job.contender, contender)
+    return counter, contender, _logger(job.contender, contender)
+
+
+def deliver(job: Job) -> dict[str, Any]:
+    """Measure caller cost, CPU per event, PutLogEvents calls and time to visibility."""
+    import boto3
+
+    counter, contender, logger = _start(job, outage=False)
     reader = boto3.session.Session(region_name=REGION).client("logs", endpoint_url=job.endpoint_url)
 
     start = time.perf_counter_ns()
@@ -211,16 +216,7 @@ def deliver(job: Job) -> dict[str, Any]:
 
 def outage(job: Job) -> dict[str, Any]:
     """Measure the memory that ``job.calls`` records take while the endpoint refuses connections."""
-    counter = PutLogEventsCounter()
-    contender = set_up(
-        job.contender,
-        endpoint_url=job.endpoint_url,
-        group=job.group,
-        counter=counter,
-        spool_dir=job.spool_dir,
-        outage=True,
-    )
-    logger = _logger(job.contender, contender)
+    counter, contender, logger = _start(job, outage=True)
     logger.info("warm-up")  # starts whatever threads the handler runs
     contender.prime()
     gc.collect()
