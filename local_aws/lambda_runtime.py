@@ -37,8 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal
+
+from .lifecycle import StartStop
 
 API_PREFIX: Final = "/2018-06-01/runtime"
 NEXT_PATH: Final = f"{API_PREFIX}/invocation/next"
@@ -298,7 +299,7 @@ def copy_function(source: Path, task_dir: Path, module_name: str = "handler") ->
     return target
 
 
-class LambdaRuntime:
+class LambdaRuntime(StartStop):
     """awslambdaric running one function from a task directory, frozen after every invocation.
 
     Use it as a context manager; it always stops the process and the server on exit.
@@ -337,18 +338,6 @@ class LambdaRuntime:
         self._freeze_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> LambdaRuntime:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def invoked_function_arn(self) -> str:

@@ -29,8 +29,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Final, Literal
+
+from local_aws.lifecycle import StartStop
 
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
 BATCH_BYTES_LIMIT: Final = 1_048_576
@@ -307,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class AwsFront:
+class AwsFront(StartStop):
     """Serve CloudWatch Logs on a free 127.0.0.1 port, refusing and faulting as configured.
 
     Args:
@@ -356,17 +357,6 @@ class AwsFront:
             except OSError:
                 continue
         self._server.server_close()
-
-    def __enter__(self) -> AwsFront:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def inject(
         self,

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from types import TracebackType
+
+from local_aws.lifecycle import StartStop
 
 _POLL_S = 0.05
 """How long a worker waits on its sockets before it looks at the proxy's mode again."""
@@ -113,7 +114,7 @@ class _Connection:
                         self.proxy._count(down=len(data))
 
 
-class FaultProxy:
+class FaultProxy(StartStop):
     """Forward TCP from a free port on 127.0.0.1 to ``upstream``, with faults on demand.
 
     Use as a context manager (or call `start()` / `stop()`); ``url`` is ``http://127.0.0.1:PORT``.
@@ -153,17 +154,6 @@ class FaultProxy:
             self._acceptor.join(_JOIN_S)
         self._listener.close()
         self._drop_all(count=False)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def cut(self) -> None:
         """Cut the link: reset open connections now and every new one as soon as it arrives."""
