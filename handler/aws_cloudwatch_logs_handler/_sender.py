@@ -238,6 +238,7 @@ class Sender:
                     dest.first_waiting_at = time.monotonic()
                     wake = True
                 else:
+                    # `is_full`, inlined: this line runs on every logging call.
                     wake = len(queue) >= MAX_BATCH_EVENTS or dest.queued_size >= MAX_BATCH_BYTES
                 if self._thread is None:
                     self._start()
@@ -368,7 +369,9 @@ class Sender:
         with self._lock:
             channel.counters.dropped[reason] += number
 
-    def count(self, channel: Channel, field: str) -> None:
+    def count(
+        self, channel: Channel, field: Literal["records_excluded", "records_unformattable"]
+    ) -> None:
         """Add one to a plain counter of ``channel`` (records_excluded, records_unformattable)."""
         with self._lock:
             setattr(channel.counters, field, getattr(channel.counters, field) + 1)
