@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._reporting import Reporter
-from aws_cloudwatch_logs_handler._spool import _ACK, Spool, encode_frame, read_frames
+from aws_cloudwatch_logs_handler._spool import _ACK, Spool, encode_frame, group_key, read_frames
 
 
 @dataclass
@@ -50,3 +54,90 @@ def test_frames_round_trip_with_their_stream_and_text(tmp_path: Path) -> None:
     [journal] = tmp_path.glob("*.journal")
     [frame], corrupt = read_frames(journal.read_bytes())
     assert (frame.stream, frame.event, corrupt) == ("stream/x", event, 0)
+
+
+def orphan_journal(directory: Path, group: str, messages: list[str]) -> Path:
+    """Leave a journal as a process killed outright would: frames written, nobody holding it."""
+    journal = directory / f"{group_key(group)}.99999.deadbeef.journal"
+    frames = b"".join(
+        encode_frame("s", Event(1_000 + i, m, 26 + len(m))) for i, m in enumerate(messages)
+    )
+    journal.write_bytes(frames)
+    journal.chmod(0o600)
+    return journal
+
+
+def replayed(directory: Path, group: str) -> tuple[list[str], list[str]]:
+    """Open a spool on ``directory`` as a new handler would; return what it queued and reported."""
+    reports: list[str] = []
+    spool = Spool(directory, group=group, reporter=Reporter(reports.append))
+    queued: list[str] = []
+    for journal in spool._orphans():
+        frames, _ = spool._read_orphan(journal)
+        queued.extend(frame.event.message for frame in frames)
+    return queued, reports
+
+
+def test_the_spool_directory_and_its_files_are_private(tmp_path: Path) -> None:
+    """The directory is created 0700 and the journal and its acknowledgement 0600."""
+    directory = tmp_path / "spool"
+    spool = Spool.open(directory, group="/g", reporter=Reporter())
+    spool.append(Stream("s"), [Event(1_000, "m", 27)])
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    files = sorted(directory.iterdir())
+    assert [p.suffix for p in files] == [".ack", ".journal"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+
+
+def test_a_journal_in_a_private_directory_is_replayed(tmp_path: Path) -> None:
+    """Our own journal, in a directory only we can write to, is replayed whole."""
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    orphan_journal(directory, "/g", ["a", "b"])
+    assert replayed(directory, "/g") == (["a", "b"], [])
+
+
+def test_a_sticky_shared_directory_is_trusted_like_tmp(tmp_path: Path) -> None:
+    """A world-writable directory with the sticky bit (like /tmp) still replays our journals."""
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(0o1777)
+    orphan_journal(directory, "/g", ["a"])
+    assert replayed(directory, "/g") == (["a"], [])
+
+
+def test_a_directory_others_may_write_to_is_never_replayed(tmp_path: Path) -> None:
+    """In a group- or world-writable directory without the sticky bit, nothing is replayed, and
+    the side channel says why and how to fix it."""
+    directory = tmp_path / "open"
+    directory.mkdir()
+    directory.chmod(0o777)
+    orphan_journal(directory, "/g", ["planted"])
+    queued, reports = replayed(directory, "/g")
+    assert queued == []
+    assert len(reports) == 1 and "other users may write there" in reports[0]
+    assert "0700" in reports[0]
+
+
+def test_a_journal_another_user_owns_is_never_replayed(tmp_path: Path) -> None:
+    """A journal owned by someone else is left alone and reported, even in a trusted directory."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    journal = orphan_journal(directory, "/g", ["planted"])
+    os.chown(journal, 54321, 54321)
+    queued, reports = replayed(directory, "/g")
+    assert queued == []
+    assert reports == [f"not replaying {journal.name}: another user owns it"]
+
+
+def test_a_journal_that_is_a_symbolic_link_is_never_replayed(tmp_path: Path) -> None:
+    """A journal name that links elsewhere is refused, not followed."""
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    target = orphan_journal(tmp_path, "/g", ["elsewhere"])
+    (directory / target.name).symlink_to(target)
+    queued, reports = replayed(directory, "/g")
+    assert queued == []
+    assert len(reports) == 1 and reports[0].startswith(f"not replaying {target.name}")

@@ -12,6 +12,12 @@ holds the journal offset below which every frame is settled. A frame is ``MAGIC 
 corrupt frame is skipped and counted, never fatal. The journal's file lock tells a live owner
 from a dead one. Data is in the OS page cache once written: it survives the process, not a
 power cut (that would need an fsync per record).
+
+Trust: a journal is replayed under this process's credentials, so the directory is created
+``0700`` and every file in it ``0600``, and a journal is replayed only if this user owns it, it is
+not a symbolic link, and the directory is not one that other users may write to (unless it has
+the sticky bit, as ``/tmp`` does, so that nobody can swap our files). Anything else is left alone
+and reported on the side channel.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import struct
 import zlib
 from collections import deque
@@ -39,6 +46,8 @@ SPOOL_OVERHEAD_PER_EVENT: Final = 150
 _HEADER: Final = struct.Struct(">2sII")
 _BODY: Final = struct.Struct(">qH")
 _ACK: Final = struct.Struct(">Q")
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 
 def encode_frame(stream: str, event: Event) -> bytes:
@@ -130,7 +139,7 @@ class Spool:
     def open(cls, directory: Path, *, group: str, reporter: Reporter) -> Spool:
         """Create ``directory`` if needed and return a spool writing there."""
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             from ._errors import ConfigurationError
 
@@ -157,12 +166,11 @@ class Spool:
         self._pid = os.getpid()
         name = f"{self._key}.{self._pid}.{os.urandom(4).hex()}"
         self._path = self._directory / f"{name}.journal"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self._path, flags, 0o600)
+        # O_EXCL and O_NOFOLLOW: a file or link someone planted under our new name is refused.
+        new_file = os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | new_file, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._ack_fd = os.open(
-            self._path.with_suffix(".ack"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        )
+        self._ack_fd = os.open(self._path.with_suffix(".ack"), os.O_RDWR | new_file, 0o600)
         self._size = self._acked = self._first = self._next = 0
         self._ends.clear()
         self._number_of.clear()
@@ -224,14 +232,24 @@ class Spool:
         return replayed
 
     def _orphans(self) -> Iterator[Path]:
+        if not self._directory_is_private():
+            return
         for journal in sorted(self._directory.glob(f"{self._key}.*.journal")):
             if journal == self._path:
                 continue
             try:
-                fd = os.open(journal, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                fd = os.open(journal, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
             except FileNotFoundError:
                 continue
+            except OSError as error:  # a symbolic link (ELOOP), or not readable
+                self._reporter.report("spool", f"not replaying {journal.name}: {error}")
+                continue
             try:
+                if os.fstat(fd).st_uid != os.geteuid():
+                    self._reporter.report(
+                        "spool", f"not replaying {journal.name}: another user owns it"
+                    )
+                    continue
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # its owner is alive
@@ -239,10 +257,36 @@ class Spool:
                 os.close(fd)
             yield journal
 
+    def _directory_is_private(self) -> bool:
+        """Tell whether only this user can put files in the spool directory (or it is sticky)."""
+        try:
+            info = os.stat(self._directory)
+        except OSError:
+            return False
+        writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if info.st_uid == os.geteuid() and not writable_by_others:
+            return True
+        if info.st_mode & stat.S_ISVTX and info.st_uid in (0, os.geteuid()):
+            return True  # like /tmp: others may add files, never replace or remove ours
+        self._reporter.report(
+            "spool",
+            f"not replaying journals in {str(self._directory)!r}: other users may write there; "
+            "use a spool_dir that only this user can write to (mode 0700)",
+            always=True,
+        )
+        return False
+
     def _read_orphan(self, journal: Path) -> tuple[list[Frame], int]:
-        data = journal.read_bytes()
+        data = _read_file(journal)
         acked = 0
-        with contextlib.suppress(FileNotFoundError, struct.error):
-            ack = journal.with_suffix(".ack").read_bytes()
+        with contextlib.suppress(OSError, struct.error):
+            ack = _read_file(journal.with_suffix(".ack"))
             acked = _ACK.unpack_from(ack)[0] if len(ack) >= _ACK.size else 0
         return read_frames(data[acked:] if acked <= len(data) else data)
+
+
+def _read_file(path: Path) -> bytes:
+    """Read ``path`` whole, refusing a symbolic link (one could point at any file of ours)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        return file.read()
