@@ -18,7 +18,14 @@ from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
 from ._reporting import ProblemCallback, Reporter
 from ._retention import RetentionDays, validate_retention_days
-from ._sender import MEMORY_OVERHEAD_PER_EVENT, SENDER, Channel, ChannelSettings, OverflowPolicy
+from ._sender import (
+    LIFECYCLE,
+    MEMORY_OVERHEAD_PER_EVENT,
+    SENDER,
+    Channel,
+    ChannelSettings,
+    OverflowPolicy,
+)
 from ._stats import DeliveryStats
 from ._streams import FixedStream, StreamNamer, default_stream_namer
 
@@ -37,6 +44,7 @@ _MIN_EVENT_BYTES: Final = 1024  # room for a split part's marker and some text
 # Builds an Event without NamedTuple's Python-level __new__: a third of the cost, on the hot path.
 _new_event = tuple.__new__
 
+_SIGTERM: Final = LIFECYCLE.sigterm
 _LIVE_HANDLERS: Final[weakref.WeakSet[CloudWatchLogsHandler]] = weakref.WeakSet()
 
 
@@ -75,7 +83,12 @@ class CloudWatchLogsHandler(logging.Handler):
         max_event_bytes: the largest message in one event (UTF-8 bytes); bigger ones are split
             into marked parts, or cut with ``oversize="truncate"``. Default: AWS's 1 MB limit.
         oversize: ``"split"`` (default, nothing lost) or ``"truncate"``.
-        shutdown_timeout_s: how long the process may spend delivering at exit.
+        shutdown_timeout_s: how long the process may spend delivering at exit (or at SIGTERM),
+            and the bound of ``flush()`` called without one.
+        handle_sigterm: deliver what is queued when SIGTERM ends the process, then let the
+            signal end it (status 143 / -15). Installed only where SIGTERM still has Python's
+            default disposition, never over the application's own handler; ``False`` keeps the
+            default untouched.
         spool_dir: keep an on-disk journal of undelivered records there (survives a crash).
         on_problem: receives one line per delivery problem; default: standard error,
             rate-limited. It must not log through this handler.
@@ -113,6 +126,7 @@ class CloudWatchLogsHandler(logging.Handler):
         on_problem: ProblemCallback | None = None,
         exclude_loggers: tuple[str, ...] = SDK_LOGGERS,
         per_environment_stream: bool = False,
+        handle_sigterm: bool = True,
         level: int | str = logging.NOTSET,
     ) -> None:
         if log_group is None:
@@ -181,6 +195,8 @@ class CloudWatchLogsHandler(logging.Handler):
             )
         )
         self._closed = False
+        self._gave_up_with_enqueued: int | None = None
+        """Records accepted when a flush last ran out of time; close() does not wait twice."""
         self._spool = None
         if spool_dir is not None:
             from pathlib import Path  # only with a spool: pathlib is a cold-start cost
@@ -194,6 +210,8 @@ class CloudWatchLogsHandler(logging.Handler):
         _LIVE_HANDLERS.add(self)
         if self._spool is not None:
             self._spool.replay_orphans(self._channel)
+        if handle_sigterm:
+            LIFECYCLE.sigterm.want()
 
     @property
     def log_group_name(self) -> str:
@@ -211,9 +229,12 @@ class CloudWatchLogsHandler(logging.Handler):
             excluded = self._excluded_cache.get(record.name)
             if excluded is None:
                 excluded = self._excluded_cache[record.name] = self._is_excluded(record.name)
-            if excluded or threading.get_ident() == SENDER.thread_ident:
+            ident = threading.get_ident()
+            if excluded or ident == SENDER.thread_ident:
                 SENDER.count(self._channel, "records_excluded")
                 return
+            if _SIGTERM.install_pending and ident == threading.main_thread().ident:
+                _SIGTERM.install_from_main_thread()  # the handler was made on another thread
             try:
                 message = self.format(record)
             except Exception as error:  # a record must not be lost to its format
@@ -255,25 +276,37 @@ class CloudWatchLogsHandler(logging.Handler):
     def flush(self, timeout_s: float | None = None) -> bool:  # type: ignore[override]
         """Block until every record handled before the call is delivered, or ``timeout_s`` passes.
 
-        Does not hold the handler's lock while it waits, so other threads keep logging.
+        Without ``timeout_s`` (as `logging.shutdown` and ``dictConfig`` call it) the wait is
+        bounded by ``shutdown_timeout_s``. Does not hold the handler's lock while it waits, so
+        other threads keep logging. Called while logging is being reconfigured (under logging's
+        own lock, which the sender needs), it does not wait: the sender delivers as soon as the
+        reconfiguration is done.
 
         Returns:
-            True if everything was settled: delivered, or dropped and counted in `stats`.
-            ``None`` as timeout waits as long as it takes (for a bound, pass a number).
+            True if everything was settled: delivered, or dropped and counted in `stats`; False
+            if records still wait (they stay queued, and are counted if never delivered).
         """
-        if timeout_s is not None and timeout_s < 0:
-            raise ConfigurationError(f"timeout_s={timeout_s!r} must be None or at least 0")
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s < 0
+        ):
+            raise ConfigurationError(f"timeout_s={timeout_s!r} must be None or a number >= 0")
         self._streams.before_flush()
-        return SENDER.flush(self._channel, timeout_s)
+        bound = self._shutdown_timeout_s if timeout_s is None else timeout_s
+        settled = SENDER.flush(self._channel, bound)
+        self._gave_up_with_enqueued = None if settled else self._channel.counters.records_accepted
+        return settled
 
     def close(self) -> None:
         """Deliver what is queued (within ``shutdown_timeout_s``) and stop accepting records.
 
-        Idempotent. What could not be delivered in time stays queued until the process exits.
+        Idempotent. What could not be delivered in time is still sent in the background and at
+        exit. `logging.shutdown` calls ``flush()`` and then ``close()``: when that flush ran out
+        of time and nothing was logged since, close does not wait a second time.
         """
         if not self._closed:
             self._closed = True
-            self.flush(self._shutdown_timeout_s)
+            if self._gave_up_with_enqueued != self._channel.counters.records_accepted:
+                self.flush(self._shutdown_timeout_s)
             SENDER.close(self._channel)
         super().close()
 

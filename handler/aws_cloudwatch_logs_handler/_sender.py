@@ -7,19 +7,23 @@ handler and stream of the process, so a thousand streams cost no more threads th
 Threading: one lock guards every queue and counter. The sender never holds it during network I/O,
 and never takes a handler's lock, so a logging call waits at most for another enqueue.
 
-Processes: after ``os.fork()`` the child gets a fresh lock, empty queues and a new client; it never
-resends what the parent had queued. At exit (``atexit``, or multiprocessing's own finalizers in
-workers that leave through ``os._exit``) everything queued is delivered within a bounded time.
+Processes: `_lifecycle` wires this sender into the interpreter's exit, fork and SIGTERM paths.
+After a fork the child gets a fresh lock, empty queues and a new client; it never resends what
+the parent had queued.
+
+Locks: nothing here waits for the sender while holding a lock the sender may need. The sender
+thread needs logging's module lock whenever botocore looks up or checks a logger, and
+``dictConfig``, ``fileConfig`` and ``basicConfig(force=True)`` hold that lock while they flush and
+close the old handlers; so a flush from under that lock does not wait (see `flush`).
 """
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures.thread  # noqa: F401 (see below)
 import contextlib
+import logging
 import os
 import random
-import sys
 import threading
 import time
 from collections import deque
@@ -30,6 +34,12 @@ from typing import Any, Final, Literal
 from ._batching import is_full, split_by_age, take_batches
 from ._client import ClientSource
 from ._events import Event
+from ._lifecycle import (
+    ProcessLifecycle,
+    block_termination_signal_in_this_thread,
+    hook_multiprocessing_exit,
+    warn_if_threads_cannot_run,
+)
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._reporting import Reporter
 from ._stats import Counters, DeliveryStats, DropReason
@@ -66,6 +76,19 @@ _INVALID: Final = frozenset({"InvalidParameterException", "ValidationException"}
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _holds_logging_lock() -> bool:
+    """Tell whether this thread holds logging's module lock (``dictConfig`` and friends do).
+
+    Waiting for the sender then would deadlock: the sender needs that lock as soon as botocore
+    asks for a logger or checks a level.
+    """
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    try:
+        return bool(is_owned()) if callable(is_owned) else False
+    except Exception:
+        return False
 
 
 @dataclass(frozen=True)
@@ -196,6 +219,13 @@ class Sender:
         self.thread_ident: int | None = None
         self._stopping = False
         self._stopped = False
+        self._pid = os.getpid()
+        """The process this state belongs to: a fork below Python's hooks changes it."""
+
+    @property
+    def stopped(self) -> bool:
+        """The sender has delivered what it could at exit and accepts nothing more."""
+        return self._stopped
 
     # ----------------------------------------------------------------------------------------
     # Called from handlers, on the caller's thread.
@@ -212,18 +242,21 @@ class Sender:
         the logging call's hot path: it avoids generators and helper calls for the usual case of
         one event.
         """
+        if self._pid != os.getpid():
+            # A fork that ran no Python hook (uWSGI, fork() from C): this process's first call.
+            self.after_fork_in_child()
         size = events[0].size if len(events) == 1 else sum(event.size for event in events)
         cost = size + channel.overhead_per_event * len(events)
         with self._lock:
-            if (
-                channel.closed
-                or self._stopped
-                or channel.bytes_queued + cost > channel.max_queue_bytes
-            ):
+            if self._stopped or channel.bytes_queued + cost > channel.max_queue_bytes:
                 refused = self._refusal(channel, cost)
             else:
                 refused = None
             if refused is None:
+                if channel.closed and channel not in self._channels:
+                    # A logging call that raced with the reconfiguration that closed this
+                    # handler: its record is still delivered, as a file handler's would be.
+                    self._channels.append(channel)
                 dest = channel.destinations.get(stream) or channel.destination(stream)
                 channel.last_stream = stream
                 if channel.on_enqueued is not None:
@@ -241,7 +274,7 @@ class Sender:
                     # `is_full`, inlined: this line runs on every logging call.
                     wake = len(queue) >= MAX_BATCH_EVENTS or dest.queued_size >= MAX_BATCH_BYTES
                 if self._thread is None:
-                    self._start()
+                    self._start(channel)
                 if wake:
                     self._work.notify()
                 return True
@@ -257,7 +290,7 @@ class Sender:
 
     def _refusal(self, channel: Channel, cost: int) -> DropReason | None:
         """Why ``cost`` more bytes cannot be queued for ``channel``, if so (lock held)."""
-        if channel.closed or self._stopped:
+        if self._stopped:
             return "after_close"
         if channel.bytes_queued + cost > channel.settings.max_queue_bytes and not self._make_room(
             channel, cost
@@ -312,6 +345,13 @@ class Sender:
             targets = [(d, d.enqueued) for d in channel.destinations.values() if d.pending]
             if not targets:
                 return True
+            if _holds_logging_lock():
+                # Logging is being reconfigured: wake the sender, which delivers as soon as the
+                # caller lets go of logging's lock, and do not wait for it here.
+                for dest, _ in targets:
+                    dest.retry_at = 0.0
+                self._work.notify()
+                return False
             channel.flush_waiters += 1
             for dest, _ in targets:
                 dest.retry_at = 0.0  # a flush wakes the backoff instead of waiting it out
@@ -353,7 +393,7 @@ class Sender:
         self._work.notify()
 
     def close(self, channel: Channel) -> None:
-        """Refuse new events for ``channel``; what it queued is still delivered."""
+        """Deliver ``channel``'s events at once from now on, and forget it once it is idle."""
         with self._lock:
             channel.closed = True
 
@@ -379,13 +419,14 @@ class Sender:
     # ----------------------------------------------------------------------------------------
     # Process life: start, exit, fork.
 
-    def _start(self) -> None:
+    def _start(self, channel: Channel) -> None:
         """Start the sender thread (caller holds the lock)."""
         thread = threading.Thread(target=self._run, name="cloudwatch-logs-sender", daemon=True)
         thread.start()
         self._thread = thread
         self.thread_ident = thread.ident
-        _hook_multiprocessing_exit(self)
+        hook_multiprocessing_exit(self)
+        warn_if_threads_cannot_run(channel.settings.reporter.report)
 
     def shutdown(self) -> None:
         """Deliver what is queued, bounded by the handlers' shutdown timeout, then stop.
@@ -394,7 +435,16 @@ class Sender:
         delivered in time is counted as ``undelivered_at_exit`` and reported on standard error.
         """
         with self._lock:
-            if self._stopping or self._thread is None:
+            if self._thread is None:
+                return
+            if self._stopping:
+                # Another thread is delivering (a SIGTERM's, while the program exits): wait for
+                # it, or the interpreter would end with that delivery half done.
+                deadline = time.monotonic() + max(
+                    (c.settings.shutdown_timeout_s for c in self._channels), default=0.0
+                )
+                while not self._stopped and (remaining := deadline - time.monotonic()) > 0:
+                    self._settled.wait(remaining)
                 return
             self._stopping = True
             waiting = [c for c in self._channels if any(d.pending for d in c.destinations.values())]
@@ -455,6 +505,7 @@ class Sender:
     # The sender thread.
 
     def _run(self) -> None:
+        block_termination_signal_in_this_thread()
         while True:
             due: list[Destination] = []
             try:
@@ -522,7 +573,8 @@ class Sender:
             next_at: float | None = None
             self._prune()
             for channel in self._channels:
-                urgent = self._stopping or channel.flush_waiters > 0
+                # A closed handler's records go at once: its replacement may be logging already.
+                urgent = self._stopping or channel.flush_waiters > 0 or channel.closed
                 for dest in channel.destinations.values():
                     if not dest.pending or dest.stream == PENDING_STREAM:
                         continue
@@ -771,26 +823,9 @@ def _count_rejected(info: dict[str, int], sent: int) -> tuple[dict[DropReason, i
     return {reason: n for reason, n in counts.items() if n > 0}, head, tail
 
 
-def _hook_multiprocessing_exit(sender: Sender) -> None:
-    """In a multiprocessing child, deliver at its end through multiprocessing's own finalizers.
-
-    Such workers leave through ``os._exit``, which skips ``atexit``; their finalizers still run.
-    """
-    mp = sys.modules.get("multiprocessing")
-    if mp is None or mp.parent_process() is None:
-        return
-    from multiprocessing import util
-
-    util.Finalize(None, sender.shutdown, exitpriority=100)
-
-
 SENDER: Final = Sender()
 """The process's sender: every handler enqueues here."""
 
-atexit.register(SENDER.shutdown)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=SENDER.before_fork,
-        after_in_parent=SENDER.after_fork_in_parent,
-        after_in_child=SENDER.after_fork_in_child,
-    )
+LIFECYCLE: Final = ProcessLifecycle(SENDER)
+"""The process's exit, fork and SIGTERM hooks for `SENDER`."""
+LIFECYCLE.install()

@@ -1,0 +1,229 @@
+"""The process life cycle: deliver before the process ends, however it ends; start afresh at fork.
+
+A process ends in one of these ways, and each gets its own hook into the one sender:
+
+- a normal exit: ``atexit`` delivers what is queued, within ``shutdown_timeout_s``;
+- a multiprocessing worker leaving through ``os._exit``: multiprocessing's own finalizers;
+- SIGTERM with Python's default disposition (``docker stop``, Kubernetes, ECS, ``Pool.terminate()``,
+  ``Process.terminate()``): the default would end the process on the spot, so we catch it, deliver
+  (bounded), then end the process *by the signal* with the default disposition restored, so that
+  orchestrators and ``Popen.returncode`` still see status 143 / ``-15``;
+- ``os.fork()``: Python's fork hooks give the child an empty sender (it never resends its parent's
+  queue); a fork made below Python (uWSGI's workers, ``fork()`` from C) runs no hook, so the sender
+  notices the new process id on the child's first logging call instead (see `Sender.enqueue`).
+
+The SIGTERM hook is installed only where the disposition is still Python's default: a handler the
+application installed, before or after ours, is never replaced. `signal.signal` works only on the
+main thread; a handler made on another thread asks the main thread to install the hook (through
+CPython's pending calls), and any logging call made on the main thread does so too.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ._sender import Sender
+
+
+def _default_disposition() -> bool:
+    """Tell whether SIGTERM still has the disposition Python starts with (end the process)."""
+    try:
+        return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    except (ValueError, AttributeError):  # no SIGTERM on this platform
+        return False
+
+
+class SigtermDelivery:
+    """Delivers what is queued when SIGTERM arrives, then lets the signal end the process.
+
+    The Python-level handler runs on the main thread between two bytecodes, possibly while that
+    very thread holds the sender's lock (in the middle of a logging call) or logging's lock (in
+    the middle of ``dictConfig``). So it never waits there: it starts a plain thread that
+    delivers, and that thread signals the main thread again once done; the handler, called the
+    second time, restores the default disposition and re-raises the signal.
+    """
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._wanted = False
+        self._installed = False
+        self.install_pending = False
+        """A handler asked for the hook and the main thread has not tried to install it yet
+        (a plain attribute: every logging call reads it)."""
+        self._asked_main_thread = False
+        self._received = False
+        self._delivered = False
+        self._main_ident: int | None = None
+        self._pending_call: Any = None  # the ctypes callback, kept alive while it is pending
+
+    def want(self) -> None:
+        """A handler wants SIGTERM to deliver: install the hook now or from the main thread."""
+        self._wanted = True
+        self.install_pending = not self._installed
+        if threading.current_thread() is threading.main_thread():
+            self.install_from_main_thread()
+        else:
+            self._ask_main_thread()
+
+    def install_from_main_thread(self) -> None:
+        """Install the hook if the disposition is still the default (main thread only)."""
+        if self._installed or not self._wanted:
+            return
+        self._installed = True  # one try only: a handler the application set later stays theirs
+        self.install_pending = False
+        if not _default_disposition():
+            return
+        try:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread of the main interpreter after all
+            self._installed = False
+            self.install_pending = True
+
+    def _ask_main_thread(self) -> None:
+        """Have the main thread install the hook when it next runs Python code.
+
+        `signal.signal` refuses any other thread. CPython's ``Py_AddPendingCall`` runs a function
+        on the main thread at its next bytecode; a main thread blocked for good in C (a ``join``
+        without timeout) never gets there, and then the first logging call it makes installs it.
+        """
+        if self._asked_main_thread or sys.implementation.name != "cpython":
+            return
+        self._asked_main_thread = True
+        try:
+            import ctypes
+
+            callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+            def install(_: object) -> int:
+                self._pending_call = None
+                self.install_from_main_thread()
+                return 0
+
+            self._pending_call = callback_type(install)
+            add_pending_call = ctypes.pythonapi.Py_AddPendingCall
+            add_pending_call.argtypes = [callback_type, ctypes.c_void_p]
+            add_pending_call.restype = ctypes.c_int
+            if add_pending_call(self._pending_call, None) != 0:
+                self._pending_call = None
+        except Exception:  # no ctypes (some minimal builds): the main thread's logging call does it
+            self._pending_call = None
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        """The SIGTERM handler: start delivering, or end the process once delivered."""
+        if self._delivered:
+            self._end()
+        if self._received:
+            return  # a repeated SIGTERM: delivery is under way and bounded
+        self._received = True
+        self._main_ident = threading.get_ident()
+        try:
+            # `_thread`, not `threading`: this runs between two bytecodes of the main thread,
+            # which may hold threading's own bookkeeping lock; a raw thread never takes it.
+            _thread.start_new_thread(self._deliver_then_end, ())
+        except RuntimeError:
+            # The interpreter is exiting: its own exit hook delivers, then `end_if_signalled`.
+            if self._sender.stopped:
+                self._end()
+
+    def _deliver_then_end(self) -> None:
+        try:
+            self._sender.shutdown()
+        finally:
+            self._delivered = True
+            if self._main_ident is not None:
+                # If the main thread is gone, the exit hook ends the process instead.
+                with contextlib.suppress(OSError, ValueError):
+                    signal.pthread_kill(self._main_ident, signal.SIGTERM)
+
+    def end_if_signalled(self) -> None:
+        """At exit, after delivery: a SIGTERM we held back still ends the process (main thread)."""
+        if self._received and threading.current_thread() is threading.main_thread():
+            self._end()
+
+    def after_fork_in_child(self) -> None:
+        """A child (a Pool worker) has its own life: a SIGTERM its parent received is not its."""
+        self._received = self._delivered = False
+        self._main_ident = None
+
+    @staticmethod
+    def _end() -> None:
+        """End the process by SIGTERM with the default disposition (status 143 / -15)."""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+
+
+def block_termination_signal_in_this_thread() -> None:
+    """Keep SIGTERM away from our own threads, so it wakes the main thread, which handles it.
+
+    Python runs signal handlers on the main thread only; a signal the kernel gave one of our
+    threads would leave a main thread that waits in C (``join``, a lock) asleep.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        with contextlib.suppress(OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def warn_if_threads_cannot_run(report: Any) -> None:
+    """Under uWSGI without threads, Python threads never run: say so, naming the fix.
+
+    uWSGI keeps the GIL for the request in hand unless started with ``--enable-threads`` (or
+    ``--threads N``), so our sender would wait forever and every record would wait with it.
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return
+    options = getattr(uwsgi, "opt", {}) or {}
+    if options.get("enable-threads") or options.get("threads"):
+        return
+    report(
+        "threads",
+        "uWSGI runs without threads, so the sender thread cannot run and records are not sent: "
+        "start uWSGI with --enable-threads (or --threads N)",
+        always=True,
+    )
+
+
+def hook_multiprocessing_exit(sender: Sender) -> None:
+    """In a multiprocessing child, deliver at its end through multiprocessing's own finalizers.
+
+    Such workers leave through ``os._exit``, which skips ``atexit``; their finalizers still run.
+    """
+    mp = sys.modules.get("multiprocessing")
+    if mp is None or mp.parent_process() is None:
+        return
+    from multiprocessing import util
+
+    util.Finalize(None, sender.shutdown, exitpriority=100)
+
+
+class ProcessLifecycle:
+    """Wires the sender into the interpreter's exit, fork and SIGTERM paths, once per process."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self.sigterm: Final = SigtermDelivery(sender)
+
+    def install(self) -> None:
+        atexit.register(self._at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(
+                before=self.sender.before_fork,
+                after_in_parent=self.sender.after_fork_in_parent,
+                after_in_child=self._after_fork_in_child,
+            )
+
+    def _at_exit(self) -> None:
+        self.sender.shutdown()
+        self.sigterm.end_if_signalled()
+
+    def _after_fork_in_child(self) -> None:
+        self.sender.after_fork_in_child()
+        self.sigterm.after_fork_in_child()

@@ -1,0 +1,359 @@
+"""Programs as users write them, each ended the way real processes end; run by test_lifecycle.
+
+Usage: ``python lifecycle_scenarios.py SCENARIO ENDPOINT_URL LOG_GROUP``. Each scenario logs
+numbered records whose messages say who logged them, prints ``ready`` when the test may act (send
+a signal), and ends however the scenario says. The test then counts what the endpoint holds.
+Nothing here calls ``flush()`` or ``close()`` unless the scenario is about them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import logging.config
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+
+from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+
+LOGGER = "scenario"
+RECORDS = 3000
+TASKS, PER_TASK = 8, 250
+WAIT_LIMIT_S = 60.0
+"""No scenario waits longer than this for a signal: a broken test must not leave a process."""
+
+
+def make_handler(url: str, group: str, **options: object) -> CloudWatchLogsHandler:
+    """A handler that sends nothing on its own before exit (a long flush interval)."""
+    options.setdefault("flush_interval_s", 60.0)
+    return CloudWatchLogsHandler(group, endpoint_url=url, region="us-east-1", **options)  # type: ignore[arg-type]
+
+
+def setup(url: str, group: str, **options: object) -> CloudWatchLogsHandler:
+    handler = make_handler(url, group, **options)
+    log = logging.getLogger(LOGGER)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    return handler
+
+
+def log_records(name: str, count: int) -> None:
+    log = logging.getLogger(LOGGER)
+    for i in range(count):
+        log.info("%s-%d", name, i)
+
+
+def ready() -> None:
+    print("ready", flush=True)
+
+
+def wait_for_signal() -> None:
+    """Idle as a service does between requests: a bounded sleep loop on the main thread."""
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise SystemExit("no signal came")
+
+
+# ------------------------------------------------------------------------------------------
+# SIGTERM to a single process.
+
+
+def sigterm(url: str, group: str) -> None:
+    setup(url, group)
+    log_records("main", RECORDS)
+    ready()
+    wait_for_signal()
+
+
+def sigterm_handler_made_in_thread(url: str, group: str) -> None:
+    """The handler is made, and every record logged, on a thread other than the main one."""
+    worker = threading.Thread(target=lambda: (setup(url, group), log_records("thread", RECORDS)))
+    worker.start()
+    worker.join()
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and time.monotonic() < deadline:
+        time.sleep(0.01)  # the main thread runs again: the hook's pending install happens now
+    ready()
+    wait_for_signal()
+
+
+def sigterm_during_flush(url: str, group: str) -> None:
+    """The signal arrives while the main thread waits in flush() on a slow endpoint."""
+    handler = setup(url, group, shutdown_timeout_s=30.0)
+    log_records("main", RECORDS)
+    ready()
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while time.monotonic() < deadline:
+        log_records("during", 10)
+        handler.flush(5.0)
+    raise SystemExit("no signal came")
+
+
+def sigterm_at_exit(url: str, group: str) -> None:
+    """The signal arrives while the interpreter exits and delivers through a slow endpoint."""
+    setup(url, group, shutdown_timeout_s=30.0)
+    log_records("main", RECORDS)
+    ready()
+    # Falls off the end: the exit hook delivers while the test's SIGTERM arrives.
+
+
+def sigterm_zero_timeout(url: str, group: str) -> None:
+    setup(url, group, shutdown_timeout_s=0)
+    log_records("main", RECORDS)
+    ready()
+    wait_for_signal()
+
+
+def sigterm_opted_out(url: str, group: str) -> None:
+    setup(url, group, handle_sigterm=False)
+    log_records("main", RECORDS)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ready()
+    wait_for_signal()
+
+
+def _graceful_exit(signum: int, frame: object) -> None:
+    log_records("graceful", 10)
+    sys.exit(0)
+
+
+def sigterm_app_handler_before(url: str, group: str) -> None:
+    signal.signal(signal.SIGTERM, _graceful_exit)
+    setup(url, group)
+    assert signal.getsignal(signal.SIGTERM) is _graceful_exit
+    log_records("main", RECORDS)
+    ready()
+    wait_for_signal()
+
+
+def sigterm_app_handler_after(url: str, group: str) -> None:
+    setup(url, group)
+    signal.signal(signal.SIGTERM, _graceful_exit)
+    make_handler(url, group)  # a handler made later must not take the signal back
+    assert signal.getsignal(signal.SIGTERM) is _graceful_exit
+    log_records("main", RECORDS)
+    ready()
+    wait_for_signal()
+
+
+# ------------------------------------------------------------------------------------------
+# multiprocessing: the idioms of Python's documentation, verbatim.
+
+
+def task(number: int) -> int:
+    log_records(f"task{number}", PER_TASK)
+    return os.getpid()
+
+
+def child_main(url: str, group: str, spawned: bool) -> None:
+    if spawned:
+        setup(url, group)
+    log_records("child", RECORDS)
+    print("child-ready", flush=True)
+    wait_for_signal()
+
+
+def pool_with(url: str, group: str, method: str) -> None:
+    """``with Pool() as pool: pool.map(...)``: leaving the block terminates the workers."""
+    setup(url, group)
+    context = multiprocessing.get_context(method)
+    initializer = setup if method != "fork" else None
+    with context.Pool(2, initializer=initializer, initargs=(url, group)) as pool:
+        pool.map(task, range(TASKS), chunksize=1)
+    log_records("parent", 10)
+
+
+def process_terminate(url: str, group: str, method: str) -> None:
+    """``Process.terminate()`` on a worker that logged and went idle."""
+    setup(url, group)
+    context = multiprocessing.get_context(method)
+    ready_queue = context.SimpleQueue()
+    process = context.Process(target=_child_then_report, args=(url, group, method, ready_queue))
+    process.start()
+    ready_queue.get()
+    process.terminate()
+    process.join(WAIT_LIMIT_S)
+    print("child-exitcode", process.exitcode, flush=True)
+    log_records("parent", 10)
+
+
+def _child_then_report(url: str, group: str, method: str, ready_queue: object) -> None:
+    if method != "fork":
+        setup(url, group)
+    log_records("child", RECORDS)
+    ready_queue.put("ready")  # type: ignore[attr-defined]
+    wait_for_signal()
+
+
+def executor_with(url: str, group: str, method: str) -> None:
+    """``with ProcessPoolExecutor() as executor: executor.map(...)``."""
+    setup(url, group)
+    context = multiprocessing.get_context(method)
+    initializer = setup if method != "fork" else None
+    with concurrent.futures.ProcessPoolExecutor(
+        2, mp_context=context, initializer=initializer, initargs=(url, group)
+    ) as executor:
+        list(executor.map(task, range(TASKS)))
+    log_records("parent", 10)
+
+
+def executor_shutdown(url: str, group: str, method: str) -> None:
+    """``executor.shutdown()`` called explicitly."""
+    setup(url, group)
+    context = multiprocessing.get_context(method)
+    initializer = setup if method != "fork" else None
+    executor = concurrent.futures.ProcessPoolExecutor(
+        2, mp_context=context, initializer=initializer, initargs=(url, group)
+    )
+    list(executor.map(task, range(TASKS)))
+    executor.shutdown()
+    log_records("parent", 10)
+
+
+# ------------------------------------------------------------------------------------------
+# A fork below Python's hooks (uWSGI's workers do this).
+
+
+def c_fork(url: str, group: str) -> None:
+    import ctypes
+
+    setup(url, group)
+    log_records("parent-before", 500)  # queued, unsent, when the child is made
+    libc = ctypes.PyDLL(None)  # PyDLL keeps the GIL across the call, as a C server's fork does
+    pid = libc.fork()
+    if pid == 0:
+        log_records("child", 500)
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    log_records("parent-after", 500)
+
+
+# ------------------------------------------------------------------------------------------
+# Logging reconfigured right after logging.
+
+
+def reconfigure(url: str, group: str, kind: str, rounds: int, threads: int) -> None:
+    """Reconfigure ``rounds`` times while ``threads`` threads log; print each handler's figures."""
+    made: list[CloudWatchLogsHandler] = []
+
+    def config() -> dict[str, object]:
+        return {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "cloudwatch": {
+                    "()": make_handler,
+                    "url": url,
+                    "group": group,
+                    "shutdown_timeout_s": 2.0,
+                }
+            },
+            "root": {"level": "INFO", "handlers": ["cloudwatch"]},
+        }
+
+    stop = threading.Event()
+    counts = [0] * threads
+
+    def keep_logging(number: int) -> None:
+        log = logging.getLogger(f"worker{number}")
+        while not stop.is_set():
+            log.info("worker%d-%d", number, counts[number])
+            counts[number] += 1
+
+    def configure() -> float:
+        began = time.monotonic()
+        if kind == "dictConfig":
+            logging.config.dictConfig(config())
+        else:
+            handler = make_handler(url, group)
+            logging.basicConfig(
+                force=True, level=logging.INFO, handlers=[handler], format="%(message)s"
+            )
+        made.append(logging.getLogger().handlers[0])  # type: ignore[arg-type]
+        return time.monotonic() - began
+
+    configure()
+    workers = [threading.Thread(target=keep_logging, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    started = time.monotonic()
+    longest = 0.0
+    for round_number in range(rounds):
+        logging.getLogger("main").warning("main-%d", round_number)  # then reconfigure at once
+        longest = max(longest, configure())
+    stop.set()
+    for worker in workers:
+        worker.join()
+    took = time.monotonic() - started
+    settled = all(handler.flush(60.0) for handler in made)
+    stats = [handler.stats() for handler in made]
+    accepted = sum(s.records_accepted for s in stats)
+    delivered = sum(s.events_delivered for s in stats)
+    dropped = sum(sum(s.dropped.values()) for s in stats)
+    print(
+        f"rounds={rounds} logged={sum(counts) + rounds} accepted={accepted} delivered={delivered} "
+        f"dropped={dropped} settled={settled} longest_call_s={longest:.3f} total_s={took:.2f}",
+        flush=True,
+    )
+
+
+def reconfigure_dead_endpoint(url: str, group: str, call: str) -> None:
+    """With records waiting and nobody answering, a reconfiguration returns within the bound."""
+    handler = setup(url, group, shutdown_timeout_s=1.0)
+    logging.getLogger().addHandler(handler)
+    log_records("main", 100)
+    began = time.monotonic()
+    if call == "dictConfig":
+        logging.config.dictConfig({"version": 1, "root": {"level": "INFO", "handlers": []}})
+    elif call == "basicConfig":
+        logging.basicConfig(force=True)
+    else:
+        logging.shutdown()
+    took = time.monotonic() - began
+    stats = handler.stats()
+    print(f"call_s={took:.3f} queued={stats.events_queued}", flush=True)
+    os._exit(0)  # the figures are what counts; skip the exit delivery to the dead endpoint
+
+
+SCENARIOS = {
+    "sigterm": sigterm,
+    "sigterm-handler-made-in-thread": sigterm_handler_made_in_thread,
+    "sigterm-during-flush": sigterm_during_flush,
+    "sigterm-at-exit": sigterm_at_exit,
+    "sigterm-zero-timeout": sigterm_zero_timeout,
+    "sigterm-opted-out": sigterm_opted_out,
+    "sigterm-app-handler-before": sigterm_app_handler_before,
+    "sigterm-app-handler-after": sigterm_app_handler_after,
+    "c-fork": c_fork,
+}
+WITH_METHOD = {
+    "pool-with": pool_with,
+    "process-terminate": process_terminate,
+    "executor-with": executor_with,
+    "executor-shutdown": executor_shutdown,
+}
+
+
+def main() -> None:
+    scenario, url, group, *rest = sys.argv[1:]
+    if scenario in SCENARIOS:
+        SCENARIOS[scenario](url, group)
+    elif scenario in WITH_METHOD:
+        WITH_METHOD[scenario](url, group, rest[0])
+    elif scenario == "reconfigure":
+        reconfigure(url, group, rest[0], int(rest[1]), int(rest[2]))
+    elif scenario == "reconfigure-dead-endpoint":
+        reconfigure_dead_endpoint(url, group, rest[0])
+    else:
+        raise SystemExit(f"unknown scenario {scenario}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Nothing is lost when a process is stopped the way real processes are, and nothing hangs.
+
+Each scenario of `lifecycle_scenarios` runs as its own Python process against the moto server:
+SIGTERM as ``docker stop`` and Kubernetes send it, ``with Pool()``, ``Process.terminate()``,
+``ProcessPoolExecutor``, a fork made below Python, and logging reconfigured right after logging.
+The tests assert what arrived, how the process ended (by the signal where one was sent), and how
+long it took to end.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fault_proxy import FaultProxy, fault_proxy
+
+from local_aws.moto_endpoint import MotoEndpoint
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).with_name("lifecycle_scenarios.py")
+RECORDS = 3000
+TASKS, PER_TASK = 8, 250
+EXIT_LIMIT_S = 60.0
+"""A process that has not ended this long after its signal is hung: the test fails."""
+
+
+class Scenario:
+    """One scenario process, its output, and how it ended."""
+
+    def __init__(self, name: str, url: str, *args: str) -> None:
+        self.group = f"/lifecycle/{name}/{uuid.uuid4().hex[:12]}"
+        env = dict(os.environ)
+        root = Path(__file__).resolve().parent.parent
+        env["PYTHONPATH"] = os.pathsep.join([str(root / "handler"), env.get("PYTHONPATH", "")])
+        self.process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), name, url, self.group, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.errors = ""
+        self.signalled_at: float | None = None
+
+    def wait_for(self, text: str, timeout_s: float = 60.0) -> None:
+        """Read the output until a line equal to ``text``; fail if the process ends first."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if not selector.select(deadline - time.monotonic()):
+                    continue
+                line = self.process.stdout.readline()
+                if not line:
+                    break
+                self.lines.append(line.strip())
+                if line.strip() == text:
+                    return
+        self.process.kill()
+        self.end()
+        pytest.fail(f"no {text!r} line; output: {self.lines}, stderr: {self.stderr()}")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.signalled_at = time.monotonic()
+        self.process.send_signal(signum)
+
+    def end(self) -> tuple[int, float]:
+        """Wait for the process to end; return its return code and the seconds since the signal."""
+        started = self.signalled_at or time.monotonic()
+        try:
+            out, self.errors = self.process.communicate(timeout=EXIT_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail(f"the process hung: output {self.lines}")
+        self.lines.extend(line.strip() for line in out.splitlines())
+        return self.process.returncode, time.monotonic() - started
+
+    def stderr(self) -> str:
+        """The process's standard error (once it has ended), where the handler reports."""
+        return self.errors[-3000:]
+
+
+def arrived(moto: MotoEndpoint, group: str) -> Counter[str]:
+    """Count every message the endpoint holds for ``group``, across its streams."""
+    client = moto.logs_client()
+    if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        return Counter()
+    return Counter(m for stream in moto.streams(group) for m in moto.messages(group, stream))
+
+
+def expect(prefix: str, count: int) -> Counter[str]:
+    return Counter(f"{prefix}-{i}" for i in range(count))
+
+
+def missing(want: Counter[str], got: Counter[str]) -> int:
+    return sum((want - got).values())
+
+
+def duplicated(got: Counter[str]) -> int:
+    return sum(n - 1 for n in got.values() if n > 1)
+
+
+@pytest.fixture
+def proxy(moto_server: MotoEndpoint) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the moto server, for endpoints that stop answering."""
+    with fault_proxy(moto_server.url) as running:
+        yield running
+
+
+def test_sigterm_delivers_then_ends_the_process_by_the_signal(moto_server: MotoEndpoint) -> None:
+    """Records logged before SIGTERM arrive, and the process still ends by SIGTERM (-15)."""
+    run = Scenario("sigterm", moto_server.url)
+    run.wait_for("ready")
+    run.signal()
+    code, took = run.end()
+    got = arrived(moto_server, run.group)
+    print(f"measured: sigterm logged={RECORDS} delivered={sum(got.values())} rc={code} {took:.2f}s")
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("main", RECORDS), got) == 0
+    assert duplicated(got) == 0
+
+
+def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndpoint) -> None:
+    """A second SIGTERM while delivering neither cuts the delivery short nor raises."""
+    run = Scenario("sigterm", moto_server.url)
+    run.wait_for("ready")
+    run.signal()
+    run.signal()
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("main", RECORDS), got) == 0
+    assert "Traceback" not in run.stderr()
+
+
+def test_sigterm_with_a_handler_made_on_another_thread(moto_server: MotoEndpoint) -> None:
+    """A handler made off the main thread still gets the hook, installed by the main thread."""
+    run = Scenario("sigterm-handler-made-in-thread", moto_server.url)
+    run.wait_for("ready")
+    run.signal()
+    code, _ = run.end()
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("thread", RECORDS), arrived(moto_server, run.group)) == 0
+
+
+def test_sigterm_during_a_flush_on_a_stalled_endpoint(
+    moto_server: MotoEndpoint, proxy: FaultProxy
+) -> None:
+    """SIGTERM while the main thread waits in flush(): delivered once the endpoint answers."""
+    run = Scenario("sigterm-during-flush", proxy.url)
+    run.wait_for("ready")
+    proxy.blackhole()
+    assert proxy.wait_open(1), "the sender never reached the blackholed endpoint"
+    run.signal()
+    proxy.restore()
+    code, took = run.end()
+    got = arrived(moto_server, run.group)
+    print(f"measured: sigterm during flush rc={code} {took:.2f}s")
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("main", RECORDS), got) == 0
+
+
+def test_sigterm_while_the_interpreter_exits(moto_server: MotoEndpoint, proxy: FaultProxy) -> None:
+    """SIGTERM during the exit's own delivery: it completes, then the signal ends the process."""
+    proxy.blackhole()
+    run = Scenario("sigterm-at-exit", proxy.url)
+    run.wait_for("ready")
+    assert proxy.wait_open(1), "the exit's delivery never reached the blackholed endpoint"
+    run.signal()
+    proxy.restore()
+    code, _ = run.end()
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("main", RECORDS), arrived(moto_server, run.group)) == 0
+
+
+def test_sigterm_with_zero_shutdown_timeout_ends_at_once(moto_server: MotoEndpoint) -> None:
+    """With shutdown_timeout_s=0 the signal ends the process at once; what waited is reported."""
+    run = Scenario("sigterm-zero-timeout", moto_server.url)
+    run.wait_for("ready")
+    run.signal()
+    code, took = run.end()
+    assert code == -signal.SIGTERM
+    assert took < 10.0, took  # no delivery to wait for; far below any shutdown timeout here
+    assert "could not be delivered within shutdown_timeout_s=0" in run.stderr()
+
+
+def test_sigterm_opt_out_keeps_the_default(moto_server: MotoEndpoint) -> None:
+    """handle_sigterm=False leaves SIGTERM's default: the process ends at once, nothing sent."""
+    run = Scenario("sigterm-opted-out", moto_server.url)
+    run.wait_for("ready")
+    run.signal()
+    code, _ = run.end()
+    assert code == -signal.SIGTERM
+    assert sum(arrived(moto_server, run.group).values()) == 0
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_sigterm_handler_of_the_application_is_never_replaced(
+    moto_server: MotoEndpoint, when: str
+) -> None:
+    """The application's SIGTERM handler (set before or after ours) runs; its exit delivers."""
+    run = Scenario(f"sigterm-app-handler-{when}", moto_server.url)
+    run.wait_for("ready")
+    run.signal()
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    assert code == 0, run.stderr()  # the application's handler exits normally
+    assert missing(expect("main", RECORDS) + expect("graceful", 10), got) == 0
+
+
+METHODS = ["fork", "spawn", "forkserver"]
+
+
+def task_records() -> Counter[str]:
+    return sum((expect(f"task{n}", PER_TASK) for n in range(TASKS)), Counter())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_with_pool_delivers_the_workers_records(moto_server: MotoEndpoint, method: str) -> None:
+    """``with Pool() as pool: pool.map(...)`` (its exit terminates the workers) loses nothing."""
+    run = Scenario("pool-with", moto_server.url, method)
+    code, took = run.end()
+    got = arrived(moto_server, run.group)
+    want = task_records() + expect("parent", 10)
+    print(f"measured: with Pool() {method}: missing={missing(want, got)} {took:.2f}s")
+    assert code == 0, run.stderr()
+    assert missing(want, got) == 0
+    assert duplicated(got) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_process_terminate_delivers_the_idle_workers_records(
+    moto_server: MotoEndpoint, method: str
+) -> None:
+    """``Process.terminate()`` on a worker that logged and went idle loses nothing."""
+    run = Scenario("process-terminate", moto_server.url, method)
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    assert code == 0, run.stderr()
+    assert f"child-exitcode {-signal.SIGTERM}" in run.lines, run.lines
+    assert missing(expect("child", RECORDS) + expect("parent", 10), got) == 0
+    assert duplicated(got) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("idiom", ["executor-with", "executor-shutdown"])
+def test_process_pool_executor_delivers_the_workers_records(
+    moto_server: MotoEndpoint, idiom: str, method: str
+) -> None:
+    """ProcessPoolExecutor, left by ``with`` or by ``shutdown()``, loses nothing."""
+    run = Scenario(idiom, moto_server.url, method)
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    assert code == 0, run.stderr()
+    assert missing(task_records() + expect("parent", 10), got) == 0
+    assert duplicated(got) == 0
+
+
+def test_fork_below_python_starts_its_own_sender(moto_server: MotoEndpoint) -> None:
+    """A child made by libc's fork() delivers its records and never resends its parent's."""
+    run = Scenario("c-fork", moto_server.url)
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    want = expect("parent-before", 500) + expect("child", 500) + expect("parent-after", 500)
+    assert code == 0, run.stderr()
+    assert missing(want, got) == 0
+    assert duplicated(got) == 0, "the child resent what its parent had queued"
+
+
+@pytest.mark.parametrize("kind", ["dictConfig", "basicConfig"])
+def test_reconfiguring_while_logging_never_deadlocks(moto_server: MotoEndpoint, kind: str) -> None:
+    """100 reconfigurations in a row while 4 threads log: each returns at once, and every record
+    any of the 100 handlers accepted arrives (logging itself routes a record to no handler while
+    it swaps them, which no handler can see)."""
+    run = Scenario("reconfigure", moto_server.url, kind, "100", "4")
+    code, took = run.end()
+    assert code == 0, run.stderr()
+    figures = dict(item.split("=") for item in run.lines[-1].split())
+    print(f"measured: {kind} x100 {run.lines[-1]} process {took:.1f}s")
+    assert figures["settled"] == "True"
+    assert int(figures["dropped"]) == 0
+    assert int(figures["delivered"]) == int(figures["accepted"])
+    assert float(figures["longest_call_s"]) < 1.0  # no wait for the sender under logging's lock
+    got = arrived(moto_server, run.group)
+    assert sum(got.values()) == int(figures["accepted"])
+    assert missing(expect("main", 100), got) == 0  # logged between reconfigurations
+    assert duplicated(got) == 0
+
+
+@pytest.mark.parametrize("call", ["dictConfig", "basicConfig", "shutdown"])
+@pytest.mark.parametrize("fault", ["refused", "blackhole"])
+def test_reconfiguring_with_a_dead_endpoint_returns_within_the_bound(
+    proxy: FaultProxy, call: str, fault: str
+) -> None:
+    """With nobody answering, dictConfig, basicConfig(force=True) and logging.shutdown() return
+    within shutdown_timeout_s (1 s here), and the waiting records are still counted as queued."""
+    if fault == "refused":
+        proxy.cut()
+    else:
+        proxy.blackhole()
+    run = Scenario("reconfigure-dead-endpoint", proxy.url, call)
+    code, _ = run.end()
+    assert code == 0, run.stderr()
+    figures = dict(item.split("=") for item in run.lines[-1].split())
+    assert float(figures["call_s"]) < 1.0 + 1.0  # the 1 s bound, and scheduling on 2 cores
+    assert int(figures["queued"]) == 100
