@@ -1,0 +1,26 @@
+"""A WSGI application as users write one: a handler configured at import, a record per request.
+
+Run by test_gunicorn under real gunicorn; the endpoint and group come from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+
+handler = CloudWatchLogsHandler(
+    os.environ["TEST_LOG_GROUP"], endpoint_url=os.environ["TEST_ENDPOINT_URL"], region="us-east-1"
+)
+logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s")
+log = logging.getLogger("app")
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    request_id = environ.get("QUERY_STRING", "")
+    log.info("request-%s pid=%d", request_id, os.getpid())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [request_id.encode()]

@@ -1,0 +1,132 @@
+"""Under real gunicorn (sync workers), every request's record arrives, however workers come and go.
+
+gunicorn forks its workers (after loading the application in the master with ``--preload``),
+recycles them after ``--max-requests``, replaces them all on HUP, and stops them with TERM; each
+worker ends through its own SIGTERM handler and a normal exit. The tests drive it over HTTP on
+127.0.0.1, send the signals a deployment sends, and count what the endpoint holds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from local_aws.moto_endpoint import MotoEndpoint
+
+pytestmark = pytest.mark.slow
+
+APPS = Path(__file__).resolve().parent / "apps"
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = 300
+HUP_AFTER = 100
+START_LIMIT_S = 60.0
+EXIT_LIMIT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(port: int, request_id: str) -> bool:
+    """Send one request; True if gunicorn answered it (the worker then logged its record)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", f"/?{request_id}")
+        response = connection.getresponse()
+        return response.status == 200 and response.read().decode() == request_id
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_LIMIT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)  # polling a port gunicorn is still opening, not waiting for our work
+    server.kill()
+    pytest.fail(f"gunicorn did not start: {server.communicate()[1].decode()[-2000:]}")
+
+
+def delivered_ids(moto: MotoEndpoint, group: str) -> Counter[str]:
+    pattern = re.compile(r"request-(\S+) pid=\d+")
+    ids: Counter[str] = Counter()
+    for stream in moto.streams(group):
+        for message in moto.messages(group, stream):
+            if match := pattern.fullmatch(message):
+                ids[match.group(1)] += 1
+    return ids
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param([], id="sync"),
+        pytest.param(["--preload"], id="sync-preload"),
+        pytest.param(["--max-requests", "25"], id="max-requests"),
+        pytest.param(["--preload", "--max-requests", "25"], id="preload-max-requests"),
+    ],
+)
+def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[str]) -> None:
+    """300 requests, a HUP reload after 100, TERM at the end: every answered request's record
+    arrives exactly once, and gunicorn exits cleanly."""
+    group = f"/gunicorn/{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        TEST_LOG_GROUP=group,
+        TEST_ENDPOINT_URL=moto_server.url,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "handler"), str(APPS)]),
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", *options]
+        + ["--graceful-timeout", "30", "gunicorn_app:application"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_serving(port, server)
+        answered = []
+        for number in range(REQUESTS):
+            if number == HUP_AFTER:
+                server.send_signal(signal.SIGHUP)
+            request_id = f"{number}-{uuid.uuid4().hex[:6]}"
+            if get(port, request_id):
+                answered.append(request_id)
+        server.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, errors = server.communicate(timeout=EXIT_LIMIT_S)
+        took = time.monotonic() - started
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    got = delivered_ids(moto_server, group)
+    lost = [request_id for request_id in answered if got[request_id] == 0]
+    twice = [request_id for request_id, n in got.items() if n > 1]
+    print(
+        f"measured: gunicorn {' '.join(options) or 'sync'}: answered={len(answered)}/{REQUESTS} "
+        f"delivered={len(got)} lost={len(lost)} duplicated={len(twice)} exit {took:.2f}s"
+    )
+    assert server.returncode == 0, errors.decode()[-2000:]
+    assert len(answered) >= REQUESTS - 5, "gunicorn refused requests: the test proves nothing"
+    assert lost == [], errors.decode()[-2000:]
+    assert twice == []
