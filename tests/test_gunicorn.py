@@ -95,9 +95,9 @@ def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[s
         TEST_ENDPOINT_URL=moto_server.url,
         PYTHONPATH=os.pathsep.join([str(ROOT / "handler"), str(APPS)]),
     )
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", *options]
-        + ["--graceful-timeout", "30", "gunicorn_app:application"],
+        [*gunicorn, *options, "--graceful-timeout", "30", "wsgi_app:application"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

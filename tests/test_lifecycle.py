@@ -9,99 +9,45 @@ long it took to end.
 
 from __future__ import annotations
 
-import os
-import selectors
 import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fault_proxy import FaultProxy, fault_proxy
 
+from bench.lifecycle import ScenarioRun, numbered
+from bench.lifecycle import arrived as arrived_with
 from local_aws.moto_endpoint import MotoEndpoint
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).with_name("lifecycle_scenarios.py")
 RECORDS = 3000
 TASKS, PER_TASK = 8, 250
-EXIT_LIMIT_S = 60.0
-"""A process that has not ended this long after its signal is hung: the test fails."""
 
 
-class Scenario:
-    """One scenario process, its output, and how it ended."""
-
-    def __init__(self, name: str, url: str, *args: str) -> None:
-        self.group = f"/lifecycle/{name}/{uuid.uuid4().hex[:12]}"
-        env = dict(os.environ)
-        root = Path(__file__).resolve().parent.parent
-        env["PYTHONPATH"] = os.pathsep.join([str(root / "handler"), env.get("PYTHONPATH", "")])
-        self.process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), name, url, self.group, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self.errors = ""
-        self.signalled_at: float | None = None
+class Scenario(ScenarioRun):
+    """A scenario process whose failures (no line, a hang) fail the test."""
 
     def wait_for(self, text: str, timeout_s: float = 60.0) -> None:
-        """Read the output until a line equal to ``text``; fail if the process ends first."""
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if not selector.select(deadline - time.monotonic()):
-                    continue
-                line = self.process.stdout.readline()
-                if not line:
-                    break
-                self.lines.append(line.strip())
-                if line.strip() == text:
-                    return
-        self.process.kill()
-        self.end()
-        pytest.fail(f"no {text!r} line; output: {self.lines}, stderr: {self.stderr()}")
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.signalled_at = time.monotonic()
-        self.process.send_signal(signum)
-
-    def end(self) -> tuple[int, float]:
-        """Wait for the process to end; return its return code and the seconds since the signal."""
-        started = self.signalled_at or time.monotonic()
         try:
-            out, self.errors = self.process.communicate(timeout=EXIT_LIMIT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail(f"the process hung: output {self.lines}")
-        self.lines.extend(line.strip() for line in out.splitlines())
-        return self.process.returncode, time.monotonic() - started
+            super().wait_for(text, timeout_s)
+        except Exception as error:
+            pytest.fail(str(error))
 
-    def stderr(self) -> str:
-        """The process's standard error (once it has ended), where the handler reports."""
-        return self.errors[-3000:]
+    def end(self, timeout_s: float = 60.0) -> tuple[int, float]:
+        try:
+            return super().end(timeout_s)
+        except Exception as error:
+            pytest.fail(str(error))
 
 
 def arrived(moto: MotoEndpoint, group: str) -> Counter[str]:
     """Count every message the endpoint holds for ``group``, across its streams."""
-    client = moto.logs_client()
-    if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
-        return Counter()
-    return Counter(m for stream in moto.streams(group) for m in moto.messages(group, stream))
+    return arrived_with(moto.logs_client(), group)
 
 
-def expect(prefix: str, count: int) -> Counter[str]:
-    return Counter(f"{prefix}-{i}" for i in range(count))
+expect = numbered
 
 
 def missing(want: Counter[str], got: Counter[str]) -> int:

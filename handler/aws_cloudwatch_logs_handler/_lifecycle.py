@@ -174,14 +174,18 @@ def block_termination_signal_in_this_thread() -> None:
 def warn_if_threads_cannot_run(report: Any) -> None:
     """Under uWSGI without threads, Python threads never run: say so, naming the fix.
 
-    uWSGI keeps the GIL for the request in hand unless started with ``--enable-threads`` (or
-    ``--threads N``), so our sender would wait forever and every record would wait with it.
+    uWSGI can keep the GIL between requests unless threads are enabled (``--enable-threads`` or
+    ``--threads N``), and then our sender, and every record, would wait forever. Recent uWSGI
+    enables them on its own and says so in ``uwsgi.has_threads``; older ones only in their options.
     """
     uwsgi = sys.modules.get("uwsgi")
     if uwsgi is None:
         return
-    options = getattr(uwsgi, "opt", {}) or {}
-    if options.get("enable-threads") or options.get("threads"):
+    has_threads = getattr(uwsgi, "has_threads", None)
+    if has_threads is None:
+        options = getattr(uwsgi, "opt", {}) or {}
+        has_threads = options.get("enable-threads") or options.get("threads")
+    if has_threads:
         return
     report(
         "threads",

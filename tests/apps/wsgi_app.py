@@ -1,6 +1,7 @@
 """A WSGI application as users write one: a handler configured at import, a record per request.
 
-Run by test_gunicorn under real gunicorn; the endpoint and group come from the environment.
+Run by test_gunicorn and test_uwsgi under the real servers; the endpoint and group come from
+the environment.
 """
 
 from __future__ import annotations

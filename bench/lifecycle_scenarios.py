@@ -1,8 +1,11 @@
-"""Programs as users write them, each ended the way real processes end; run by test_lifecycle.
+"""Programs as users write them, each ended the way real processes end.
 
-Usage: ``python lifecycle_scenarios.py SCENARIO ENDPOINT_URL LOG_GROUP``. Each scenario logs
-numbered records whose messages say who logged them, prints ``ready`` when the test may act (send
-a signal), and ends however the scenario says. The test then counts what the endpoint holds.
+Run by `bench.lifecycle` (beside watchtower) and tests/test_lifecycle.py as
+``python lifecycle_scenarios.py SCENARIO ENDPOINT_URL LOG_GROUP``; with
+``SCENARIO_HANDLER=watchtower`` in the environment it uses watchtower's handler instead of ours.
+Each scenario logs numbered records whose messages say who logged them, prints ``ready`` when
+the test may act (send a signal), and ends however the scenario says. The test then counts what
+the endpoint holds.
 Nothing here calls ``flush()`` or ``close()`` unless the scenario is about them.
 """
 
@@ -17,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 
@@ -27,13 +31,25 @@ WAIT_LIMIT_S = 60.0
 """No scenario waits longer than this for a signal: a broken test must not leave a process."""
 
 
-def make_handler(url: str, group: str, **options: object) -> CloudWatchLogsHandler:
+def make_handler(url: str, group: str, **options: object) -> Any:
     """A handler that sends nothing on its own before exit (a long flush interval)."""
+    if os.environ.get("SCENARIO_HANDLER") == "watchtower":
+        return _watchtower(url, group)
     options.setdefault("flush_interval_s", 60.0)
     return CloudWatchLogsHandler(group, endpoint_url=url, region="us-east-1", **options)  # type: ignore[arg-type]
 
 
-def setup(url: str, group: str, **options: object) -> CloudWatchLogsHandler:
+def _watchtower(url: str, group: str) -> Any:
+    import boto3
+    import watchtower
+
+    client = boto3.client("logs", endpoint_url=url, region_name="us-east-1")
+    return watchtower.CloudWatchLogHandler(
+        log_group_name=group, boto3_client=client, send_interval=60
+    )
+
+
+def setup(url: str, group: str, **options: object) -> Any:
     handler = make_handler(url, group, **options)
     log = logging.getLogger(LOGGER)
     log.propagate = False
@@ -73,7 +89,12 @@ def sigterm(url: str, group: str) -> None:
 
 def sigterm_handler_made_in_thread(url: str, group: str) -> None:
     """The handler is made, and every record logged, on a thread other than the main one."""
-    worker = threading.Thread(target=lambda: (setup(url, group), log_records("thread", RECORDS)))
+
+    def set_up_and_log() -> None:
+        setup(url, group)
+        log_records("thread", RECORDS)
+
+    worker = threading.Thread(target=set_up_and_log)
     worker.start()
     worker.join()
     deadline = time.monotonic() + WAIT_LIMIT_S
@@ -172,7 +193,7 @@ def pool_with(url: str, group: str, method: str) -> None:
 def process_terminate(url: str, group: str, method: str) -> None:
     """``Process.terminate()`` on a worker that logged and went idle."""
     setup(url, group)
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)
     ready_queue = context.SimpleQueue()
     process = context.Process(target=_child_then_report, args=(url, group, method, ready_queue))
     process.start()
@@ -195,7 +216,7 @@ def executor_with(url: str, group: str, method: str) -> None:
     """``with ProcessPoolExecutor() as executor: executor.map(...)``."""
     setup(url, group)
     context = multiprocessing.get_context(method)
-    initializer = setup if method != "fork" else None
+    initializer: Any = setup if method != "fork" else None
     with concurrent.futures.ProcessPoolExecutor(
         2, mp_context=context, initializer=initializer, initargs=(url, group)
     ) as executor:
@@ -207,7 +228,7 @@ def executor_shutdown(url: str, group: str, method: str) -> None:
     """``executor.shutdown()`` called explicitly."""
     setup(url, group)
     context = multiprocessing.get_context(method)
-    initializer = setup if method != "fork" else None
+    initializer: Any = setup if method != "fork" else None
     executor = concurrent.futures.ProcessPoolExecutor(
         2, mp_context=context, initializer=initializer, initargs=(url, group)
     )
@@ -304,6 +325,18 @@ def reconfigure(url: str, group: str, kind: str, rounds: int, threads: int) -> N
     )
 
 
+def dictconfig_once(url: str, group: str) -> None:
+    """A handler configured by dictConfig logs, and a second dictConfig replaces it at once."""
+    config = {
+        "version": 1,
+        "handlers": {"cloudwatch": {"()": make_handler, "url": url, "group": group}},
+        "root": {"level": "INFO", "handlers": ["cloudwatch"]},
+    }
+    logging.config.dictConfig(config)
+    log_records("main", RECORDS)
+    logging.config.dictConfig(config)
+
+
 def reconfigure_dead_endpoint(url: str, group: str, call: str) -> None:
     """With records waiting and nobody answering, a reconfiguration returns within the bound."""
     handler = setup(url, group, shutdown_timeout_s=1.0)
@@ -332,6 +365,7 @@ SCENARIOS = {
     "sigterm-app-handler-before": sigterm_app_handler_before,
     "sigterm-app-handler-after": sigterm_app_handler_after,
     "c-fork": c_fork,
+    "dictconfig-once": dictconfig_once,
 }
 WITH_METHOD = {
     "pool-with": pool_with,
