@@ -196,8 +196,14 @@ def tail(
         output.out.flush()
 
     if not args.follow:
-        for message in read_window(reader, selection, start_ms=start_ms, end_ms=end_ms):
+        messages = read_window(reader, selection, start_ms=start_ms, end_ms=end_ms)
+        for message in messages:
             show(message)
+        if not messages:
+            output.note(
+                f"no events in {args.log_group} between {iso_time(start_ms)} and "
+                f"{iso_time(end_ms)} (widen --since?)"
+            )
         return 0
     follower = Follower(reader, selection, start_ms, now_ms=now_ms)
     try:
