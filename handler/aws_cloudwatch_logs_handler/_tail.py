@@ -214,14 +214,14 @@ def read_window(
     """Return the messages of the window, split parts joined, oldest first across streams.
 
     FilterLogEvents does not promise one order across streams and pages (moto returns stream
-    after stream), so the window is sorted here; the sort is stable, so events with the same
-    timestamp keep the order the service gave.
+    after stream), so the whole window is read, then sorted; the sort is stable, so messages with
+    the same timestamp keep the order the service gave.
     """
-    events = sorted(
-        reader.events(selection, start_ms=start_ms, end_ms=end_ms), key=lambda e: e["timestamp"]
-    )
     joiner = PartJoiner()
-    messages = [message for event in events if (message := joiner.add(event)) is not None]
+    added = (
+        joiner.add(event) for event in reader.events(selection, start_ms=start_ms, end_ms=end_ms)
+    )
+    messages = [message for message in added if message is not None]
     messages.extend(joiner.expire())
     messages.sort(key=lambda message: message.timestamp_ms)
     return messages
