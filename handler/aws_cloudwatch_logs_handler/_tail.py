@@ -106,7 +106,7 @@ class LogReader:
     clock: Callable[[], float] = time.monotonic
     on_retry: Callable[[str], None] = lambda _note: None
     rng: random.Random = field(default_factory=random.Random)
-    _last_call_s: float | None = None
+    _last_call_s: float | None = field(default=None, init=False, repr=False)
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call ``operation`` on the client, paced, retrying throttling and 5xx errors."""
@@ -241,8 +241,8 @@ class Follower:
     start_ms: int
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
     joiner: PartJoiner = field(default_factory=PartJoiner)
-    _seen: dict[str, int] = field(default_factory=dict)
-    _newest_ms: int | None = None
+    _seen: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _newest_ms: int | None = field(default=None, init=False, repr=False)
 
     def poll(self) -> list[LogMessage]:
         """Read what arrived since the last poll; return the messages it completes."""
