@@ -5,7 +5,8 @@
 3. runs the article's ``examples/app.py``, unchanged, with boto3 pointed at that endpoint;
 4. invokes the sample Lambda function once through the real runtime client (awslambdaric),
    importing the library only from the built layer;
-5. prints, per log group, its retention and what arrived.
+5. shows, per log group, its retention and what arrived, through the package's own viewer
+   (``python -m aws_cloudwatch_logs_handler tail``), and the sample invocation by its request id.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ def run_app(endpoint_url: str) -> None:
     subprocess.run([sys.executable, str(APP)], env=local_environment(endpoint_url), check=True)
 
 
-def invoke_sample(endpoint_url: str, log_group: str, workdir: Path) -> None:
-    """Invoke the sample function once under awslambdaric, with the library from the layer."""
+def invoke_sample(endpoint_url: str, log_group: str, workdir: Path) -> str:
+    """Invoke the sample function once under awslambdaric, with the library from the layer.
+
+    Returns the invocation's request id.
+    """
     print(f"\n== the sample function ({SAMPLE_HANDLER}) under awslambdaric, from the layer")
     layer_python = unzip_layer(ensure_layer(), workdir / "opt")
     task_dir = workdir / "task"
@@ -70,10 +74,20 @@ def invoke_sample(endpoint_url: str, log_group: str, workdir: Path) -> None:
     ) as runtime:
         result = runtime.invoke({"messages": ["hello from Lambda", "delivered before return"]})
         print(f"   request {result.request_id}: {result.json()}")
+    return result.request_id
 
 
-def print_groups(client: Any, groups: Iterable[str]) -> None:
-    """Print each group's retention, streams and messages, oldest first."""
+def tail(endpoint_url: str, group: str, *options: str) -> None:
+    """Show what arrived in ``group`` as a user would: the package's ``tail`` command."""
+    command = ["python", "-m", "aws_cloudwatch_logs_handler", "tail", group, "--since", "1h"]
+    print(f"\n$ {' '.join([*command, *options])}", flush=True)
+    subprocess.run(
+        [sys.executable, *command[1:], *options], env=local_environment(endpoint_url), check=True
+    )
+
+
+def show_groups(client: Any, endpoint_url: str, groups: Iterable[str]) -> None:
+    """Print each group's retention, then what arrived in it, oldest first."""
     for group in groups:
         found = [
             g
@@ -86,18 +100,7 @@ def print_groups(client: Any, groups: Iterable[str]) -> None:
         retention = found[0].get("retentionInDays")
         days = f"{retention} days" if retention else "never expires"
         print(f"\nlog group {group}  (retention: {days})")
-        streams = client.describe_log_streams(logGroupName=group)["logStreams"]
-        if not streams:
-            print("  (no streams yet)")
-        for stream in streams:
-            name = stream["logStreamName"]
-            events = client.get_log_events(
-                logGroupName=group, logStreamName=name, startFromHead=True
-            )["events"]
-            print(f"  stream {name}: {len(events)} event(s)")
-            for event in events:
-                first_line = event["message"].splitlines()[0] if event["message"] else ""
-                print(f"    {first_line}")
+        tail(endpoint_url, group)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,8 +122,10 @@ def main(argv: list[str] | None = None) -> None:
             client.create_log_group(logGroupName=config.sample_log_group)
         run_app(endpoint.url)
         with tempfile.TemporaryDirectory(prefix="demo-lambda-") as workdir:
-            invoke_sample(endpoint.url, config.sample_log_group, Path(workdir))
-        print_groups(client, [APP_GROUP, *(group.name for group in config.log_groups)])
+            request_id = invoke_sample(endpoint.url, config.sample_log_group, Path(workdir))
+        show_groups(client, endpoint.url, [APP_GROUP, *(group.name for group in config.log_groups)])
+        print("\n== the sample invocation alone, found by its request id")
+        tail(endpoint.url, config.sample_log_group, "--request-id", request_id)
 
 
 if __name__ == "__main__":
