@@ -130,7 +130,7 @@ class JsonFormatter(logging.Formatter):
         self._encode = json.JSONEncoder(
             ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=self._default
         ).encode
-        self._static = _check_static(static_fields, self._encode)
+        self._static = _check_static(static_fields, default)
         self._reshape = bool(self._rename or self._drop)
         self._second = -1
         self._second_text = ""
@@ -256,7 +256,7 @@ def _check_drop(drop: Iterable[str]) -> frozenset[str]:
 
 
 def _check_static(
-    static_fields: Mapping[str, Any] | None, encode: Callable[[Any], str]
+    static_fields: Mapping[str, Any] | None, default: Callable[[Any], Any] | None
 ) -> dict[str, Any]:
     if static_fields is None:
         return {}
@@ -266,8 +266,8 @@ def _check_static(
             "{'service': 'checkout', 'environment': 'prod'}"
         )
     fields = dict(static_fields)
-    try:
-        encode(fields)
+    try:  # strictly, without the repr fallback: a constant should be right once, not every time
+        json.dumps(fields, allow_nan=False, default=default)
     except Exception as error:
         raise ConfigurationError(
             f"static_fields={static_fields!r} must be JSON-encodable ({error}); pass plain "
