@@ -139,3 +139,44 @@ def test_powertools_logger_arrives_as_json_with_its_keys(
     assert event["message"] == "paid" and event["level"] == "INFO"
     assert (event["service"], event["order"], event["cents"]) == (service, 17, 120)
     assert event["location"] and event["timestamp"]
+
+
+def test_the_readmes_dictconfig_ships_json(moto_server: MotoEndpoint) -> None:
+    """The README's LOGGING dictionary builds the handler and formatter and ships parseable JSON."""
+    import logging.config
+
+    group = f"/test/{uuid.uuid4().hex[:12]}"
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "json": {
+                    "()": "aws_cloudwatch_logs_handler.JsonFormatter",
+                    "static_fields": {"service": "checkout"},
+                    "default": "ext://builtins.str",
+                }
+            },
+            "handlers": {
+                "cloudwatch": {
+                    "class": "aws_cloudwatch_logs_handler.CloudWatchLogsHandler",
+                    "log_group": group,
+                    "log_stream": "dictconfig",
+                    "endpoint_url": moto_server.url,  # the README's, pointed at the stand-in
+                    "formatter": "json",
+                }
+            },
+            "root": {"handlers": ["cloudwatch"], "level": "INFO"},
+        }
+    )
+    [handler] = root.handlers
+    try:
+        logging.getLogger("django.request").info("GET /", extra={"when": {1}})
+        [event] = delivered_json(moto_server, handler, "dictconfig")
+    finally:
+        handler.close()
+        root.handlers = saved[1]
+        root.setLevel(saved[0])
+    assert (event["message"], event["service"], event["when"]) == ("GET /", "checkout", "{1}")
