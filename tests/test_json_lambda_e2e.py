@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class JsonFunction:
     group: str
 
 
+@contextmanager
 def run_json_function(
     root: Path, layer: Path, moto: MotoEndpoint, *, runtime_copy: str
 ) -> Iterator[JsonFunction]:
@@ -50,31 +52,31 @@ def run_json_function(
 
 
 @pytest.fixture(scope="module")
-def with_copy(
+def functions(
     tmp_path_factory: pytest.TempPathFactory,
     layer_python_dir: Path,  # noqa: F811 (the imported fixture)
     moto_server: MotoEndpoint,
-) -> Iterator[JsonFunction]:
-    """The JSON function with the runtime's copy kept (the default)."""
-    yield from run_json_function(
-        tmp_path_factory.mktemp("json-on"), layer_python_dir, moto_server, runtime_copy="on"
-    )
+) -> Iterator[dict[str, JsonFunction]]:
+    """The JSON function twice: with the runtime's copy kept (the default), and switched off."""
+    with ExitStack() as stack:
+        yield {
+            copy: stack.enter_context(
+                run_json_function(
+                    tmp_path_factory.mktemp(f"json-{copy}"),
+                    layer_python_dir,
+                    moto_server,
+                    runtime_copy=copy,
+                )
+            )
+            for copy in ("on", "off")
+        }
 
 
-@pytest.fixture(scope="module")
-def without_copy(
-    tmp_path_factory: pytest.TempPathFactory,
-    layer_python_dir: Path,  # noqa: F811 (the imported fixture)
-    moto_server: MotoEndpoint,
-) -> Iterator[JsonFunction]:
-    """The JSON function after lambda_runtime_copy(enabled=False)."""
-    yield from run_json_function(
-        tmp_path_factory.mktemp("json-off"), layer_python_dir, moto_server, runtime_copy="off"
-    )
-
-
-def test_request_id_is_the_invocations_on_root_and_child_loggers(with_copy: JsonFunction) -> None:
+def test_request_id_is_the_invocations_on_root_and_child_loggers(
+    functions: dict[str, JsonFunction],
+) -> None:
     """Both records parse, carry the invocation's requestId, the bound tag and the extra field."""
+    with_copy = functions["on"]
     for tag in ("first", "second"):
         delivered = invoke_frozen(with_copy.runtime, with_copy.moto, with_copy.group, {"tag": tag})
         request_id = delivered.result.request_id
@@ -90,9 +92,10 @@ def test_request_id_is_the_invocations_on_root_and_child_loggers(with_copy: Json
 
 
 def test_without_the_runtime_copy_only_records_we_do_not_ship_reach_the_runtime(
-    without_copy: JsonFunction,
+    functions: dict[str, JsonFunction],
 ) -> None:
     """Our records are not in the runtime's output; botocore's (excluded from ours) still are."""
+    without_copy = functions["off"]
     tag = f"t-{uuid.uuid4().hex[:8]}"
     delivered = invoke_frozen(
         without_copy.runtime, without_copy.moto, without_copy.group, {"tag": tag}

@@ -25,22 +25,6 @@ Location = Literal["exceptions", "always", "never"]
 """When to add ``location`` (``path:function:line``): with an exception only, as Lambda does,
 on every record, or never."""
 
-CORE_KEYS: Final = (
-    "timestamp",
-    "level",
-    "message",
-    "logger",
-    "stackTrace",
-    "errorType",
-    "errorMessage",
-    "requestId",
-    "location",
-    "tenantId",
-    "stackInfo",
-)
-"""The keys the formatter itself writes (each only when it has a value); `extra=` fields, bound
-fields and static fields never replace them."""
-
 _LOCATIONS: Final = ("exceptions", "always", "never")
 # Every attribute a plain LogRecord has (this Python's: 3.12 added taskName), what
 # `logging.Formatter.format` adds, and what Lambda's runtime puts on records: anything else on a
