@@ -18,7 +18,8 @@ from ._events import join_parts
 from ._handler import CloudWatchLogsHandler
 from ._json_formatter import JsonFormatter
 from ._lambda import flush_after_invocation, invocation_scope
-from ._lambda_controls import lambda_log_level, lambda_runtime_copy
+from ._lambda_controls import lambda_runtime_copy
+from ._lambda_level import lambda_log_level
 from ._metrics import DeliveryMetrics
 from ._retention import RETENTION_DAYS, RetentionDays, validate_retention_days
 from ._stats import DROP_REASONS, DeliveryStats, DropReason
