@@ -43,6 +43,7 @@ deploy: $(STAMP) node_modules/.installed layer
 
 bench: $(STAMP) layer
 	$(PY) -m bench.run
+	$(PY) -m bench.json_row
 
 clean:
 	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache

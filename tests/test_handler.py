@@ -311,3 +311,14 @@ def test_block_waits_a_bounded_time_then_drops(make_handler: HandlerFactory) -> 
     waited = time.monotonic() - started
     assert 0.25 <= waited < 2.0
     assert handler.stats().dropped == {"queue_full": 1}
+
+
+def test_the_level_defaults_to_lambdas_logging_controls(
+    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With AWS_LAMBDA_LOG_LEVEL set, the handler's level is that level unless one is passed."""
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", "WARN")
+    assert make_handler().level == logging.WARNING
+    assert make_handler(level=logging.NOTSET).level == logging.NOTSET
+    monkeypatch.delenv("AWS_LAMBDA_LOG_LEVEL")
+    assert make_handler().level == logging.NOTSET

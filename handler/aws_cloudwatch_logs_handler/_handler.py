@@ -14,6 +14,7 @@ from typing import Any, Final
 from ._client import ClientSource
 from ._errors import ConfigurationError
 from ._events import Event, OversizePolicy, make_events
+from ._lambda_level import lambda_log_level
 from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
 from ._reporting import ProblemCallback, Reporter
@@ -95,7 +96,8 @@ class CloudWatchLogsHandler(logging.Handler):
         exclude_loggers: loggers (and their children) whose records are not shipped.
         per_environment_stream: in Lambda, one stream per execution environment instead of one
             per invocation (for functions invoked faster than CreateLogStream's quota allows).
-        level: the handler's level.
+        level: the handler's level. Default: in Lambda, the level of its logging controls
+            (``AWS_LAMBDA_LOG_LEVEL``), elsewhere ``NOTSET``; pass any level to choose it yourself.
 
     Raises:
         ConfigurationError: an argument is invalid; the message names it and the fix.
@@ -127,7 +129,7 @@ class CloudWatchLogsHandler(logging.Handler):
         exclude_loggers: tuple[str, ...] = SDK_LOGGERS,
         per_environment_stream: bool = False,
         handle_sigterm: bool = True,
-        level: int | str = logging.NOTSET,
+        level: int | str | None = None,
     ) -> None:
         if log_group is None:
             raise ConfigurationError("Log Group name is required: pass log_group, e.g. '/my/app'")
@@ -164,7 +166,8 @@ class CloudWatchLogsHandler(logging.Handler):
             client=client,
             endpoint_url=endpoint_url,
         )
-        super().__init__(level)
+        # In Lambda, the level its logging controls set (AWS_LAMBDA_LOG_LEVEL) unless one is given.
+        super().__init__(lambda_log_level() if level is None else level)
         self._max_event_bytes = max_event_bytes
         self._oversize: OversizePolicy = oversize
         self._shutdown_timeout_s = shutdown_timeout_s
