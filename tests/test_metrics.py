@@ -96,7 +96,7 @@ def test_running_totals_are_sent_as_changes_and_the_queue_as_it_is() -> None:
 def test_published_events_arrive_and_count_what_the_handler_dropped(
     moto_server: MotoEndpoint, make_handler: HandlerFactory, metrics_for: Any
 ) -> None:
-    """Records, then records after close: the metrics group holds EMF events saying so."""
+    """Records, then a record too old to send: the metrics group holds EMF events saying so."""
     measured = make_handler(endpoint_url=moto_server.url, log_stream="app")
     logger = make_handler.logger(measured)
     metrics_group = unique_group()
@@ -110,8 +110,10 @@ def test_published_events_arrive_and_count_what_the_handler_dropped(
         logger.info("record %d", i)
     assert measured.flush(timeout_s=30)
     assert metrics.publish() == 1
-    measured.close()
-    logger.info("after close")
+    stale = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "stale", None, None)
+    stale.created -= 15 * 24 * 3600  # CloudWatch refuses events over 14 days old
+    logger.handle(stale)
+    assert measured.flush(timeout_s=30)
     assert metrics.publish() == 1
     assert metrics.handler.flush(timeout_s=30)
     first, second = (json.loads(m) for m in moto_server.messages(metrics_group, "metrics"))
@@ -119,7 +121,7 @@ def test_published_events_arrive_and_count_what_the_handler_dropped(
         check_emf(event)
         assert (event["LogGroup"], event["Service"]) == (measured.log_group_name, "shop")
     assert (first["RecordsAccepted"], first["EventsDelivered"], first["Dropped"]) == (3, 3, 0)
-    assert (second["RecordsAccepted"], second["Dropped"], second["DroppedAfterClose"]) == (0, 1, 1)
+    assert (second["RecordsAccepted"], second["Dropped"], second["DroppedTooOld"]) == (1, 1, 1)
 
 
 def test_the_last_figures_are_published_at_exit(moto_server: MotoEndpoint) -> None:
