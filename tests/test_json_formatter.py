@@ -268,12 +268,12 @@ def test_request_id_comes_from_the_invocation_when_the_runtime_did_not_set_it() 
     from types import SimpleNamespace
 
     from aws_cloudwatch_logs_handler import invocation_scope
-    from aws_cloudwatch_logs_handler._lambda import _reset_for_tests
+    from aws_cloudwatch_logs_handler._invocation import INVOCATIONS
 
     context = SimpleNamespace(aws_request_id="req-456", function_name="f", function_version="1")
     try:
         with invocation_scope(context, handlers=[]):
             assert formatted(make_record())["requestId"] == "req-456"
     finally:
-        _reset_for_tests()
+        INVOCATIONS.forget()
     assert "requestId" not in formatted(make_record())

@@ -15,8 +15,8 @@ from handler_factory import HandlerFactory
 from moto import mock_aws
 
 from aws_cloudwatch_logs_handler import flush_after_invocation, invocation_scope
-from aws_cloudwatch_logs_handler._lambda import (
-    _reset_for_tests,
+from aws_cloudwatch_logs_handler._invocation import (
+    INVOCATIONS,
     environment_stream_name,
     stream_name_for,
 )
@@ -42,10 +42,10 @@ def in_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
     monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
     monkeypatch.setenv("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/24/[$LATEST]0123456789abcdef")
-    _reset_for_tests()
+    INVOCATIONS.forget()
     with mock_aws():
         yield
-    _reset_for_tests()
+    INVOCATIONS.forget()
 
 
 def messages(group: str, stream: str) -> list[str]:

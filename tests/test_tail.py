@@ -30,7 +30,7 @@ from handler_factory import HandlerFactory, unique_group
 from aws_cloudwatch_logs_handler._cli import main, parse_time
 from aws_cloudwatch_logs_handler._errors import ConfigurationError
 from aws_cloudwatch_logs_handler._events import split
-from aws_cloudwatch_logs_handler._lambda import stream_name_for
+from aws_cloudwatch_logs_handler._invocation import stream_name_for
 from aws_cloudwatch_logs_handler._tail import (
     MIN_CALL_INTERVAL_S,
     Backoff,

@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 
 from ._context import bound_fields
 from ._errors import ConfigurationError
-from ._lambda import current as current_invocation
+from ._invocation import INVOCATIONS
 
 Location = Literal["exceptions", "always", "never"]
 """When to add ``location`` (``path:function:line``): with an exception only, as Lambda does,
@@ -149,7 +149,7 @@ class JsonFormatter(logging.Formatter):
         attributes = record.__dict__
         request_id = attributes.get("aws_request_id")
         if request_id is None:
-            invocation = current_invocation()
+            invocation = INVOCATIONS.current
             request_id = invocation.request_id if invocation is not None else None
         if request_id is not None:
             fields["requestId"] = request_id

@@ -1,4 +1,4 @@
-"""Lambda integration: streams named from the invocation, delivery before the function returns.
+"""Lambda integration: the decorator and context manager that deliver before the function returns.
 
 Lambda freezes the execution environment the moment the handler returns: the sender thread stops
 mid-flight and what it holds is lost if the environment is never thawed. So the only reliable
@@ -11,114 +11,20 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
-from ._limits import MAX_LOG_STREAM_NAME_CHARS
-from ._names import stream_name_part
-
-if TYPE_CHECKING:
-    from ._handler import CloudWatchLogsHandler
+from ._handler import CloudWatchLogsHandler, live_handlers
+from ._invocation import INVOCATIONS, Invocation
 
 DEFAULT_TIMEOUT_MARGIN_MS: Final = 500
 """Time kept back from the invocation's remaining time, so the function still returns in time."""
 _NO_DEADLINE_FLUSH_S: Final = 10.0
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """What the handler keeps of one invocation's context."""
-
-    request_id: str
-    stream_name: str
-
-
-_current: Invocation | None = None
-_first: Invocation | None = None
-
-
-def current() -> Invocation | None:
-    """The invocation bound last (records logged after it returns still belong to it)."""
-    return _current
-
-
-def first_invocation() -> Invocation | None:
-    """The first invocation of this execution environment (for per-environment streams)."""
-    return _first
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def stream_name_for(context: Any, *, now: datetime | None = None) -> str:
-    """Name a stream from a Lambda context: ``YYYY/MM/DD/<function>/[<version>]<request id>``.
-
-    A request id then leads straight to its logs; the date (UTC) keeps the console's listing in
-    order, as Lambda's own stream names do.
-    """
-    request_id = getattr(context, "aws_request_id", None) or os.urandom(16).hex()
-    return _lambda_stream_name(
-        request_id,
-        function=getattr(context, "function_name", None),
-        version=getattr(context, "function_version", None),
-        now=now,
-    )
-
-
-def environment_stream_name(*, now: datetime | None = None) -> str:
-    """Name a stream for the whole execution environment, from Lambda's own stream id.
-
-    Used for records that no invocation claimed: a function without `flush_after_invocation`,
-    or an environment that ends during its init phase.
-    """
-    lambda_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-    environment_id = lambda_stream.rpartition("]")[2] or os.urandom(16).hex()
-    return _lambda_stream_name(environment_id, function=None, version=None, now=now)
-
-
-def _lambda_stream_name(
-    suffix: str, *, function: str | None, version: str | None, now: datetime | None
-) -> str:
-    """``YYYY/MM/DD/<function>/[<version>]<suffix>``, made valid: no ':' or '*', at most 512.
-
-    Function and version default to the runtime's environment; a long name loses its head, so
-    the request or environment id at its end survives.
-    """
-    moment = now if now is not None else _utc_now()
-    function = function or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
-    version = version or os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-    name = f"{moment:%Y/%m/%d}/{function}/[{version}]{suffix}"
-    return stream_name_part(name)[-MAX_LOG_STREAM_NAME_CHARS:]
-
-
-def bind(context: Any) -> Invocation:
-    """Make ``context`` the current invocation: records from now on go to its stream."""
-    global _current, _first  # noqa: PLW0603 (one invocation at a time per execution environment)
-    invocation = Invocation(
-        request_id=str(getattr(context, "aws_request_id", "")),
-        stream_name=stream_name_for(context),
-    )
-    _current = invocation
-    if _first is None:
-        _first = invocation
-    from ._streams import invocation_bound
-
-    invocation_bound()
-    return invocation
-
-
-def _reset_for_tests() -> None:
-    global _current, _first  # noqa: PLW0603
-    _current = _first = None
 
 
 def _flush_timeout_s(context: Any, margin_ms: int) -> float:
@@ -132,11 +38,7 @@ def _flush_timeout_s(context: Any, margin_ms: int) -> float:
 
 
 def _targets(handlers: Iterable[CloudWatchLogsHandler] | None) -> list[CloudWatchLogsHandler]:
-    if handlers is not None:
-        return list(handlers)
-    from ._handler import live_handlers
-
-    return live_handlers()
+    return list(handlers) if handlers is not None else live_handlers()
 
 
 @contextmanager
@@ -156,7 +58,7 @@ def invocation_scope(
         handlers: the handlers to flush; default: every `CloudWatchLogsHandler` of the process.
         timeout_margin_ms: time kept back from the invocation's remaining time.
     """
-    invocation = bind(context)
+    invocation = INVOCATIONS.bind(context)
     try:
         yield invocation
     except BaseException:

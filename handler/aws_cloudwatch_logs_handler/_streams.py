@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from ._invocation import INVOCATIONS, environment_stream_name
 from ._sender import PENDING_STREAM, SENDER, Channel
 
 
@@ -55,9 +56,7 @@ class InvocationStream:
         self._channel: Channel | None = None
 
     def current(self) -> str:
-        from . import _lambda
-
-        invocation = _lambda.first_invocation() if self._per_environment else _lambda.current()
+        invocation = INVOCATIONS.first if self._per_environment else INVOCATIONS.current
         return PENDING_STREAM if invocation is None else invocation.stream_name
 
     def attach(self, channel: Channel) -> None:
@@ -78,16 +77,17 @@ class InvocationStream:
 
     def _fallback(self) -> str:
         """The stream for records that no invocation claimed (no decorator, or exit in init)."""
-        from . import _lambda
-
         stream = self.current()
-        return stream if stream != PENDING_STREAM else _lambda.environment_stream_name()
+        return stream if stream != PENDING_STREAM else environment_stream_name()
 
 
-def invocation_bound() -> None:
+def _invocation_bound() -> None:
     """Tell every Lambda stream namer that an invocation's context was bound."""
     for namer in list(_INVOCATION_NAMERS):
         namer.bound()
+
+
+INVOCATIONS.add_listener(_invocation_bound)
 
 
 def in_lambda() -> bool:

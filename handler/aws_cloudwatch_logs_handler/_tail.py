@@ -190,8 +190,8 @@ def request_streams(
     """Return the streams this handler named for Lambda request ``request_id`` in the window.
 
     In Lambda the handler names a stream ``YYYY/MM/DD/<function>/[<version>]<request id>``
-    (`_lambda.stream_name_for`), dated when the invocation started (UTC, at most 15 minutes before
-    its last event), so only the days of the window are listed.
+    (`_invocation.stream_name_for`), dated when the invocation started (UTC, at most 15 minutes
+    before its last event), so only the days of the window are listed.
     """
     suffix = "]" + stream_name_part(request_id)
     first = datetime.fromtimestamp(start_ms / 1000, timezone.utc) - timedelta(minutes=15)
