@@ -1,20 +1,23 @@
-"""Managed policies for the configured groups: a writer, a reader and an optional creator.
+"""Managed policies on given log groups: a writer, a reader and an optional creator.
 
-The writer allows exactly the calls the handler makes to deliver, on the
-configured groups only. Actions and resource types come from the Service Authorization Reference:
+Each policy names the groups by their constructs' ARNs, so it follows the groups wherever they
+are (this stack, an imported group, another region's partition) and never spells an ARN out.
+Actions and resource types come from the Service Authorization Reference:
 https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Final
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from .nag import acknowledge
+from ._acknowledge import acknowledge
 
 WRITER_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 """What the handler calls to deliver to a group that exists."""
@@ -30,89 +33,87 @@ READER_QUERY_ACTIONS: Final = ("logs:GetQueryResults", "logs:StopQuery")
 """Insights query follow-ups: they name a query id, not a group, and support no resource type."""
 CREATOR_ACTIONS: Final = ("logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource")
 """What the handler calls when ``create_log_group=True`` finds its group missing."""
-
-_WILDCARD_REASON: Final = (
-    "The trailing ':*' stands for the streams of this one group: "
-    "arn:<partition>:logs:<region>:<account>:log-group:<name>:* is the ARN CloudWatch Logs "
-    "documents for stream-level actions such as CreateLogStream and PutLogEvents. Log group "
-    "names cannot contain ':', so it cannot reach a stream of any other group."
+_SPLIT_REASON: Final = (
+    "Not a wildcard: ':*' is the delimiter that Fn::Split cuts off the group's ARN attribute "
+    "(arn:...:log-group:NAME:*) to give the bare group ARN (arn:...:log-group:NAME), which "
+    "matches that one group only."
 )
+_STREAMS_SUFFIX: Final = ":*"
+"""A group's ARN attribute ends in ``:*``, the form that covers the group's streams."""
 
 
-def log_group_arn(scope: Construct, name: str, *, streams: bool) -> str:
-    """Return the group's ARN from the stack's partition, region and account.
+def _streams_arns(log_groups: Sequence[logs.ILogGroup]) -> list[str]:
+    """Each group's ARN attribute: ``arn:...:log-group:NAME:*``, covering its streams."""
+    return [group.log_group_arn for group in log_groups]
 
-    Args:
-        scope: any construct in the stack whose pseudo parameters fill the ARN.
-        name: the log group's name.
-        streams: add ``:*``, the form that covers the group's streams (``log-group:NAME:*``).
+
+def _both_arn_forms(log_groups: Sequence[logs.ILogGroup]) -> list[str]:
+    """Each group's ARN without and with ``:*``, group by group.
+
+    The Service Authorization Reference names the log-group resource without ``:*``, while
+    stream-level calls need it; the bare form is the attribute with its suffix split off.
     """
-    return Stack.of(scope).format_arn(
-        service="logs",
-        resource="log-group",
-        resource_name=f"{name}:*" if streams else name,
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
+    return [
+        arn
+        for group in log_groups
+        for arn in (
+            Fn.select(0, Fn.split(_STREAMS_SUFFIX, group.log_group_arn)),
+            group.log_group_arn,
+        )
+    ]
 
 
-def _acknowledge_stream_wildcards(policy: Construct, names: Sequence[str]) -> None:
-    # cdk-nag reports each wildcard resource as its own finding, named after the resource with
-    # the pseudo parameters written as <AWS::...>; each one is acknowledged with the reason.
-    for name in names:
-        resource = f"arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:{name}:*"
-        acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason=_WILDCARD_REASON)
-
-
-def _group_policy(
-    scope: Construct,
-    log_group_names: Sequence[str],
-    *,
-    description: str,
-    statements: Sequence[iam.PolicyStatement],
+def _policy(
+    scope: Construct, *, description: str, statements: Sequence[iam.PolicyStatement]
 ) -> iam.ManagedPolicy:
-    """A managed policy on the configured groups, its ``:*`` stream wildcards acknowledged."""
     policy = iam.ManagedPolicy(
         scope, "Policy", description=description, statements=list(statements)
     )
-    _acknowledge_stream_wildcards(policy, log_group_names)
+    # cdk-nag's IAM5 reads the '*' of the ':*' delimiter in Fn::Split as a wildcard resource;
+    # the split only cuts the suffix off one group's ARN. Each finding is named after the
+    # resolved resource, so each bare ARN is acknowledged as such.
+    stack = Stack.of(scope)
+    for statement in statements:
+        for resource in statement.resources:
+            resolved = stack.resolve(resource)
+            if isinstance(resolved, dict) and "Fn::Select" in resolved:
+                finding = json.dumps(resolved, separators=(",", ":"))
+                acknowledge(policy, f"AwsSolutions-IAM5[Resource::{finding}]", reason=_SPLIT_REASON)
     return policy
+
+
+def _require_groups(log_groups: Sequence[logs.ILogGroup], policy: str) -> None:
+    if not log_groups:
+        # An empty resource list would make IAM refuse the policy at deploy time.
+        raise ValueError(f"{policy} needs at least one log group")
 
 
 class WriterPolicy(Construct):
     """A managed policy allowing exactly CreateLogStream and PutLogEvents on the given groups.
+
+    Attach it to the role your code runs as (``policy.attach_to_role(role)``): it can deliver
+    to these groups and do nothing else, not even create them (see `CreatorPolicy`).
 
     Attributes:
         policy: the ``AWS::IAM::ManagedPolicy``.
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, log_group_names: Sequence[str]
+        self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
     ) -> None:
         super().__init__(scope, construct_id)
-        self.policy = _group_policy(
+        _require_groups(log_groups, "WriterPolicy")
+        self.policy = _policy(
             self,
-            log_group_names,
             description="Deliver log events to the configured CloudWatch Logs groups (no create)",
             statements=[
                 iam.PolicyStatement(
                     sid="DeliverToConfiguredGroups",
                     actions=list(WRITER_ACTIONS),
-                    resources=[log_group_arn(self, name, streams=True) for name in log_group_names],
+                    resources=_streams_arns(log_groups),
                 )
             ],
         )
-
-
-def _both_arn_forms(scope: Construct, log_group_names: Sequence[str]) -> list[str]:
-    """Each group's ARN without and with the streams suffix ``:*``, group by group."""
-    return [
-        arn
-        for name in log_group_names
-        for arn in (
-            log_group_arn(scope, name, streams=False),
-            log_group_arn(scope, name, streams=True),
-        )
-    ]
 
 
 class ReaderPolicy(Construct):
@@ -123,21 +124,18 @@ class ReaderPolicy(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, log_group_names: Sequence[str]
+        self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
     ) -> None:
         super().__init__(scope, construct_id)
-        # Both forms of each group's ARN: the Service Authorization Reference names the
-        # log-group resource without ':*', while stream-level reads (GetLogEvents) need it.
-        group_resources = _both_arn_forms(self, log_group_names)
-        self.policy = _group_policy(
+        _require_groups(log_groups, "ReaderPolicy")
+        self.policy = _policy(
             self,
-            log_group_names,
             description="Read, filter and query the configured CloudWatch Logs groups",
             statements=[
                 iam.PolicyStatement(
                     sid="ReadConfiguredGroups",
                     actions=list(READER_GROUP_ACTIONS),
-                    resources=group_resources,
+                    resources=_both_arn_forms(log_groups),
                 ),
                 iam.PolicyStatement(
                     sid="FollowInsightsQueries",
@@ -165,21 +163,20 @@ class CreatorPolicy(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, log_group_names: Sequence[str]
+        self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
     ) -> None:
         super().__init__(scope, construct_id)
+        _require_groups(log_groups, "CreatorPolicy")
         # Both forms of each group's ARN, as for the reader: whichever form AWS evaluates a
         # create, retention or tagging call against, it matches, and no other group does.
-        resources = _both_arn_forms(self, log_group_names)
-        self.policy = _group_policy(
+        self.policy = _policy(
             self,
-            log_group_names,
             description="Create the configured CloudWatch Logs groups, set retention and tags",
             statements=[
                 iam.PolicyStatement(
                     sid="CreateConfiguredGroups",
                     actions=list(CREATOR_ACTIONS),
-                    resources=resources,
+                    resources=_both_arn_forms(log_groups),
                 )
             ],
         )
