@@ -194,15 +194,22 @@ def _one_of(value: object, choices: tuple[str, ...], *, where: str, field: str) 
     raise InfraConfigError(f"{where}: {field}={value!r} is not one of {_choices(choices)}")
 
 
-def _kms(value: object, *, where: str) -> str | None:
+def _create_or_arn(value: object, arn: re.Pattern[str], *, fix: str) -> str | None:
+    """Return ``value`` if it is absent, ``"create"`` or an ARN ``arn`` matches; else raise."""
     if value is None or value == CREATE_KEY:
         return value
-    if isinstance(value, str) and _KMS_KEY_ARN.fullmatch(value):
+    if isinstance(value, str) and arn.fullmatch(value):
         return value
-    raise InfraConfigError(
-        f"{where}: kms={value!r} must be {CREATE_KEY!r} (a key made for CloudWatch Logs) or a key "
-        "ARN like 'arn:aws:kms:us-east-1:111122223333:key/<key id>' whose policy allows "
-        "logs.<region>.amazonaws.com"
+    raise InfraConfigError(fix)
+
+
+def _kms(value: object, *, where: str) -> str | None:
+    return _create_or_arn(
+        value,
+        _KMS_KEY_ARN,
+        fix=f"{where}: kms={value!r} must be {CREATE_KEY!r} (a key made for CloudWatch Logs) or a "
+        "key ARN like 'arn:aws:kms:us-east-1:111122223333:key/<key id>' whose policy allows "
+        "logs.<region>.amazonaws.com",
     )
 
 
@@ -421,13 +428,11 @@ def _check_keys(context: Mapping[str, object]) -> None:
 
 
 def _topic(value: object, *, where: str) -> str | None:
-    if value is None or value == CREATE_KEY:
-        return value
-    if isinstance(value, str) and _TOPIC_ARN.fullmatch(value):
-        return value
-    raise InfraConfigError(
-        f"{where}: topic={value!r} must be {CREATE_KEY!r} (a new topic), an SNS topic ARN like "
-        "'arn:aws:sns:us-east-1:111122223333:alerts', or absent (no notification)"
+    return _create_or_arn(
+        value,
+        _TOPIC_ARN,
+        fix=f"{where}: topic={value!r} must be {CREATE_KEY!r} (a new topic), an SNS topic ARN "
+        "like 'arn:aws:sns:us-east-1:111122223333:alerts', or absent (no notification)",
     )
 
 

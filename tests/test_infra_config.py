@@ -182,9 +182,10 @@ def test_sample_is_off_unless_asked_and_then_defaults_to_the_first_group() -> No
     groups = [_group(), _group(name="/app/audit")]
     assert _config(log_groups=groups).sample_log_group is None
     assert _config(log_groups=groups, sample="true").sample_log_group == "/app/main"
-    assert _config(
-        log_groups=groups, sample=True, sample_log_group="/app/audit"
-    ).sample_log_group == ("/app/audit")
+    assert (
+        _config(log_groups=groups, sample=True, sample_log_group="/app/audit").sample_log_group
+        == "/app/audit"
+    )
 
 
 def test_sample_log_group_must_be_configured_and_needs_the_sample() -> None:

@@ -112,6 +112,15 @@ def _only(template: Template, resource_type: str, **match: Any) -> tuple[str, Ma
     return next(iter(found.items()))
 
 
+def _both_forms(assembly: Assembly) -> list[dict[str, Any]]:
+    """Each group's bare ARN and its ':*' ARN, as the reader and the creator name them."""
+    return [
+        arn
+        for name in NAMES
+        for arn in (_arn(assembly, name, streams=False), _arn(assembly, name, streams=True))
+    ]
+
+
 def _unordered(document: Mapping[str, Any]) -> dict[str, Any]:
     """The document with each statement's resources sorted: CDK orders intrinsics its own way."""
     return {
@@ -238,14 +247,7 @@ def test_reader_policy_reads_and_queries_the_groups_and_follows_queries_by_id(
                     "Sid": "ReadConfiguredGroups",
                     "Effect": "Allow",
                     "Action": sorted(READER_GROUP_ACTIONS),
-                    "Resource": [
-                        arn
-                        for name in NAMES
-                        for arn in (
-                            _arn(assembly, name, streams=False),
-                            _arn(assembly, name, streams=True),
-                        )
-                    ],
+                    "Resource": _both_forms(assembly),
                 },
                 {
                     "Sid": "FollowInsightsQueries",
@@ -269,14 +271,7 @@ def test_creator_policy_creates_and_configures_only_the_groups(assembly: Assembl
                     "Sid": "CreateConfiguredGroups",
                     "Effect": "Allow",
                     "Action": sorted(CREATOR_ACTIONS),
-                    "Resource": [
-                        arn
-                        for name in NAMES
-                        for arn in (
-                            _arn(assembly, name, streams=False),
-                            _arn(assembly, name, streams=True),
-                        )
-                    ],
+                    "Resource": _both_forms(assembly),
                 }
             ],
         }

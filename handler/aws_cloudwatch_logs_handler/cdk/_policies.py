@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Final
+from typing import ClassVar, Final
 
 from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
@@ -82,13 +82,27 @@ def _policy(
     return policy
 
 
-def _require_groups(log_groups: Sequence[logs.ILogGroup], policy: str) -> None:
-    if not log_groups:
-        # An empty resource list would make IAM refuse the policy at deploy time.
-        raise ValueError(f"{policy} needs at least one log group")
+class _GroupsPolicy(Construct):
+    """A managed policy whose statements name the given groups; subclasses say which."""
+
+    _DESCRIPTION: ClassVar[str]
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not log_groups:
+            # An empty resource list would make IAM refuse the policy at deploy time.
+            raise ValueError(f"{type(self).__name__} needs at least one log group")
+        self.policy = _policy(
+            self, description=self._DESCRIPTION, statements=self._statements(log_groups)
+        )
+
+    def _statements(self, log_groups: Sequence[logs.ILogGroup]) -> list[iam.PolicyStatement]:
+        raise NotImplementedError
 
 
-class WriterPolicy(Construct):
+class WriterPolicy(_GroupsPolicy):
     """A managed policy allowing exactly CreateLogStream and PutLogEvents on the given groups.
 
     Attach it to the role your code runs as (``policy.attach_to_role(role)``): it can deliver
@@ -98,52 +112,31 @@ class WriterPolicy(Construct):
         policy: the ``AWS::IAM::ManagedPolicy``.
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
-    ) -> None:
-        super().__init__(scope, construct_id)
-        _require_groups(log_groups, "WriterPolicy")
-        self.policy = _policy(
-            self,
-            description="Deliver log events to the configured CloudWatch Logs groups (no create)",
-            statements=[
-                iam.PolicyStatement(
-                    sid="DeliverToConfiguredGroups",
-                    actions=list(WRITER_ACTIONS),
-                    resources=_streams_arns(log_groups),
-                )
-            ],
-        )
+    _DESCRIPTION = "Deliver log events to the configured CloudWatch Logs groups (no create)"
+
+    def _statements(self, log_groups: Sequence[logs.ILogGroup]) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                sid="DeliverToConfiguredGroups",
+                actions=list(WRITER_ACTIONS),
+                resources=_streams_arns(log_groups),
+            )
+        ]
 
 
-class ReaderPolicy(Construct):
+class ReaderPolicy(_GroupsPolicy):
     """A managed policy to read, filter and query (Logs Insights) the given groups.
 
     Attributes:
         policy: the ``AWS::IAM::ManagedPolicy``.
     """
 
+    _DESCRIPTION = "Read, filter and query the configured CloudWatch Logs groups"
+
     def __init__(
         self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
     ) -> None:
-        super().__init__(scope, construct_id)
-        _require_groups(log_groups, "ReaderPolicy")
-        self.policy = _policy(
-            self,
-            description="Read, filter and query the configured CloudWatch Logs groups",
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadConfiguredGroups",
-                    actions=list(READER_GROUP_ACTIONS),
-                    resources=_both_arn_forms(log_groups),
-                ),
-                iam.PolicyStatement(
-                    sid="FollowInsightsQueries",
-                    actions=list(READER_QUERY_ACTIONS),
-                    resources=["*"],
-                ),
-            ],
-        )
+        super().__init__(scope, construct_id, log_groups=log_groups)
         acknowledge(
             self.policy,
             "AwsSolutions-IAM5[Resource::*]",
@@ -154,29 +147,37 @@ class ReaderPolicy(Construct):
             ),
         )
 
+    def _statements(self, log_groups: Sequence[logs.ILogGroup]) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                sid="ReadConfiguredGroups",
+                actions=list(READER_GROUP_ACTIONS),
+                resources=_both_arn_forms(log_groups),
+            ),
+            iam.PolicyStatement(
+                sid="FollowInsightsQueries",
+                actions=list(READER_QUERY_ACTIONS),
+                resources=["*"],
+            ),
+        ]
 
-class CreatorPolicy(Construct):
+
+class CreatorPolicy(_GroupsPolicy):
     """A managed policy to create the given groups and set their retention and tags.
 
     Attributes:
         policy: the ``AWS::IAM::ManagedPolicy``.
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, log_groups: Sequence[logs.ILogGroup]
-    ) -> None:
-        super().__init__(scope, construct_id)
-        _require_groups(log_groups, "CreatorPolicy")
+    _DESCRIPTION = "Create the configured CloudWatch Logs groups, set retention and tags"
+
+    def _statements(self, log_groups: Sequence[logs.ILogGroup]) -> list[iam.PolicyStatement]:
         # Both forms of each group's ARN, as for the reader: whichever form AWS evaluates a
         # create, retention or tagging call against, it matches, and no other group does.
-        self.policy = _policy(
-            self,
-            description="Create the configured CloudWatch Logs groups, set retention and tags",
-            statements=[
-                iam.PolicyStatement(
-                    sid="CreateConfiguredGroups",
-                    actions=list(CREATOR_ACTIONS),
-                    resources=_both_arn_forms(log_groups),
-                )
-            ],
-        )
+        return [
+            iam.PolicyStatement(
+                sid="CreateConfiguredGroups",
+                actions=list(CREATOR_ACTIONS),
+                resources=_both_arn_forms(log_groups),
+            )
+        ]
