@@ -3,15 +3,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+INFRA_STAMP := $(VENV)/.installed-infra
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: demo test lint types pytest layer synth deploy bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,infra,dev,bench]'
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,infra,local,dev,bench]'
 	touch $(STAMP)
+
+# synth and deploy need the CDK app and the local endpoint only, not the test and bench tools;
+# both build the layer zip themselves (infra.app and infra.deploy call ensure_layer).
+$(INFRA_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[infra,local]'
+	touch $(INFRA_STAMP)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -35,10 +44,10 @@ pytest: $(STAMP) node_modules/.installed layer
 layer: $(STAMP)
 	$(PY) -m lambda_layer.build --out build/lambda_layer.zip
 
-synth: $(STAMP) node_modules/.installed layer
+synth: $(INFRA_STAMP) node_modules/.installed
 	npx --no-install cdk synth --quiet --no-notices
 
-deploy: $(STAMP) node_modules/.installed layer
+deploy: $(INFRA_STAMP) node_modules/.installed
 	$(PY) -m infra.deploy $(if $(TARGET),--target $(TARGET),)
 
 bench: $(STAMP) layer

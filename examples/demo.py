@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-deploy", action="store_true", help="skip the CDK deploy (faster)")
     args = parser.parse_args(argv)
-    config = infra_config_from_context(cdk_json_context().get)
+    # The sample function is opt-in; the demo deploys it and runs its code.
+    config = infra_config_from_context({**cdk_json_context(), "sample": True})
+    assert config.sample_log_group is not None
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     with running_local_endpoint(log_path=SERVER_LOG) as endpoint:
         print(f"local AWS endpoint (moto) at {endpoint.url}")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         ).client("logs", endpoint_url=endpoint.url)
         if not args.no_deploy:
             print("\n== cdk deploy (bootstrap included) to the local endpoint")
-            deploy_local(endpoint.url)
+            deploy_local(endpoint.url, context={"sample": "true"})
         else:
             client.create_log_group(logGroupName=config.sample_log_group)
         run_app(endpoint.url)

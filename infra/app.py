@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from aws_cdk import App, DefaultStackSynthesizer
 
+from aws_cloudwatch_logs_handler import ConfigurationError
 from lambda_layer.build import DEFAULT_OUT, ensure_layer
 
 from .config import InfraConfigError, infra_config_from_context
@@ -53,12 +54,14 @@ def build_app(
         layer_zip: the layer zip, (re)built here if missing or stale.
 
     Raises:
-        InfraConfigError: if the context is invalid, naming the entry, field and valid values.
+        ConfigurationError: if the context is invalid, naming the key (or entry and field) and
+            the fix; `InfraConfigError` for what the context parser catches, the constructs'
+            own error for options that contradict each other.
     """
     if context is None and _CLI_MARKER not in os.environ:
         context = cdk_json_context()
     app = App(context=dict(context) if context is not None else None, outdir=outdir)
-    config = infra_config_from_context(app.node.try_get_context)
+    config = infra_config_from_context(app.node.get_all_context())
     stack = LogsHandlerStack(
         app,
         config.stack_name,
@@ -80,7 +83,7 @@ def main() -> int:
     """Synthesize the app; report a bad context as one line instead of a traceback."""
     try:
         app, _ = build_app()
-    except InfraConfigError as error:
+    except ConfigurationError as error:
         print(f"cdk.json / -c context is invalid: {error}", file=sys.stderr)
         return 1
     app.synth()

@@ -1,17 +1,20 @@
 """Typed settings for the CDK app, parsed from the CDK context (``cdk.json`` or ``-c key=value``).
 
-Every check happens before a construct exists, so a bad ``log_groups`` entry fails the synth with
-one message naming the group, the field and the values that would be accepted, instead of failing
-later at deploy time (moto checks none of these, so a local deploy would not catch them either).
+Every check happens before a construct exists, so a bad key or ``log_groups`` entry fails the
+synth with one message naming the key (or group and field) and what would be accepted, instead
+of failing later at deploy time (moto checks none of these, so a local deploy would not catch
+them either). A context key of ours that is misspelt fails too, with the closest known key.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias, cast, get_args
+from functools import partial
+from typing import Any, Final, Literal, TypeAlias, TypeVar, cast, get_args
 
 from aws_cloudwatch_logs_handler import (
     RETENTION_DAYS,
@@ -19,6 +22,14 @@ from aws_cloudwatch_logs_handler import (
     RetentionDays,
     validate_retention_days,
 )
+from aws_cloudwatch_logs_handler.cdk import MetricFilter, QueryDefinition, Subscription
+from aws_cloudwatch_logs_handler.cdk._options import (
+    construct_id_for,
+    validate_data_identifiers,
+    validate_field_indexes,
+)
+
+_T = TypeVar("_T")
 
 RemovalPolicyName: TypeAlias = Literal["RETAIN", "DESTROY", "RETAIN_ON_UPDATE_OR_DELETE"]
 """What CloudFormation does with a group when it leaves the stack (SNAPSHOT is not for logs)."""
@@ -46,8 +57,41 @@ _KMS_KEY_ARN: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Z
 # CloudFormation stack names: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cfn-using-console-create-stack-parameters.html
 _STACK_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 
-_FIELDS: Final = ("name", "retention_days", "removal_policy", "kms", "log_group_class", "tags")
+# https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html (names: 1-256 characters)
+_TOPIC_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?"
+)
+
+_FIELDS: Final = (
+    "name",
+    "retention_days",
+    "removal_policy",
+    "kms",
+    "log_group_class",
+    "tags",
+    "metric_filters",
+    "subscription",
+    "data_protection",
+    "field_indexes",
+    "query_definitions",
+    "deletion_protection",
+)
 _REQUIRED: Final = ("name", "retention_days")
+_METRIC_FILTER_FIELDS: Final = ("pattern", "metric_name", "namespace", "value", "default_value")
+_SUBSCRIPTION_FIELDS: Final = ("destination_arn", "pattern")
+_QUERY_FIELDS: Final = ("name", "fields", "parse", "filter", "stats", "sort", "limit")
+_DROP_ALARM_FIELDS: Final = ("threshold", "period_minutes", "topic")
+CONTEXT_KEYS: Final = (
+    "stack_name",
+    "log_groups",
+    "creator_policy",
+    "sample",
+    "sample_log_group",
+    "drop_alarm",
+)
+"""The context keys this app reads; any other key spelt like one of ours is refused."""
+_OUR_KEY_SPELLING: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+"""Our keys' spelling; CDK's own keys carry '@', ':' or '-' (feature flags, CLI settings)."""
 
 
 class InfraConfigError(ConfigurationError):
@@ -68,12 +112,28 @@ class LogGroupConfig:
     """``None`` leaves the class to the service (STANDARD)."""
     tags: tuple[tuple[str, str], ...] = ()
     """Sorted ``(key, value)`` pairs; a tuple so the settings stay immutable and hashable."""
+    metric_filters: tuple[MetricFilter, ...] = ()
+    subscription: Subscription | None = None
+    data_protection: tuple[str, ...] = ()
+    """Managed data identifiers to mask, e.g. ``("EmailAddress",)``."""
+    field_indexes: tuple[str, ...] = ()
+    query_definitions: tuple[QueryDefinition, ...] = ()
+    deletion_protection: bool = False
 
     @property
     def construct_id(self) -> str:
         """A stable construct id from the name, so reordering the list never replaces a group."""
-        words = re.findall(r"[A-Za-z0-9]+", self.name)
-        return "".join(word[:1].upper() + word[1:] for word in words) or "LogGroup"
+        return construct_id_for(self.name, fallback="LogGroup")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropAlarmConfig:
+    """An alarm per group on the records the handler drops, optionally notifying a topic."""
+
+    threshold: int = 1
+    period_minutes: int = 5
+    topic: str | None = None
+    """``"create"`` for a new topic, an existing topic's ARN, or ``None`` for no notification."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +144,10 @@ class InfraConfig:
     log_groups: tuple[LogGroupConfig, ...]
     creator_policy: bool = False
     """Also create the policy that lets a handler create its group (``create_log_group=True``)."""
-    sample_log_group: str
-    """The configured group the sample function's handler delivers to."""
+    sample_log_group: str | None = None
+    """The group the sample function delivers to; ``None``: no sample function is deployed."""
+    drop_alarm: DropAlarmConfig | None = None
+    """``None``: no alarm on dropped records."""
 
 
 def _choices(values: Sequence[object]) -> str:
@@ -132,15 +194,22 @@ def _one_of(value: object, choices: tuple[str, ...], *, where: str, field: str) 
     raise InfraConfigError(f"{where}: {field}={value!r} is not one of {_choices(choices)}")
 
 
-def _kms(value: object, *, where: str) -> str | None:
+def _create_or_arn(value: object, arn: re.Pattern[str], *, fix: str) -> str | None:
+    """Return ``value`` if it is absent, ``"create"`` or an ARN ``arn`` matches; else raise."""
     if value is None or value == CREATE_KEY:
         return value
-    if isinstance(value, str) and _KMS_KEY_ARN.fullmatch(value):
+    if isinstance(value, str) and arn.fullmatch(value):
         return value
-    raise InfraConfigError(
-        f"{where}: kms={value!r} must be {CREATE_KEY!r} (a key made for CloudWatch Logs) or a key "
-        "ARN like 'arn:aws:kms:us-east-1:111122223333:key/<key id>' whose policy allows "
-        "logs.<region>.amazonaws.com"
+    raise InfraConfigError(fix)
+
+
+def _kms(value: object, *, where: str) -> str | None:
+    return _create_or_arn(
+        value,
+        _KMS_KEY_ARN,
+        fix=f"{where}: kms={value!r} must be {CREATE_KEY!r} (a key made for CloudWatch Logs) or a "
+        "key ARN like 'arn:aws:kms:us-east-1:111122223333:key/<key id>' whose policy allows "
+        "logs.<region>.amazonaws.com",
     )
 
 
@@ -183,17 +252,9 @@ def parse_log_group(entry: object, *, index: int) -> LogGroupConfig:
         raise InfraConfigError(f"{where}: missing field(s) {_choices(missing)}")
     removal = entry.get("removal_policy", "RETAIN")
     group_class = entry.get("log_group_class")
-    retention = _retention(entry["retention_days"], where=where)
-    if isinstance(group_class, str) and group_class.upper() == "DELIVERY" and retention is not None:
-        # AWS fixes a DELIVERY group's retention itself and refuses a retention policy on it.
-        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CloudWatch_Logs_Log_Classes.html
-        raise InfraConfigError(
-            f"{where}: retention_days={retention} cannot be set on a log_group_class 'DELIVERY' "
-            f"group; use retention_days {NEVER_EXPIRE!r} (AWS sets its retention) or another class"
-        )
     return LogGroupConfig(
         name=entry["name"],
-        retention_days=retention,
+        retention_days=_retention(entry["retention_days"], where=where),
         removal_policy=cast(
             "RemovalPolicyName",
             _one_of(removal, get_args(RemovalPolicyName), where=where, field="removal_policy"),
@@ -206,7 +267,102 @@ def parse_log_group(entry: object, *, index: int) -> LogGroupConfig:
             _one_of(group_class, get_args(LogGroupClassName), where=where, field="log_group_class"),
         ),
         tags=_tags(entry.get("tags"), where=where),
+        **_group_options(entry, where=where),
     )
+
+
+def _checked(build: Callable[[], _T], *, where: str) -> _T:
+    """Run ``build``; a `ConfigurationError` it raises is re-raised naming ``where``."""
+    try:
+        return build()
+    except ConfigurationError as error:
+        raise InfraConfigError(f"{where}: {error}") from None
+
+
+def _objects(
+    value: object,
+    *,
+    where: str,
+    fields: tuple[str, ...],
+    required: tuple[str, ...],
+    build: Callable[..., _T],
+    many: bool,
+) -> tuple[_T, ...]:
+    """Validate one JSON object (or, with ``many``, a list of them) and build each."""
+    entries = value if many else [value]
+    kind = "a list of objects" if many else "an object"
+    if not isinstance(entries, list) or not all(isinstance(item, Mapping) for item in entries):
+        raise InfraConfigError(
+            f"{where}: expected {kind} with fields {_choices(fields)} "
+            f"(required: {_choices(required)}), got {value!r}"
+        )
+    built = []
+    for position, item in enumerate(entries):
+        at = f"{where}[{position}]" if many else where
+        unknown = sorted(set(item) - set(fields), key=str)
+        missing = [field for field in required if field not in item]
+        if unknown or missing:
+            raise InfraConfigError(
+                f"{at}: unknown field(s) {_choices(unknown)}, missing {_choices(missing)}; "
+                f"fields: {_choices(fields)} (required: {_choices(required)})"
+            )
+        # JSON lists become tuples: the options are frozen dataclasses.
+        arguments = {
+            key: tuple(field) if isinstance(field, list) else field for key, field in item.items()
+        }
+        built.append(_checked(partial(build, **arguments), where=at))
+    return tuple(built)
+
+
+def _strings(
+    value: object, *, where: str, check: Callable[[Sequence[str]], tuple[str, ...]]
+) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InfraConfigError(f"{where}: expected a list of strings, got {value!r}")
+    return _checked(lambda: check(value), where=where)
+
+
+def _group_options(entry: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """The optional features of one group, each parsed into the constructs' own types."""
+    options: dict[str, Any] = {}
+    if "metric_filters" in entry:
+        options["metric_filters"] = _objects(
+            entry["metric_filters"],
+            where=f"{where}: metric_filters",
+            fields=_METRIC_FILTER_FIELDS,
+            required=("pattern", "metric_name"),
+            build=MetricFilter,
+            many=True,
+        )
+    if "subscription" in entry:
+        (options["subscription"],) = _objects(
+            entry["subscription"],
+            where=f"{where}: subscription",
+            fields=_SUBSCRIPTION_FIELDS,
+            required=("destination_arn",),
+            build=Subscription,
+            many=False,
+        )
+    if "query_definitions" in entry:
+        options["query_definitions"] = _objects(
+            entry["query_definitions"],
+            where=f"{where}: query_definitions",
+            fields=_QUERY_FIELDS,
+            required=("name",),
+            build=QueryDefinition,
+            many=True,
+        )
+    for field, check in (
+        ("data_protection", validate_data_identifiers),
+        ("field_indexes", validate_field_indexes),
+    ):
+        if field in entry:
+            options[field] = _strings(entry[field], where=f"{where}: {field}", check=check)
+    if "deletion_protection" in entry:
+        options["deletion_protection"] = parse_flag(
+            entry["deletion_protection"], key=f"{where}: deletion_protection"
+        )
+    return options
 
 
 def _json_if_string(value: object, *, key: str) -> object:
@@ -256,21 +412,88 @@ def parse_flag(raw: object, *, key: str, default: bool = False) -> bool:
         return raw
     if isinstance(raw, str) and raw.lower() in {"true", "false"}:
         return raw.lower() == "true"
-    raise InfraConfigError(f"context {key}={raw!r} must be true or false")
+    raise InfraConfigError(f"{key}={raw!r} must be true or false")
 
 
-def infra_config_from_context(get: Callable[[str], object]) -> InfraConfig:
-    """Build the settings from a context lookup such as ``app.node.try_get_context``."""
-    stack_name = get("stack_name") or DEFAULT_STACK_NAME
+def _check_keys(context: Mapping[str, object]) -> None:
+    # A misspelt key would otherwise be ignored and its default used without a word.
+    for key in context:
+        if key not in CONTEXT_KEYS and _OUR_KEY_SPELLING.fullmatch(key):
+            close = difflib.get_close_matches(key, CONTEXT_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InfraConfigError(
+                f"context {key!r} is not a setting of this app; {hint}"
+                f"known keys: {_choices(CONTEXT_KEYS)}"
+            )
+
+
+def _topic(value: object, *, where: str) -> str | None:
+    return _create_or_arn(
+        value,
+        _TOPIC_ARN,
+        fix=f"{where}: topic={value!r} must be {CREATE_KEY!r} (a new topic), an SNS topic ARN "
+        "like 'arn:aws:sns:us-east-1:111122223333:alerts', or absent (no notification)",
+    )
+
+
+def _positive_int(value: object, *, where: str, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InfraConfigError(f"{where}: {field}={value!r} must be an integer of at least 1")
+    return value
+
+
+def parse_drop_alarm(raw: object) -> DropAlarmConfig | None:
+    """Read ``drop_alarm``: false/absent (none), true (defaults), or an object of its fields."""
+    where = "context drop_alarm"
+    value = _json_if_string(raw, key="drop_alarm")
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DropAlarmConfig()
+    if not isinstance(value, Mapping):
+        raise InfraConfigError(
+            f"{where}={value!r} must be true, false or an object with fields "
+            f"{_choices(_DROP_ALARM_FIELDS)}"
+        )
+    unknown = sorted(set(value) - set(_DROP_ALARM_FIELDS), key=str)
+    if unknown:
+        raise InfraConfigError(
+            f"{where}: unknown field(s) {_choices(unknown)}; fields: {_choices(_DROP_ALARM_FIELDS)}"
+        )
+    return DropAlarmConfig(
+        threshold=_positive_int(value.get("threshold", 1), where=where, field="threshold"),
+        period_minutes=_positive_int(
+            value.get("period_minutes", 5), where=where, field="period_minutes"
+        ),
+        topic=_topic(value.get("topic"), where=where),
+    )
+
+
+def infra_config_from_context(context: Mapping[str, object]) -> InfraConfig:
+    """Build the settings from the whole context, such as ``app.node.get_all_context()``.
+
+    Raises:
+        InfraConfigError: on the first invalid or unknown key, naming it and the fix.
+    """
+    _check_keys(context)
+    stack_name = context.get("stack_name") or DEFAULT_STACK_NAME
     if not isinstance(stack_name, str) or not _STACK_NAME.fullmatch(stack_name):
         raise InfraConfigError(
             f"context stack_name={stack_name!r} must start with a letter and hold at most 128 "
             "letters, digits and hyphens"
         )
-    groups = parse_log_groups(get("log_groups"))
+    groups = parse_log_groups(context.get("log_groups"))
     names = [group.name for group in groups]
-    sample_log_group = get("sample_log_group") or names[0]
-    if not isinstance(sample_log_group, str) or sample_log_group not in names:
+    sample = parse_flag(context.get("sample"), key="context sample")
+    sample_log_group = context.get("sample_log_group")
+    if sample_log_group is not None and not sample:
+        raise InfraConfigError(
+            f"context sample_log_group={sample_log_group!r} is set but the sample function is "
+            "off; add -c sample=true, or remove sample_log_group"
+        )
+    if sample and sample_log_group is None:
+        sample_log_group = names[0]
+    if sample and (not isinstance(sample_log_group, str) or sample_log_group not in names):
         raise InfraConfigError(
             f"context sample_log_group={sample_log_group!r} must be one of the configured "
             f"log_groups: {_choices(names)}"
@@ -278,6 +501,7 @@ def infra_config_from_context(get: Callable[[str], object]) -> InfraConfig:
     return InfraConfig(
         stack_name=stack_name,
         log_groups=groups,
-        creator_policy=parse_flag(get("creator_policy"), key="creator_policy"),
-        sample_log_group=sample_log_group,
+        creator_policy=parse_flag(context.get("creator_policy"), key="context creator_policy"),
+        sample_log_group=cast("str | None", sample_log_group),
+        drop_alarm=parse_drop_alarm(context.get("drop_alarm")),
     )

@@ -1,4 +1,7 @@
-"""A small function that logs through the layer's handler into one of the configured groups."""
+"""A small function that logs through the layer's handler into one of the configured groups.
+
+Opt-in (``-c sample=true``): a stack of log infrastructure deploys no function unless asked.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from .nag import acknowledge
+from aws_cloudwatch_logs_handler.cdk import acknowledge
 
 SOURCE_DIR: Final = Path(__file__).resolve().parent / "sample_function"
 """The function's code, resolved from this file, never from the working directory."""
@@ -23,11 +26,14 @@ LOG_GROUP_ENV: Final = "SAMPLE_LOG_GROUP"
 
 
 class SampleFunction(Construct):
-    """A Python function using the layer, the writer policy and a log group of its own.
+    """A Python function using the layer that delivers to ``target``, with a log group of its own.
+
+    Its role may write to its own group only; the stack grants it delivery to ``target``
+    (the writer policy), so the construct never decides what the function may reach.
 
     Attributes:
         function: the Lambda function.
-        role: its execution role (writer policy attached, write access to its own group).
+        role: its execution role (write access to its own group).
         own_log_group: the group Lambda writes the function's stdout to.
     """
 
@@ -37,8 +43,7 @@ class SampleFunction(Construct):
         construct_id: str,
         *,
         layer: lambda_.ILayerVersion,
-        writer_policy: iam.IManagedPolicy,
-        target_log_group: str,
+        target: logs.ILogGroup,
     ) -> None:
         super().__init__(scope, construct_id)
         # Our own role instead of the default one, which would attach the AWS managed
@@ -48,7 +53,6 @@ class SampleFunction(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Runs the sample function: the writer policy and its own log group",
-            managed_policies=[writer_policy],
         )
         # An explicit group instead of the deprecated logRetention (a Custom:: resource).
         self.own_log_group = logs.LogGroup(
@@ -67,7 +71,7 @@ class SampleFunction(Construct):
             layers=[layer],
             role=self.role,
             log_group=self.own_log_group,
-            environment={LOG_GROUP_ENV: target_log_group},
+            environment={LOG_GROUP_ENV: target.log_group_name},
             memory_size=128,
             timeout=Duration.seconds(15),
             description="Logs through CloudWatchLogsHandler from the layer into a configured group",

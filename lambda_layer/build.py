@@ -37,9 +37,10 @@ _CREATE_SYSTEM_UNIX: Final = 3
 _COMPRESS_LEVEL: Final = 9
 _INCLUDED_SUFFIXES: Final = frozenset({".py", ".pyi"})
 _INCLUDED_NAMES: Final = frozenset({"py.typed"})
-# Never shipped even if they sit in the source tree: the runtime provides the SDK, and bytecode
-# is interpreter-specific (and would make the zip differ between machines).
-_EXCLUDED_PARTS: Final = frozenset({"__pycache__", "boto3", "botocore"})
+# Never shipped even if they sit in the source tree: the runtime provides the SDK, bytecode
+# is interpreter-specific (and would make the zip differ between machines), and the CDK
+# constructs (``cdk/``) are for deploy time: they need aws-cdk-lib, which no function has.
+_EXCLUDED_PARTS: Final = frozenset({"__pycache__", "boto3", "botocore", "cdk"})
 
 
 class LayerBuildError(RuntimeError):

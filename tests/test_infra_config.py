@@ -12,12 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler import RETENTION_DAYS, ConfigurationError
+from aws_cloudwatch_logs_handler.cdk import MetricFilter, QueryDefinition, Subscription
 from infra.app import cdk_json_context
 from infra.config import (
+    DropAlarmConfig,
     InfraConfig,
     InfraConfigError,
     LogGroupConfig,
     infra_config_from_context,
+    parse_drop_alarm,
     parse_flag,
     parse_log_group,
     parse_log_groups,
@@ -27,7 +30,7 @@ KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-123456
 
 
 def _config(**context: Any) -> InfraConfig:
-    return infra_config_from_context(context.get)
+    return infra_config_from_context(context)
 
 
 def _group(**fields: Any) -> dict[str, Any]:
@@ -37,12 +40,13 @@ def _group(**fields: Any) -> dict[str, Any]:
 def test_cdk_json_context_parses_into_typed_groups() -> None:
     """The groups that cdk.json declares are valid and keep their declared order and values."""
     context = cdk_json_context()
-    config = infra_config_from_context(context.get)
+    config = infra_config_from_context(context)
     assert [group.name for group in config.log_groups] == [
         entry["name"] for entry in context["log_groups"]
     ]
-    assert config.sample_log_group in {group.name for group in config.log_groups}
+    assert config.sample_log_group is None
     assert config.creator_policy is False
+    assert config.drop_alarm is None
 
 
 def test_a_full_entry_is_parsed_into_every_field() -> None:
@@ -127,10 +131,6 @@ def test_a_json_string_from_the_command_line_is_parsed() -> None:
             [_group(log_group_class="cold")],
             ["('/app/main')", "log_group_class='cold'", "'INFREQUENT_ACCESS'"],
         ),
-        (
-            [_group(log_group_class="DELIVERY")],
-            ["('/app/main')", "retention_days=30", "'DELIVERY'", "'never'"],
-        ),
         ([_group(kms="alias/logs")], ["('/app/main')", "kms='alias/logs'", "'create'", "ARN"]),
         ([_group(tags=["a"])], ["('/app/main')", "tags must be an object"]),
         ([_group(tags={"aws:x": "y"})], ["('/app/main')", "tag key 'aws:x'", "reserved"]),
@@ -177,15 +177,157 @@ def test_a_flag_that_is_not_a_boolean_is_refused() -> None:
         parse_flag("yes", key="creator_policy")
 
 
-def test_sample_log_group_defaults_to_the_first_group_and_must_be_configured() -> None:
-    """The sample writes to the first group unless told another configured one, never elsewhere."""
+def test_sample_is_off_unless_asked_and_then_defaults_to_the_first_group() -> None:
+    """No sample function by default; with sample=true it writes to the first group."""
     groups = [_group(), _group(name="/app/audit")]
-    assert _config(log_groups=groups).sample_log_group == "/app/main"
-    assert _config(log_groups=groups, sample_log_group="/app/audit").sample_log_group == (
-        "/app/audit"
+    assert _config(log_groups=groups).sample_log_group is None
+    assert _config(log_groups=groups, sample="true").sample_log_group == "/app/main"
+    assert (
+        _config(log_groups=groups, sample=True, sample_log_group="/app/audit").sample_log_group
+        == "/app/audit"
     )
+
+
+def test_sample_log_group_must_be_configured_and_needs_the_sample() -> None:
+    """A sample group outside log_groups, or one given without sample=true, is refused."""
+    groups = [_group(), _group(name="/app/audit")]
     with pytest.raises(InfraConfigError, match=r"sample_log_group='/other'.*'/app/main'"):
-        _config(log_groups=groups, sample_log_group="/other")
+        _config(log_groups=groups, sample=True, sample_log_group="/other")
+    with pytest.raises(InfraConfigError, match=r"sample function is off; add -c sample=true"):
+        _config(log_groups=groups, sample_log_group="/app/audit")
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [("log_group", "'log_groups'"), ("creatorPolicy", "'creator_policy'"), ("zzz", "known keys")],
+)
+def test_a_misspelt_context_key_is_refused_naming_the_closest_key(
+    key: str, suggestion: str
+) -> None:
+    """A key spelt like ours but unknown fails, instead of its default being used silently."""
+    with pytest.raises(InfraConfigError) as raised:
+        _config(log_groups=[_group()], **{key: "x"})
+    assert f"context {key!r} is not a setting of this app" in str(raised.value)
+    assert suggestion in str(raised.value)
+
+
+def test_cdk_own_context_keys_are_not_ours_to_refuse() -> None:
+    """Feature flags and the CLI's keys ('@aws-cdk/...', 'aws:cdk:...') pass untouched."""
+    config = _config(
+        log_groups=[_group()],
+        **{"@aws-cdk/core:newStyleStackSynthesis": True, "aws:cdk:enable-path-metadata": True},
+    )
+    assert config.log_groups[0].name == "/app/main"
+
+
+def test_every_per_group_option_is_parsed_into_the_constructs_types() -> None:
+    """Metric filters, subscription, masking, field indexes, queries and deletion protection."""
+    stream = "arn:aws:kinesis:us-east-1:111122223333:stream/logs"
+    group = parse_log_group(
+        _group(
+            metric_filters=[{"pattern": "ERROR", "metric_name": "Errors", "value": "1"}],
+            subscription={"destination_arn": stream, "pattern": "{ $.level = * }"},
+            data_protection=["EmailAddress"],
+            field_indexes=["requestId", "level"],
+            query_definitions=[{"name": "errors", "fields": ["@message"], "limit": 20}],
+            deletion_protection=True,
+        ),
+        index=0,
+    )
+    assert group.metric_filters == (MetricFilter(pattern="ERROR", metric_name="Errors"),)
+    assert group.subscription == Subscription(destination_arn=stream, pattern="{ $.level = * }")
+    assert group.subscription.kind == "kinesis"
+    assert group.data_protection == ("EmailAddress",)
+    assert group.field_indexes == ("requestId", "level")
+    assert group.query_definitions == (
+        QueryDefinition(name="errors", fields=("@message",), limit=20),
+    )
+    assert group.deletion_protection is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"metric_filters": {"pattern": "x"}}, ["metric_filters", "a list of objects"]),
+        (
+            {"metric_filters": [{"pattern": "x", "metric": "Errors"}]},
+            ["metric_filters[0]", "unknown field(s) 'metric'", "missing 'metric_name'"],
+        ),
+        (
+            {"metric_filters": [{"pattern": "x", "metric_name": "E", "namespace": "AWS/Logs"}]},
+            ["metric_filters[0]", "'AWS/'"],
+        ),
+        (
+            {"metric_filters": [{"pattern": "x" * 1025, "metric_name": "E"}]},
+            ["metric_filters[0]", "pattern has 1025 characters", "1024"],
+        ),
+        (
+            {"subscription": {"destination_arn": "arn:aws:s3:::bucket"}},
+            ["subscription", "Kinesis data stream ARN", "Firehose stream ARN"],
+        ),
+        (
+            {"subscription": {"destination_arn": "arn:aws:kinesis:us-east-1:1:deliverystream/x"}},
+            ["subscription", "destination_arn="],
+        ),
+        ({"data_protection": ["EmailAdress"]}, ["data_protection", "did you mean 'EmailAddress'"]),
+        ({"data_protection": "EmailAddress"}, ["data_protection", "a list of strings"]),
+        ({"field_indexes": [f"f{index}" for index in range(21)]}, ["21 fields", "at most 20"]),
+        ({"field_indexes": ["a", "a"]}, ["field_indexes names a field twice"]),
+        ({"query_definitions": [{"filter": "x"}]}, ["query_definitions[0]", "missing 'name'"]),
+        (
+            {"query_definitions": [{"name": "q", "limit": 0}]},
+            ["query_definitions[0]", "limit=0", "1 to 10,000"],
+        ),
+        ({"deletion_protection": "yes"}, ["deletion_protection='yes' must be true or false"]),
+    ],
+)
+def test_invalid_options_are_refused_naming_the_group_option_and_fix(
+    fields: dict[str, Any], expected: list[str]
+) -> None:
+    """Each kind of bad option fails naming the group, the option and what is accepted."""
+    with pytest.raises(InfraConfigError) as raised:
+        parse_log_groups([_group(**fields)])
+    assert "log_groups[0] ('/app/main')" in str(raised.value)
+    for fragment in expected:
+        assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        (False, None),
+        ("false", None),
+        (True, DropAlarmConfig()),
+        ('{"topic": "create"}', DropAlarmConfig(topic="create")),
+        (
+            {"threshold": 10, "period_minutes": 1, "topic": "arn:aws:sns:us-east-1:111122223333:x"},
+            DropAlarmConfig(
+                threshold=10, period_minutes=1, topic="arn:aws:sns:us-east-1:111122223333:x"
+            ),
+        ),
+    ],
+)
+def test_drop_alarm_is_off_true_or_an_object(raw: object, expected: DropAlarmConfig | None) -> None:
+    """drop_alarm: absent or false for none, true for the defaults, or its fields (JSON via -c)."""
+    assert parse_drop_alarm(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"threshold": 0}, "threshold=0 must be an integer of at least 1"),
+        ({"topic": "alerts"}, "topic='alerts' must be 'create'"),
+        ({"email": "a@b.c"}, "unknown field(s) 'email'"),
+        ("yes", "not valid JSON"),
+        (3, "must be true, false or an object"),
+    ],
+)
+def test_an_invalid_drop_alarm_is_refused_with_the_fix(raw: object, fragment: str) -> None:
+    """A bad drop_alarm names the field and what it accepts."""
+    with pytest.raises(InfraConfigError, match="drop_alarm") as raised:
+        parse_drop_alarm(raw)
+    assert fragment in str(raised.value)
 
 
 def test_stack_name_must_be_a_cloudformation_stack_name() -> None:

@@ -21,15 +21,15 @@ from botocore.exceptions import ClientError
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+from aws_cloudwatch_logs_handler.cdk import WRITER_ACTIONS
 from infra.app import build_app, cdk_json_context
 from infra.config import infra_config_from_context
 from infra.local_endpoint import LocalEndpoint, running_local_endpoint
-from infra.policies import WRITER_ACTIONS
 
 pytestmark = pytest.mark.slow  # one synth and one IAM-enforcing moto server for the module
 
 CONTEXT = cdk_json_context()
-CONFIG = infra_config_from_context(CONTEXT.get)
+CONFIG = infra_config_from_context(CONTEXT)
 NAMES = [group.name for group in CONFIG.log_groups]
 ACCOUNT = "123456789012"
 AWS = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT}
@@ -41,22 +41,36 @@ STREAMS = (
 )
 
 
-def _render(value: Any, pseudo: Mapping[str, str]) -> Any:
-    """Fill pseudo parameters into a template value, as CloudFormation would on deploy."""
+@dataclass(frozen=True)
+class WriterDocument:
+    """The writer's policy document as synthesized, and the group name behind each logical id."""
+
+    document: dict[str, Any]
+    group_names: Mapping[str, str]
+
+
+def _render(value: Any, pseudo: Mapping[str, str], groups: Mapping[str, str]) -> Any:
+    """Resolve a template value as CloudFormation would on deploy.
+
+    Pseudo parameters are filled in, and a log group's ``Arn`` attribute becomes the ARN
+    CloudFormation documents for it: ``arn:<partition>:logs:<region>:<account>:log-group:NAME:*``.
+    """
     if isinstance(value, dict):
         if set(value) == {"Ref"} and value["Ref"] in pseudo:
             return pseudo[value["Ref"]]
+        if set(value) == {"Fn::GetAtt"} and value["Fn::GetAtt"][1] == "Arn":
+            return f"{_group_arn(groups[value['Fn::GetAtt'][0]], pseudo)}:*"
         if set(value) == {"Fn::Join"}:
             separator, parts = value["Fn::Join"]
-            return separator.join(str(_render(part, pseudo)) for part in parts)
-        return {key: _render(item, pseudo) for key, item in value.items()}
+            return separator.join(str(_render(part, pseudo, groups)) for part in parts)
+        return {key: _render(item, pseudo, groups) for key, item in value.items()}
     if isinstance(value, list):
-        return [_render(item, pseudo) for item in value]
+        return [_render(item, pseudo, groups) for item in value]
     return value
 
 
 @pytest.fixture(scope="module")
-def writer_document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def writer(tmp_path_factory: pytest.TempPathFactory) -> WriterDocument:
     """The writer policy document of one in-process synth of the app, as the template has it."""
     app, stack = build_app(context=CONTEXT, outdir=str(tmp_path_factory.mktemp("cdk")))
     assembly = app.synth()
@@ -64,12 +78,25 @@ def writer_document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path).read_text()
     )
     writer_id = stack.resolve(stack.writer.policy.node.default_child.logical_id)  # type: ignore[union-attr]
-    document: dict[str, Any] = template["Resources"][writer_id]["Properties"]["PolicyDocument"]
-    return document
+    groups = {
+        logical_id: resource["Properties"]["LogGroupName"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Logs::LogGroup" and "LogGroupName" in resource["Properties"]
+    }
+    return WriterDocument(
+        document=template["Resources"][writer_id]["Properties"]["PolicyDocument"],
+        group_names=groups,
+    )
 
 
-def _permitted(document: dict[str, Any], pseudo: Mapping[str, str]) -> Callable[[str, str], bool]:
-    policy = IAMPolicy(json.dumps(_render(document, pseudo)))
+@pytest.fixture(scope="module")
+def writer_document(writer: WriterDocument) -> dict[str, Any]:
+    """The writer policy document, unresolved."""
+    return writer.document
+
+
+def _permitted(writer: WriterDocument, pseudo: Mapping[str, str]) -> Callable[[str, str], bool]:
+    policy = IAMPolicy(json.dumps(_render(writer.document, pseudo, writer.group_names)))
     return lambda action, arn: policy.is_action_permitted(action, arn) == PermissionResult.PERMITTED
 
 
@@ -90,10 +117,10 @@ def _group_arn(name: str, pseudo: Mapping[str, str] = AWS) -> str:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("stream", STREAMS)
 def test_writer_allows_stream_creation_and_delivery_on_its_groups(
-    writer_document: dict[str, Any], name: str, stream: str
+    writer: WriterDocument, name: str, stream: str
 ) -> None:
     """CreateLogStream and PutLogEvents are allowed on every stream of every configured group."""
-    permitted = _permitted(writer_document, AWS)
+    permitted = _permitted(writer, AWS)
     for action in WRITER_ACTIONS:
         assert permitted(action, _stream_arn(name, stream))
         assert permitted(action, f"{_group_arn(name)}:*")
@@ -108,16 +135,16 @@ def test_writer_allows_stream_creation_and_delivery_on_its_groups(
         NAMES[0].upper(),  # names are case-sensitive
     ],
 )
-def test_writer_denies_every_other_group(writer_document: dict[str, Any], other: str) -> None:
+def test_writer_denies_every_other_group(writer: WriterDocument, other: str) -> None:
     """A group outside the configuration, even one with a configured name as prefix, is denied."""
-    permitted = _permitted(writer_document, AWS)
+    permitted = _permitted(writer, AWS)
     for action in WRITER_ACTIONS:
         assert not permitted(action, _stream_arn(other, STREAMS[0]))
 
 
-def test_writer_denies_other_regions_and_accounts(writer_document: dict[str, Any]) -> None:
+def test_writer_denies_other_regions_and_accounts(writer: WriterDocument) -> None:
     """The ARNs carry the deployed stack's region and account, so nothing else is reached."""
-    permitted = _permitted(writer_document, AWS)
+    permitted = _permitted(writer, AWS)
     elsewhere = [
         {**AWS, "AWS::Region": "eu-west-1"},
         {**AWS, "AWS::AccountId": "210987654321"},
@@ -126,9 +153,9 @@ def test_writer_denies_other_regions_and_accounts(writer_document: dict[str, Any
         assert not permitted("logs:PutLogEvents", _stream_arn(NAMES[0], STREAMS[0], pseudo))
 
 
-def test_writer_takes_its_partition_from_the_stack(writer_document: dict[str, Any]) -> None:
+def test_writer_takes_its_partition_from_the_stack(writer: WriterDocument) -> None:
     """Deployed in aws-cn, the policy names aws-cn ARNs (never a hard-coded 'aws')."""
-    permitted = _permitted(writer_document, CHINA)
+    permitted = _permitted(writer, CHINA)
     assert permitted("logs:PutLogEvents", _stream_arn(NAMES[0], STREAMS[0], CHINA))
     assert not permitted("logs:PutLogEvents", _stream_arn(NAMES[0], STREAMS[0], AWS))
 
@@ -145,11 +172,9 @@ def test_writer_takes_its_partition_from_the_stack(writer_document: dict[str, An
         "logs:TagResource",
     ],
 )
-def test_writer_allows_nothing_beyond_delivery(
-    writer_document: dict[str, Any], action: str
-) -> None:
+def test_writer_allows_nothing_beyond_delivery(writer: WriterDocument, action: str) -> None:
     """Creating groups, setting retention, deleting, describing and reading are all denied."""
-    permitted = _permitted(writer_document, AWS)
+    permitted = _permitted(writer, AWS)
     for arn in (_group_arn(NAMES[0]), f"{_group_arn(NAMES[0])}:*", "*"):
         assert not permitted(action, arn)
 
@@ -200,7 +225,7 @@ def enforcing(
     writer_document: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EnforcingEndpoint]:
     """Start moto with IAM enforced after exactly the set-up calls, then hand out the keys."""
-    group = CONFIG.sample_log_group
+    group = NAMES[0]
     # moto checks logs actions against "*" only, so the user gets the writer's actions on "*":
     # this half proves the actions suffice; the evaluator tests above prove the resources.
     writer_actions = sorted(

@@ -43,18 +43,22 @@ def _names(path: Path) -> list[str]:
 
 
 def test_zip_holds_exactly_the_library_sources(layer_zip: Path) -> None:
-    """The zip holds every .py file and py.typed of the library under python/<package>/, no more."""
+    """The zip holds the library's .py files and py.typed under python/<package>/, minus cdk/."""
     expected = sorted(
         f"{LAYER_PREFIX}/{PACKAGE_NAME}/{path.relative_to(PACKAGE_DIR).as_posix()}"
         for path in PACKAGE_DIR.rglob("*")
         if path.is_file()
         and "__pycache__" not in path.parts
+        and "cdk" not in path.relative_to(PACKAGE_DIR).parts
         and (path.suffix in {".py", ".pyi"} or path.name == "py.typed")
     )
     names = _names(layer_zip)
     assert names == expected
     assert f"{LAYER_PREFIX}/{PACKAGE_NAME}/__init__.py" in names
     assert f"{LAYER_PREFIX}/{PACKAGE_NAME}/py.typed" in names
+    # The CDK constructs need aws-cdk-lib, which no function has: they stay out.
+    assert (PACKAGE_DIR / "cdk" / "__init__.py").is_file()
+    assert not [name for name in names if f"{PACKAGE_NAME}/cdk/" in name]
 
 
 def test_zip_leaves_out_bytecode_and_the_sdk(package_copy: Path, tmp_path: Path) -> None:

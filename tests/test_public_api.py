@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import ModuleType
+
+import pytest
 
 import aws_cloudwatch_logs_handler
 
 
 def test_all_is_exactly_the_public_surface() -> None:
     """Every public name is in __all__ once, and nothing else is public."""
-    public = {name for name in vars(aws_cloudwatch_logs_handler) if not name.startswith("_")}
+    # A submodule (``cdk``) becomes an attribute once anything imports it; it is not a name.
+    public = {
+        name
+        for name, value in vars(aws_cloudwatch_logs_handler).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
     public -= {"annotations"}  # from __future__
     assert len(set(aws_cloudwatch_logs_handler.__all__)) == len(aws_cloudwatch_logs_handler.__all__)
     assert public | {"__version__"} == set(aws_cloudwatch_logs_handler.__all__)
@@ -28,3 +36,26 @@ def test_package_ships_py_typed() -> None:
     from importlib.resources import files
 
     assert files("aws_cloudwatch_logs_handler").joinpath("py.typed").is_file()
+
+
+def test_import_does_not_import_the_cdk() -> None:
+    """The handler never loads aws-cdk-lib: only ``aws_cloudwatch_logs_handler.cdk`` does."""
+    code = (
+        "import sys, aws_cloudwatch_logs_handler, aws_cloudwatch_logs_handler._handler; "
+        "print('aws_cdk' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cdk_module_all_is_sorted_and_exactly_its_public_surface() -> None:
+    """The constructs module names each public construct and constant once, in sorted order."""
+    cdk = pytest.importorskip("aws_cloudwatch_logs_handler.cdk")
+    public = {
+        name
+        for name, value in vars(cdk).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    public -= {"annotations"}  # from __future__
+    assert cdk.__all__ == sorted(cdk.__all__, key=lambda name: (not name.isupper(), name))
+    assert public == set(cdk.__all__)

@@ -33,6 +33,8 @@ MIN_INTERVAL_S: Final = 60.0
 """CloudWatch's standard resolution is one minute: publishing more often only costs events."""
 DEFAULT_NAMESPACE: Final = "CloudWatchLogsHandler"
 GROUP_DIMENSION: Final = "LogGroup"
+DROPPED_METRIC: Final = "Dropped"
+"""Records the handler could not deliver, whatever the reason: the metric to alarm on."""
 
 
 def _camel(reason: str) -> str:
@@ -47,7 +49,7 @@ _METRICS: Final[tuple[tuple[str, str, _Reader, bool], ...]] = (
     ("BytesDelivered", "Bytes", lambda s: s.bytes_delivered, True),
     ("Batches", "Count", lambda s: s.batches, True),
     ("Retries", "Count", lambda s: s.retries, True),
-    ("Dropped", "Count", lambda s: s.dropped_total, True),
+    (DROPPED_METRIC, "Count", lambda s: s.dropped_total, True),
     *(
         (f"Dropped{_camel(reason)}", "Count", lambda s, r=reason: s.dropped.get(r, 0), True)
         for reason in DROP_REASONS

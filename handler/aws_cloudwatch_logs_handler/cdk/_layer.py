@@ -1,8 +1,4 @@
-"""The Lambda layer that ships the handler library, from the zip ``lambda_layer`` builds.
-
-No Docker: ``PythonLayerVersion`` and asset bundling would need it, and the library is pure
-Python with boto3 provided by the runtime, so the zip is the asset as it is.
-"""
+"""The Lambda layer that ships the handler library, from a zip built without Docker."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from aws_cloudwatch_logs_handler import __version__
+from aws_cloudwatch_logs_handler._version import __version__
 
 COMPATIBLE_RUNTIMES: Final = (
     lambda_.Runtime.PYTHON_3_10,
@@ -29,6 +25,9 @@ COMPATIBLE_ARCHITECTURES: Final = (lambda_.Architecture.X86_64, lambda_.Architec
 
 class HandlerLayer(Construct):
     """A retained ``AWS::Lambda::LayerVersion`` described with the package version.
+
+    The zip must hold the library under ``python/`` (``python -m lambda_layer.build`` in this
+    repository writes one); ``PythonLayerVersion`` would need Docker, this does not.
 
     Attributes:
         layer: the layer version.
