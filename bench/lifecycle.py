@@ -9,6 +9,7 @@ tests/test_lifecycle.py drives.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
@@ -48,6 +49,7 @@ class ScenarioRun:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            start_new_session=True,  # its own process group: a hung child it forked dies with it
         )
         self.lines: list[str] = []
         self.errors = ""
@@ -68,9 +70,14 @@ class ScenarioRun:
                 self.lines.append(line.strip())
                 if line.strip() == text:
                     return
-        self.process.kill()
-        self.end()
+        self.kill()
         raise ScenarioError(f"no {text!r} line; output: {self.lines}, stderr: {self.stderr()}")
+
+    def kill(self) -> None:
+        """Kill the process and every process it started, and collect what they wrote."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        _, self.errors = self.process.communicate()
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.signalled_at = time.monotonic()
@@ -86,8 +93,7 @@ class ScenarioRun:
         try:
             out, self.errors = self.process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
+            self.kill()
             raise ScenarioError(f"the process hung: output {self.lines}") from None
         self.lines.extend(line.strip() for line in out.splitlines())
         return self.process.returncode, time.monotonic() - started

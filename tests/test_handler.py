@@ -274,26 +274,6 @@ def test_region_from_aws_region_alone(
         assert [e["message"] for e in events] == ["regional"]
 
 
-def test_drop_oldest_keeps_the_newest_records(make_handler: HandlerFactory) -> None:
-    """overflow='drop_oldest' makes room by dropping what waited longest, and counts it."""
-    one_event = 100_000 + 26 + 170
-    handler = make_handler(
-        endpoint_url="http://127.0.0.1:9",
-        region="us-east-1",
-        shutdown_timeout_s=0.2,
-        flush_interval_s=60,
-        overflow="drop_oldest",
-        max_queue_bytes=1_048_576 + 170,
-    )
-    logger = make_handler.logger(handler)
-    for i in range(12):
-        logger.info("%02d%s", i, "x" * (100_000 - 2))
-    stats = handler.stats()
-    assert stats.records_accepted == 12
-    assert stats.dropped == {"queue_full": 12 - (1_048_576 + 170) // one_event}
-    assert stats.bytes_queued <= 1_048_576 + 170
-
-
 def test_block_waits_a_bounded_time_then_drops(make_handler: HandlerFactory) -> None:
     """overflow='block' waits at most block_timeout_s for room, then drops and counts."""
     handler = make_handler(

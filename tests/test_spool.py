@@ -16,9 +16,9 @@ from aws_cloudwatch_logs_handler._spool import _ACK, Spool, encode_frame, group_
 
 @dataclass
 class Stream:
-    """Stands for a destination: the spool only reads its stream name."""
+    """Stands for a stream's queue: the spool only reads its name."""
 
-    stream: str
+    name: str
 
 
 def acked(spool_dir: Path) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ConfigurationError
@@ -36,7 +36,7 @@ class ClientSource:
     """Where the client comes from: the article's arguments, a boto3 Session, or a ready client."""
 
     access_key: str | None = None
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)  # never in a repr or a report
     region: str | None = None
     profile: str | None = None
     session: Any = None
@@ -107,6 +107,8 @@ class ClientSource:
         """
         if self.client is None:
             return self.build()
+        if not hasattr(self.client, "_request_signer"):
+            return self.client  # not botocore's (a test double): nothing of the parent's to share
         import boto3
 
         parent = self.client

@@ -17,16 +17,10 @@ from ._events import Event, OversizePolicy, make_events
 from ._lambda_level import lambda_log_level
 from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
+from ._queues import MEMORY_OVERHEAD_PER_EVENT, DeliverySettings, HandlerQueues, OverflowPolicy
 from ._reporting import ProblemCallback, Reporter
 from ._retention import RetentionDays, validate_retention_days
-from ._sender import (
-    LIFECYCLE,
-    MEMORY_OVERHEAD_PER_EVENT,
-    SENDER,
-    Channel,
-    ChannelSettings,
-    OverflowPolicy,
-)
+from ._sender import LIFECYCLE, SENDER
 from ._stats import DeliveryStats
 from ._streams import FixedStream, StreamNamer, default_stream_namer
 
@@ -183,8 +177,8 @@ class CloudWatchLogsHandler(logging.Handler):
             self._streams.current() if isinstance(self._streams, FixedStream) else ""
         )
         self._reporter = Reporter(on_problem)
-        self._channel = Channel(
-            ChannelSettings(
+        self._queues = HandlerQueues(
+            DeliverySettings(
                 log_group=group,
                 retention_days=retention,
                 create_log_group=create_log_group,
@@ -207,19 +201,19 @@ class CloudWatchLogsHandler(logging.Handler):
             from ._spool import Spool
 
             self._spool = Spool.open(Path(spool_dir), group=group, reporter=self._reporter)
-            self._spool.attach(self._channel)
-        SENDER.register(self._channel)
-        self._streams.attach(self._channel)
+            self._spool.attach(self._queues)
+        SENDER.register(self._queues)
+        self._streams.attach(self._queues)
         _LIVE_HANDLERS.add(self)
         if self._spool is not None:
-            self._spool.replay_orphans(self._channel)
+            self._spool.replay_orphans(self._queues)
         if handle_sigterm:
             LIFECYCLE.sigterm.want()
 
     @property
     def log_group_name(self) -> str:
         """The log group this handler writes to."""
-        return self._channel.settings.log_group
+        return self._queues.settings.log_group
 
     @property
     def log_stream_name(self) -> str:
@@ -234,7 +228,7 @@ class CloudWatchLogsHandler(logging.Handler):
                 excluded = self._excluded_cache[record.name] = self._is_excluded(record.name)
             ident = threading.get_ident()
             if excluded or ident == SENDER.thread_ident:
-                SENDER.count(self._channel, "records_excluded")
+                SENDER.count(self._queues, "records_excluded")
                 return
             if _SIGTERM.install_pending and ident == threading.main_thread().ident:
                 _SIGTERM.install_from_main_thread()  # the handler was made on another thread
@@ -242,7 +236,7 @@ class CloudWatchLogsHandler(logging.Handler):
                 message = self.format(record)
             except Exception as error:  # a record must not be lost to its format
                 message = _unformattable(record, error)
-                SENDER.count(self._channel, "records_unformattable")
+                SENDER.count(self._queues, "records_unformattable")
             timestamp_ms = int(record.created * 1000)
             if message.isascii() and 0 < len(message) <= self._max_event_bytes:
                 # The usual case, without the general path's calls: ASCII bytes are characters.
@@ -256,7 +250,7 @@ class CloudWatchLogsHandler(logging.Handler):
                     max_event_bytes=self._max_event_bytes,
                     oversize=self._oversize,
                 )
-            SENDER.enqueue(self._channel, self._fixed_stream or self._streams.current(), events)
+            SENDER.enqueue(self._queues, self._fixed_stream or self._streams.current(), events)
         except Exception as error:  # logging must never break the caller
             self._reporter.report("emit", f"could not queue a record: {_describe(error)}")
 
@@ -295,8 +289,8 @@ class CloudWatchLogsHandler(logging.Handler):
             raise ConfigurationError(f"timeout_s={timeout_s!r} must be None or a number >= 0")
         self._streams.before_flush()
         bound = self._shutdown_timeout_s if timeout_s is None else timeout_s
-        settled = SENDER.flush(self._channel, bound)
-        self._gave_up_with_enqueued = None if settled else self._channel.counters.records_accepted
+        settled = SENDER.flush(self._queues, bound)
+        self._gave_up_with_enqueued = None if settled else self._queues.counters.records_accepted
         return settled
 
     def close(self) -> None:
@@ -308,14 +302,14 @@ class CloudWatchLogsHandler(logging.Handler):
         """
         if not self._closed:
             self._closed = True
-            if self._gave_up_with_enqueued != self._channel.counters.records_accepted:
+            if self._gave_up_with_enqueued != self._queues.counters.records_accepted:
                 self.flush(self._shutdown_timeout_s)
-            SENDER.close(self._channel)
+            SENDER.close(self._queues)
         super().close()
 
     def stats(self) -> DeliveryStats:
         """Return a consistent snapshot of this handler's delivery counters."""
-        return SENDER.stats(self._channel)
+        return SENDER.stats(self._queues)
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)

@@ -37,8 +37,9 @@ from typing import Final
 
 from ._events import Event
 from ._limits import EVENT_OVERHEAD_BYTES
+from ._queues import HandlerQueues, StreamQueue
 from ._reporting import Reporter
-from ._sender import SENDER, Channel, Destination
+from ._sender import SENDER
 
 MAGIC: Final = b"\xc1\x0b"
 SPOOL_OVERHEAD_PER_EVENT: Final = 150
@@ -149,11 +150,11 @@ class Spool:
             ) from error
         return cls(directory, group=group, reporter=reporter)
 
-    def attach(self, channel: Channel) -> None:
-        """Journal ``channel``'s events as they are queued, and forget them once settled."""
-        channel.on_enqueued = self.append
-        channel.on_settled = self.settle
-        channel.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
+    def attach(self, queues: HandlerQueues) -> None:
+        """Journal ``queues``' events as they are queued, and forget them once settled."""
+        queues.on_enqueued = self.append
+        queues.on_settled = self.settle
+        queues.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
 
     def _ensure_open(self) -> None:
         """Open this process's journal (again after a fork: the parent's is not ours)."""
@@ -176,10 +177,10 @@ class Spool:
         self._number_of.clear()
         self._settled.clear()
 
-    def append(self, dest: Destination, events: list[Event]) -> None:
+    def append(self, stream: StreamQueue, events: list[Event]) -> None:
         """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
         self._ensure_open()
-        encoded = [encode_frame(dest.stream, event) for event in events]
+        encoded = [encode_frame(stream.name, event) for event in events]
         os.write(self._fd, b"".join(encoded))
         ends, number_of, size, number = self._ends, self._number_of, self._size, self._next
         for event, frame_bytes in zip(events, encoded, strict=True):
@@ -189,7 +190,7 @@ class Spool:
             number += 1
         self._size, self._next = size, number
 
-    def settle(self, dest: Destination, events: list[Event]) -> None:
+    def settle(self, stream: StreamQueue, events: list[Event]) -> None:
         """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
         for event in events:
             number = self._number_of.pop(id(event), None)
@@ -209,7 +210,7 @@ class Spool:
             self._size = self._acked = 0
         os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
 
-    def replay_orphans(self, channel: Channel) -> int:
+    def replay_orphans(self, queues: HandlerQueues) -> int:
         """Queue what journals of dead processes hold for this group; return how many events.
 
         The events are journaled again here before the orphan is removed, so a crash during the
@@ -219,12 +220,12 @@ class Spool:
         for journal in self._orphans():
             frames, corrupt = self._read_orphan(journal)
             if corrupt:
-                SENDER.count_dropped(channel, "spool_corrupt", corrupt)
+                SENDER.count_dropped(queues, "spool_corrupt", corrupt)
                 self._reporter.report(
                     "spool", f"skipped {corrupt} corrupt stretch(es) in {journal.name}"
                 )
             for frame in frames:
-                SENDER.enqueue(channel, frame.stream, [frame.event])
+                SENDER.enqueue(queues, frame.stream, [frame.event])
             replayed += len(frames)
             for path in (journal, journal.with_suffix(".ack")):
                 with contextlib.suppress(FileNotFoundError):

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from ._invocation import INVOCATIONS, environment_stream_name
-from ._sender import PENDING_STREAM, SENDER, Channel
+from ._queues import PENDING_STREAM, HandlerQueues
+from ._sender import SENDER
 
 
 class StreamNamer(Protocol):
@@ -22,8 +23,8 @@ class StreamNamer(Protocol):
     def current(self) -> str:
         """Return the stream the next record goes to (`PENDING_STREAM` if not known yet)."""
 
-    def attach(self, channel: Channel) -> None:
-        """Start naming streams for ``channel``."""
+    def attach(self, queues: HandlerQueues) -> None:
+        """Start naming streams for ``queues``."""
 
     def before_flush(self) -> None:
         """Give waiting records a stream before a flush, so that the flush can deliver them."""
@@ -38,7 +39,7 @@ class FixedStream:
     def current(self) -> str:
         return self._name
 
-    def attach(self, channel: Channel) -> None:
+    def attach(self, queues: HandlerQueues) -> None:
         pass
 
     def before_flush(self) -> None:
@@ -53,27 +54,27 @@ class InvocationStream:
 
     def __init__(self, *, per_environment: bool) -> None:
         self._per_environment = per_environment
-        self._channel: Channel | None = None
+        self._queues: HandlerQueues | None = None
 
     def current(self) -> str:
         invocation = INVOCATIONS.first if self._per_environment else INVOCATIONS.current
         return PENDING_STREAM if invocation is None else invocation.stream_name
 
-    def attach(self, channel: Channel) -> None:
-        self._channel = channel
-        channel.pending_fallback = self._fallback
+    def attach(self, queues: HandlerQueues) -> None:
+        self._queues = queues
+        queues.pending_fallback = self._fallback
         _INVOCATION_NAMERS.add(self)
         self.bound()
 
     def bound(self) -> None:
         """An invocation was bound: records of the init phase move to its stream."""
         stream = self.current()
-        if self._channel is not None and stream != PENDING_STREAM:
-            SENDER.move_pending(self._channel, stream)
+        if self._queues is not None and stream != PENDING_STREAM:
+            SENDER.move_pending(self._queues, stream)
 
     def before_flush(self) -> None:
-        if self._channel is not None:
-            SENDER.move_pending(self._channel, self._fallback())
+        if self._queues is not None:
+            SENDER.move_pending(self._queues, self._fallback())
 
     def _fallback(self) -> str:
         """The stream for records that no invocation claimed (no decorator, or exit in init)."""

@@ -1,0 +1,150 @@
+"""The seam to the CloudWatch Logs API: create the group and stream, put a batch, classify errors.
+
+Everything that calls AWS for a handler is here, so that the sender reads as plain control flow
+and tests can stand a double (`aws_cloudwatch_logs_handler.testing.FakeLogsClient`) in for the
+client. Called only from the sender thread, never under the sender's lock.
+https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from ._events import Event
+from ._queues import DeliverySettings
+from ._stats import DropReason
+
+# Error codes, as botocore reports them in ClientError.response["Error"]["Code"].
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
+NOT_FOUND: Final = "ResourceNotFoundException"
+INVALID: Final = frozenset({"InvalidParameterException", "ValidationException"})
+
+Failure = Literal["lost", "refused", "transient"]
+"""How a failed call is handled: ``lost``, the group or stream is gone (create it again and
+resend); ``refused``, CloudWatch will never take this batch as it is (split it); ``transient``,
+it may pass (throttling, 5xx, the network, credentials): retry after a backoff."""
+
+
+def classify(error: Exception) -> tuple[Failure, str] | None:
+    """Say how to handle ``error`` from a Logs API call, with a one-line reason; None if it is
+    not an error of the API or of botocore (a bug of ours)."""
+    import botocore.exceptions
+
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == NOT_FOUND:
+            return "lost", f"{code}: creating the stream again"
+        if code in INVALID:
+            return "refused", f"{code}: {error}"
+        return "transient", f"{code or 'error'}: {error}"
+    if isinstance(error, botocore.exceptions.ParamValidationError):
+        return "refused", f"ParamValidationError: {error}"
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        # Connection refused or reset, timeouts, missing credentials: all may pass.
+        return "transient", f"{type(error).__name__}: {error}"
+    return None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """What CloudWatch did with one batch."""
+
+    delivered: tuple[int, int]
+    """The slice of the batch it accepted: sorted batches put refused events at either end."""
+    rejected: dict[DropReason, int]
+    """Events it accepted the call for but dropped, by reason (``rejectedLogEventsInfo``)."""
+
+
+class LogsApi:
+    """One handler's calls to CloudWatch Logs, with the client built on first use."""
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._after_fork = False
+        self._retention_pending = False
+        """This handler created the group and has not set its retention yet."""
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            source = self._settings.client_source
+            self._client = source.build_after_fork() if self._after_fork else source.build()
+        return self._client
+
+    def forget_client_after_fork(self) -> None:
+        """A forked child must not use its parent's connections: build a new client."""
+        self._client = None
+        self._after_fork = True
+
+    def create_stream(self, stream: str) -> None:
+        """Create ``stream``, and the group first if it is missing and we may create it.
+
+        CreateLogStream comes first so that a writer allowed only to write never makes a
+        CreateLogGroup call that would be denied.
+        """
+        client, group = self.client, self._settings.log_group
+        exists = client.exceptions.ResourceAlreadyExistsException  # idempotent: that is success
+        try:
+            with contextlib.suppress(exists):
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
+        except client.exceptions.ResourceNotFoundException:
+            if not self._settings.create_log_group:
+                raise
+            self._create_group()
+            with contextlib.suppress(exists):
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
+        if self._retention_pending:
+            # Retried until it succeeds: a group we created must not keep its events forever
+            # because one PutRetentionPolicy call failed.
+            client.put_retention_policy(
+                logGroupName=group, retentionInDays=self._settings.retention_days
+            )
+            self._retention_pending = False
+
+    def _create_group(self) -> None:
+        """Create the group; its retention is then due (`create_stream` applies it)."""
+        client = self.client
+        try:
+            client.create_log_group(logGroupName=self._settings.log_group)
+        except client.exceptions.ResourceAlreadyExistsException:
+            return  # someone else created it: its retention is theirs to set
+        self._retention_pending = self._settings.retention_days is not None
+
+    def put(self, stream: str, batch: list[Event]) -> PutResult:
+        """Send one batch to ``stream``."""
+        response = self.client.put_log_events(
+            logGroupName=self._settings.log_group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": e.timestamp_ms, "message": e.message} for e in batch],
+        )
+        rejected, start, end = count_rejected(
+            response.get("rejectedLogEventsInfo") or {}, len(batch)
+        )
+        return PutResult(delivered=(start, end), rejected=rejected)
+
+
+def count_rejected(info: dict[str, int], sent: int) -> tuple[dict[DropReason, int], int, int]:
+    """Turn ``rejectedLogEventsInfo`` indexes into counts per reason, and the accepted slice.
+
+    AWS describes these indexes inconsistently; we read each as inclusive (as moto does), sorted
+    batches put too-old and expired events first and too-new ones last, and we never count more
+    events than were sent.
+    """
+    counts: dict[DropReason, int] = {}
+    too_old = info.get("tooOldLogEventEndIndex")
+    expired = info.get("expiredLogEventEndIndex")
+    too_new = info.get("tooNewLogEventStartIndex")
+    head = 0
+    if too_old is not None:
+        counts["too_old"] = head = min(sent, too_old + 1)
+    if expired is not None and expired + 1 > head:
+        counts["expired"] = min(sent, expired + 1) - head
+        head = min(sent, expired + 1)
+    tail = sent
+    if too_new is not None and too_new < sent:
+        tail = max(too_new, head)
+        counts["too_new"] = sent - tail
+    return {reason: n for reason, n in counts.items() if n > 0}, head, tail

@@ -1,0 +1,332 @@
+"""The queues waiting for the sender: what is queued, in flight, settled, and what memory it holds.
+
+Pure state and arithmetic, no threads and no I/O, so that every rule here can be tested on its own:
+`HandlerQueues` holds one handler's queues (one `StreamQueue` per log stream) with its counters and
+its memory bound. The sender (`_sender`) owns the lock that guards all of it: every method here is
+called with that lock held, which is why none of them blocks or calls back into user code, except
+the spool's journal hooks (``on_enqueued``/``on_settled``), which only append to a local file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ._batching import is_full, split_by_age, take_batches
+from ._client import ClientSource
+from ._events import Event
+from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from ._reporting import Reporter
+from ._stats import Counters, DropReason
+
+OverflowPolicy = Literal["block", "drop_newest", "drop_oldest"]
+"""What a logging call does when ``max_queue_bytes`` is reached: wait (at most ``block_timeout_s``)
+for room, then drop the new record; drop the new record at once; or drop the oldest waiting ones."""
+
+PENDING_STREAM: Final = ""
+"""Stands for a stream not known yet (Lambda's init phase); never sent to under this name."""
+
+MEMORY_OVERHEAD_PER_EVENT: Final = 170
+"""Bytes counted per queued event beside its text, so that real memory stays within
+``max_queue_bytes``: the event's tuple, its string's header and its deque slot (about 120 bytes
+measured with tracemalloc by bench/), plus the allocator's fragmentation measured in RSS."""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """What the sender needs to know about one handler's destination and policies."""
+
+    log_group: str
+    retention_days: int | None
+    create_log_group: bool
+    flush_interval_s: float
+    max_queue_bytes: int
+    overflow: OverflowPolicy
+    block_timeout_s: float
+    shutdown_timeout_s: float
+    client_source: ClientSource
+    reporter: Reporter = field(repr=False)
+
+
+class StreamQueue:
+    """One log stream of one handler: its queued events, its batches in flight, its retry state."""
+
+    __slots__ = (
+        "attempts",
+        "enqueued",
+        "first_waiting_at",
+        "in_flight",
+        "name",
+        "owner",
+        "queue",
+        "queued_size",
+        "ready",
+        "recreations",
+        "retry_at",
+        "settled",
+    )
+
+    def __init__(self, owner: HandlerQueues, name: str) -> None:
+        self.owner = owner
+        self.name = name
+        self.queue: deque[Event] = deque()
+        self.in_flight: list[list[Event]] = []
+        """Batches taken off the queue and not yet settled, oldest first."""
+        self.queued_size = 0
+        """Bytes of the events in ``queue`` as AWS counts them (to know when a batch is full)."""
+        self.enqueued = 0
+        self.settled = 0
+        """Events delivered or dropped; a flush waits until it reaches ``enqueued``."""
+        self.ready = False
+        """The stream is known to exist."""
+        self.first_waiting_at: float | None = None
+        self.attempts = 0
+        """Failed attempts in a row, for the backoff."""
+        self.recreations = 0
+        """Times in a row the stream had to be created again (the group or stream vanished)."""
+        self.retry_at = 0.0
+
+    @property
+    def pending(self) -> bool:
+        """Whether events wait here (queued or in flight)."""
+        return bool(self.queue or self.in_flight)
+
+    def forget(self) -> None:
+        """Forget every event (a forked child must not resend its parent's)."""
+        self.queue.clear()
+        self.in_flight = []
+        self.queued_size = self.enqueued = self.settled = self.attempts = self.recreations = 0
+        self.first_waiting_at = None
+        self.retry_at = 0.0
+
+
+@dataclass(frozen=True)
+class Released:
+    """What settling a batch means for the side channel: a stream that works again."""
+
+    recovered_after: int = 0
+    """Failed attempts in a row before this success (0: nothing to report)."""
+
+
+class HandlerQueues:
+    """Everything the sender keeps for one handler: its settings, streams, counters and bound."""
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self.settings = settings
+        self.max_queue_bytes = settings.max_queue_bytes  # read on every logging call
+        self.overhead_per_event = MEMORY_OVERHEAD_PER_EVENT
+        """Memory an event holds beside its text; the spool adds its own bookkeeping."""
+        self.counters = Counters()
+        self.streams: dict[str, StreamQueue] = {}
+        self.bytes_queued = 0
+        self.flush_waiters = 0
+        self.closed = False
+        self.api: Any = None
+        """The `_logs_api.LogsApi` the sender talks to for this handler (made by the sender)."""
+        self.last_stream = PENDING_STREAM
+        """The stream written last: kept when idle, since the next record likely goes there too."""
+        self.pending_fallback: Callable[[], str] | None = None
+        """Names a stream for `PENDING_STREAM` events that nothing claimed (set in Lambda)."""
+        self.on_enqueued: Callable[[StreamQueue, list[Event]], None] | None = None
+        """Called before events are queued: the spool's journal."""
+        self.on_settled: Callable[[StreamQueue, list[Event]], None] | None = None
+        """Called with each settled batch: the spool's acknowledgement."""
+
+    # ----------------------------------------------------------------------------------------
+    # Queueing (the logging call's side).
+
+    def stream(self, name: str) -> StreamQueue:
+        """Return the queue of stream ``name``, made on first use."""
+        queue = self.streams.get(name)
+        if queue is None:
+            queue = self.streams[name] = StreamQueue(self, name)
+        return queue
+
+    def cost(self, events: Iterable[Event]) -> int:
+        """The memory ``events`` are counted as holding while queued."""
+        overhead = self.overhead_per_event
+        return sum(event.size + overhead for event in events)
+
+    def add(self, stream: StreamQueue, events: list[Event], size: int, cost: int) -> bool:
+        """Queue ``events`` (of ``size`` bytes as AWS counts them); True if a batch is due now.
+
+        The logging call's hot path: no helper calls for the usual single event.
+        """
+        self.last_stream = stream.name
+        if self.on_enqueued is not None:
+            self.on_enqueued(stream, events)
+        queue = stream.queue
+        queue.extend(events)
+        stream.enqueued += len(events)
+        stream.queued_size += size
+        self.bytes_queued += cost
+        self.counters.records_accepted += 1
+        if stream.first_waiting_at is None:
+            stream.first_waiting_at = time.monotonic()
+            return True
+        # `is_full`, inlined: this line runs on every logging call.
+        return len(queue) >= MAX_BATCH_EVENTS or stream.queued_size >= MAX_BATCH_BYTES
+
+    def fits(self, cost: int) -> bool:
+        return self.bytes_queued + cost <= self.max_queue_bytes
+
+    def drop_oldest(self, cost: int) -> bool:
+        """Drop the oldest queued events until ``cost`` more bytes fit; True if they now fit.
+
+        Only queued events go: batches in flight are the sender's, and may be delivered already.
+        """
+        limit = self.max_queue_bytes
+        for stream in self.streams.values():
+            dropped: list[Event] = []
+            freed = 0
+            while stream.queue and self.bytes_queued - freed + cost > limit:
+                event = stream.queue.popleft()
+                stream.queued_size -= event.size
+                freed += event.size + self.overhead_per_event
+                dropped.append(event)
+            if dropped:
+                self.counters.dropped["queue_full"] += len(dropped)
+                self.release(stream, dropped, counts_as_success=False)  # frees their bytes
+        return self.fits(cost)
+
+    def move_pending(self, stream_name: str) -> bool:
+        """Send the events waiting under `PENDING_STREAM` to ``stream_name``; True if any moved."""
+        pending = self.streams.get(PENDING_STREAM)
+        if pending is None or not pending.queue or stream_name == PENDING_STREAM:
+            return False
+        target = self.stream(stream_name)
+        moved = len(pending.queue)
+        target.queue.extend(pending.queue)
+        target.queued_size += pending.queued_size
+        target.enqueued += moved
+        if target.first_waiting_at is None:
+            target.first_waiting_at = pending.first_waiting_at
+        # The moved events are now accounted for by ``target``; flushes that waited for them
+        # under the pending name wait for ``target`` too (they move pending events first).
+        pending.settled += moved
+        pending.queue.clear()
+        pending.queued_size = 0
+        pending.first_waiting_at = None
+        return True
+
+    def events_queued(self) -> int:
+        """Events waiting or in flight."""
+        return sum(s.enqueued - s.settled for s in self.streams.values())
+
+    # ----------------------------------------------------------------------------------------
+    # Sending (the sender's side).
+
+    def due(self, now: float, *, stopping: bool) -> tuple[list[StreamQueue], float | None]:
+        """The streams whose batch should go now, and when the next one will be due."""
+        urgent = stopping or self.flush_waiters > 0 or self.closed
+        interval = self.settings.flush_interval_s
+        due: list[StreamQueue] = []
+        next_at: float | None = None
+        for stream in self.streams.values():
+            if not stream.pending or stream.name == PENDING_STREAM:
+                continue
+            if stream.retry_at > now:
+                wake_at = stream.retry_at
+            elif (
+                urgent
+                or stream.in_flight
+                or is_full(len(stream.queue), stream.queued_size)
+                or stream.first_waiting_at is None
+                or now - stream.first_waiting_at >= interval
+            ):
+                due.append(stream)
+                continue
+            else:
+                wake_at = stream.first_waiting_at + interval
+            next_at = wake_at if next_at is None else min(next_at, wake_at)
+        return due, next_at
+
+    def take(self, stream: StreamQueue, now_ms: int) -> list[tuple[DropReason, int]]:
+        """Move the next batches from the queue to in flight; return what aged out, by reason.
+
+        Events CloudWatch would refuse for their age are settled here, once, as dropped, rather
+        than sent (and counted again at every retry).
+        """
+        taken = take_batches(stream.queue)
+        stream.queued_size -= sum(event.size for batch in taken for event in batch)
+        stream.first_waiting_at = time.monotonic() if stream.queue else None
+        aged_out: list[tuple[DropReason, int]] = []
+        for batch in taken:
+            ages = split_by_age(batch, now_ms=now_ms)
+            if ages.sendable:
+                stream.in_flight.append(ages.sendable)
+            aged: tuple[tuple[DropReason, list[Event]], ...] = (
+                ("too_old", ages.too_old),
+                ("too_new", ages.too_new),
+            )
+            for reason, events in aged:
+                if events:
+                    self.counters.dropped[reason] += len(events)
+                    self.release(stream, events, counts_as_success=False)
+                    aged_out.append((reason, len(events)))
+        return aged_out
+
+    def release(
+        self, stream: StreamQueue, batch: list[Event], *, counts_as_success: bool = True
+    ) -> Released:
+        """Mark ``batch`` settled (delivered, or dropped and counted) and free its memory."""
+        stream.settled += len(batch)
+        recovered_after = 0
+        if counts_as_success:
+            stream.recreations = 0
+            recovered_after, stream.attempts = stream.attempts, 0
+        self.bytes_queued -= self.cost(batch)
+        if self.on_settled is not None:
+            self.on_settled(stream, batch)
+        return Released(recovered_after)
+
+    def settle_first(
+        self, stream: StreamQueue, delivered: tuple[int, int], rejected: dict[DropReason, int]
+    ) -> Released:
+        """Count the first in-flight batch as sent: ``delivered`` is the accepted slice."""
+        batch = stream.in_flight.pop(0)
+        start, end = delivered
+        counters = self.counters
+        if batch:
+            counters.batches += 1
+        counters.events_delivered += end - start
+        counters.bytes_delivered += sum(event.size for event in batch[start:end])
+        for reason, number in rejected.items():
+            counters.dropped[reason] += number
+        return self.release(stream, batch)
+
+    def split_refused(self, stream: StreamQueue) -> bool:
+        """Halve the first in-flight batch, which CloudWatch refused; True if one event was dropped.
+
+        A refused batch is never resent unchanged: halving it until the bad event stands alone
+        drops that event only.
+        """
+        batch = stream.in_flight.pop(0)
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            stream.in_flight[0:0] = [batch[:middle], batch[middle:]]
+            return False
+        self.counters.dropped["invalid"] += 1
+        self.release(stream, batch)
+        return True
+
+    def prune_idle(self) -> None:
+        """Forget streams that are idle and no longer written (each Lambda invocation has one)."""
+        idle = [
+            name
+            for name, stream in self.streams.items()
+            if not stream.pending and name != self.last_stream and not stream.attempts
+        ]
+        for name in idle:
+            del self.streams[name]
+
+    def forget_after_fork(self) -> None:
+        """A forked child starts empty: its parent's events are its parent's to send."""
+        self.counters = Counters()
+        self.bytes_queued = 0
+        self.flush_waiters = 0
+        for stream in self.streams.values():
+            stream.forget()

@@ -1,0 +1,173 @@
+"""The sender's delivery rules, through the public Logs API double: no HTTP, milliseconds each.
+
+Retries, splitting a refused batch, creating a lost group again, retention, the overflow
+policies and the queue arithmetic, each asserted on what the fake client stored.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from handler_factory import HandlerFactory
+
+from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
+from aws_cloudwatch_logs_handler._retry import RetrySchedule
+from aws_cloudwatch_logs_handler.testing import FakeLogsClient
+
+GROUP = "/unit/app"
+
+
+def handler_with(
+    make_handler: HandlerFactory, client: FakeLogsClient, **options: object
+) -> tuple[CloudWatchLogsHandler, logging.Logger]:
+    handler = make_handler(GROUP, client=client, log_stream="s", **options)
+    return handler, make_handler.logger(handler)
+
+
+def test_throttling_is_retried_until_delivered(make_handler: HandlerFactory) -> None:
+    """Two throttled PutLogEvents calls are retried; every record arrives once, in order."""
+    client = FakeLogsClient()
+    client.fail("put_log_events", "ThrottlingException", times=2)
+    handler, log = handler_with(make_handler, client)
+    for i in range(5):
+        log.info("m%d", i)
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == [f"m{i}" for i in range(5)]
+    assert handler.stats().retries == 2
+    assert client.calls.count("put_log_events") == 3
+
+
+def test_a_refused_batch_drops_only_the_bad_event(make_handler: HandlerFactory) -> None:
+    """A batch CloudWatch refuses is halved until the bad event stands alone; only it is lost."""
+    client = FakeLogsClient()
+    client.refuse(lambda message: message == "bad")
+    handler, log = handler_with(make_handler, client)
+    messages = [f"m{i}" for i in range(20)]
+    messages[13] = "bad"
+    for message in messages:
+        log.info(message)
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == [m for m in messages if m != "bad"]
+    assert handler.stats().dropped == {"invalid": 1}
+
+
+def test_a_deleted_group_is_created_again_and_nothing_is_lost(
+    make_handler: HandlerFactory,
+) -> None:
+    """Deleting the group between two batches: it is created again, at once, and every record of
+    the second batch arrives."""
+    client = FakeLogsClient()
+    handler, log = handler_with(make_handler, client, ttl=7)
+    log.info("first")
+    assert handler.flush(10.0)
+    client.delete_log_group(logGroupName=GROUP)
+    log.info("second")
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == ["second"]
+    assert client.retention == {GROUP: 7}  # the re-created group got its retention again
+    assert handler.stats().dropped == {}
+
+
+def test_retention_is_set_only_on_a_group_this_handler_created(
+    make_handler: HandlerFactory,
+) -> None:
+    """A group that already exists keeps its own retention: the handler never sets it."""
+    client = FakeLogsClient()
+    client.create_group(GROUP)
+    handler, log = handler_with(make_handler, client, ttl=1)
+    log.info("x")
+    assert handler.flush(10.0)
+    assert "put_retention_policy" not in client.calls
+    assert "create_log_group" not in client.calls  # the stream was created first, and worked
+
+
+def test_a_writer_that_may_not_create_groups_waits_for_the_group(
+    make_handler: HandlerFactory,
+) -> None:
+    """With create_log_group=False a missing group is never created; once it exists, delivered."""
+    client = FakeLogsClient()
+    handler, log = handler_with(make_handler, client, create_log_group=False)
+    log.info("waiting")
+    assert not handler.flush(0.3)
+    assert "create_log_group" not in client.calls
+    client.create_group(GROUP)
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == ["waiting"]
+
+
+def test_drop_oldest_keeps_the_newest_records(make_handler: HandlerFactory) -> None:
+    """While nothing can be sent, overflow='drop_oldest' keeps exactly the newest records that
+    fit, and delivers them in order once the endpoint works again."""
+    client = FakeLogsClient()
+    client.fail("create_log_stream", "ServiceUnavailableException", times=-1)
+    one_event = 100_000 + 26 + MEMORY_OVERHEAD_PER_EVENT
+    bound = 1_048_576 + MEMORY_OVERHEAD_PER_EVENT
+    handler, log = handler_with(make_handler, client, overflow="drop_oldest", max_queue_bytes=bound)
+    for i in range(12):
+        log.info("%02d%s", i, "x" * (100_000 - 2))
+    kept = bound // one_event
+    assert handler.stats().dropped == {"queue_full": 12 - kept}
+    client.heal()
+    assert handler.flush(10.0)
+    survivors = [message[:2] for message in client.messages(GROUP, "s")]
+    assert survivors == [f"{i:02d}" for i in range(12 - kept, 12)]
+
+
+def test_drop_newest_keeps_the_oldest_records(make_handler: HandlerFactory) -> None:
+    """The default overflow policy refuses new records and keeps what waited."""
+    client = FakeLogsClient()
+    client.fail("create_log_stream", "ServiceUnavailableException", times=-1)
+    bound = 1_048_576 + MEMORY_OVERHEAD_PER_EVENT
+    handler, log = handler_with(make_handler, client, max_queue_bytes=bound)
+    for i in range(12):
+        log.info("%02d%s", i, "x" * (100_000 - 2))
+    client.heal()
+    assert handler.flush(10.0)
+    kept = bound // (100_000 + 26 + MEMORY_OVERHEAD_PER_EVENT)
+    assert [m[:2] for m in client.messages(GROUP, "s")] == [f"{i:02d}" for i in range(kept)]
+
+
+def test_an_event_too_old_for_cloudwatch_is_counted_not_sent(make_handler: HandlerFactory) -> None:
+    """A record older than 14 days is dropped as too_old before any call; the rest arrive."""
+    client = FakeLogsClient()
+    handler, log = handler_with(make_handler, client)
+    stale = log.makeRecord(log.name, logging.INFO, __file__, 1, "stale", None, None)
+    stale.created -= 15 * 24 * 3600
+    log.handle(stale)
+    log.info("fresh")
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == ["fresh"]
+    assert handler.stats().dropped == {"too_old": 1}
+
+
+def test_the_queue_counts_the_memory_it_holds_and_frees_it(make_handler: HandlerFactory) -> None:
+    """bytes_queued is the text plus the per-event overhead while waiting, and zero once sent."""
+    client = FakeLogsClient()
+    client.fail("create_log_stream", "ServiceUnavailableException", times=-1)
+    handler, log = handler_with(make_handler, client)
+    log.info("abc")
+    assert handler.stats().bytes_queued == 3 + 26 + MEMORY_OVERHEAD_PER_EVENT
+    client.heal()
+    assert handler.flush(10.0)
+    assert handler.stats().bytes_queued == 0
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 5, 16, 40])
+def test_the_retry_delay_grows_within_its_bounds(attempts: int) -> None:
+    """Each delay is between half and all of min(cap, first * 2**attempts)."""
+    schedule = RetrySchedule()
+    ceiling = min(schedule.max_s, schedule.first_s * 2.0 ** min(attempts, 16))
+    for _ in range(50):
+        assert ceiling / 2 <= schedule.delay_s(attempts) <= ceiling
+        assert schedule.delay_s(attempts, stopping=True) <= schedule.max_while_stopping_s
+
+
+def test_a_lost_stream_is_recreated_at_once_twice_then_backs_off() -> None:
+    """The first two re-creations go at once; a third in a row waits like any failure."""
+    schedule = RetrySchedule()
+    assert schedule.delay_after_loss_s(1, 1, stopping=False) == 0.0
+    assert schedule.delay_after_loss_s(2, 2, stopping=False) == 0.0
+    assert schedule.delay_after_loss_s(3, 3, stopping=False) > 0.0
+
