@@ -170,4 +170,3 @@ def test_a_lost_stream_is_recreated_at_once_twice_then_backs_off() -> None:
     assert schedule.delay_after_loss_s(1, 1, stopping=False) == 0.0
     assert schedule.delay_after_loss_s(2, 2, stopping=False) == 0.0
     assert schedule.delay_after_loss_s(3, 3, stopping=False) > 0.0
-

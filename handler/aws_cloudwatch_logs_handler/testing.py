@@ -205,18 +205,19 @@ class FakeLogsClient:
         if not events or len(events) > MAX_BATCH_EVENTS:
             return f"a batch holds 1 to {MAX_BATCH_EVENTS} events, not {len(events)}"
         size = sum(len(e["message"].encode("utf-8")) + EVENT_OVERHEAD_BYTES for e in events)
-        if size > MAX_BATCH_BYTES:
-            return f"the batch is {size} bytes, over {MAX_BATCH_BYTES}"
         stamps = [e["timestamp"] for e in events]
-        if stamps != sorted(stamps):
-            return "log events in a batch must be in chronological order"
-        if stamps[-1] - stamps[0] > _DAY_MS:
-            return "a batch must not span more than 24 hours"
-        if any(not e["message"] for e in events):
-            return "a log event's message must not be empty"
-        if self._refuse is not None and any(self._refuse(e["message"]) for e in events):
-            return "the batch holds an event this fake was told to refuse"
-        return ""
+        refused = self._refuse
+        problems = (
+            (size > MAX_BATCH_BYTES, f"the batch is {size} bytes, over {MAX_BATCH_BYTES}"),
+            (stamps != sorted(stamps), "log events in a batch must be in chronological order"),
+            (stamps[-1] - stamps[0] > _DAY_MS, "a batch must not span more than 24 hours"),
+            (any(not e["message"] for e in events), "a log event's message must not be empty"),
+            (
+                refused is not None and any(refused(e["message"]) for e in events),
+                "the batch holds an event this fake was told to refuse",
+            ),
+        )
+        return next((problem for found, problem in problems if found), "")
 
     def _error(self, code: str, operation: str, message: str = "") -> ClientError:
         error_class: type[ClientError] = getattr(self.exceptions, code, ClientError)
