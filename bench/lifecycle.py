@@ -109,10 +109,11 @@ def arrived(client: Any, group: str) -> Counter[str]:
 
     if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
         return Counter()
-    streams = client.describe_log_streams(logGroupName=group)["logStreams"]
+    pages = client.get_paginator("describe_log_streams").paginate(logGroupName=group)
     return Counter(
         event["message"]
-        for stream in streams
+        for page in pages
+        for stream in page["logStreams"]
         for event in read_events(client, group, stream["logStreamName"])
     )
 
