@@ -6,20 +6,20 @@ STAMP := $(VENV)/.installed
 INFRA_STAMP := $(VENV)/.installed-infra
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: demo test lint types pytest layer synth deploy bench clean
+.PHONY: demo test check lint types pytest fast pythons layer synth deploy bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,infra,local,dev,bench]'
+	$(PY) -m pip install --quiet -e . --group dev
 	touch $(STAMP)
 
 # synth and deploy need the CDK app and the local endpoint only, not the test and bench tools;
 # both build the layer zip themselves (infra.app and infra.deploy call ensure_layer).
 $(INFRA_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[infra,local]'
+	$(PY) -m pip install --quiet -e . --group infra
 	touch $(INFRA_STAMP)
 
 node_modules/.installed: package.json package-lock.json
@@ -29,7 +29,18 @@ node_modules/.installed: package.json package-lock.json
 demo: $(STAMP) node_modules/.installed layer
 	$(PY) -m examples.demo
 
-test: lint types pytest
+# The whole suite, as CI runs it: lint, types, every test, and the library's tests on every
+# supported Python (nox).
+test: lint types pytest pythons
+
+# The fast loop: lint, types and every test not marked slow; no npm, no CDK CLI, no layer build.
+check: lint types fast
+
+fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+pythons: $(STAMP)
+	$(PY) -m nox
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

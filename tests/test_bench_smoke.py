@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs benchmark workers against a moto server
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Written out here rather than imported from bench/: the test states what the report must hold.

@@ -30,6 +30,8 @@ from fault_proxy import FaultProxy, fault_proxy
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler, join_parts
 from local_aws.moto_endpoint import REGION, MotoEndpoint
 
+pytestmark = pytest.mark.slow  # real HTTP through a fault proxy, with real backoff waits
+
 FLUSH_TIMEOUT_S = 60.0
 """Bound on every flush here: far above what delivery needs, far below pytest's timeout."""
 CUT_S = 3.0

@@ -30,6 +30,8 @@ from fault_proxy import FaultProxy, fault_proxy
 
 from local_aws.moto_endpoint import FAKE_CREDENTIALS, REGION, MotoEndpoint
 
+pytestmark = pytest.mark.slow  # the fault proxy itself, over real sockets and timeouts
+
 NOW_MS = 1_800_000_000_000
 HOUR_MS = 3_600_000
 # Errors a client sees when the network fails under it (refused, reset, closed mid-answer).

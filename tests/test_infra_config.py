@@ -26,6 +26,8 @@ from infra.config import (
     parse_log_groups,
 )
 
+pytestmark = pytest.mark.slow  # imports the CDK app (aws-cdk-lib and its jsii runtime)
+
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 

@@ -37,6 +37,8 @@ from infra.sample import SOURCE_DIR as SAMPLE_DIR
 from lambda_layer.build import DEFAULT_OUT
 from local_aws.lambda_runtime import LambdaRuntime, copy_function, unzip_layer
 
+pytestmark = pytest.mark.slow  # deploys with the CDK CLI to a moto server
+
 STREAM_NAME = "analytics"
 FIREHOSE_ARN = f"arn:aws:firehose:{LOCAL_REGION}:123456789012:deliverystream/analytics"
 

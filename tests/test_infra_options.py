@@ -30,6 +30,8 @@ from aws_cloudwatch_logs_handler.cdk import (
 )
 from infra.app import build_app, cdk_json_context
 
+pytestmark = pytest.mark.slow  # synthesizes CDK stacks (aws-cdk-lib and its jsii runtime)
+
 STREAM_ARN = "arn:aws:kinesis:us-east-1:111122223333:stream/analytics"
 FIREHOSE_ARN = "arn:aws:firehose:us-east-1:111122223333:deliverystream/analytics"
 EVERY_OPTION: dict[str, Any] = {

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel and a fresh venv, then runs the CDK CLI
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _EXAMPLE = re.compile(r"<!-- example-app:[^\n]*-->\n```python\n(.*?)```", re.DOTALL)
 

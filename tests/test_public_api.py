@@ -48,6 +48,7 @@ def test_import_does_not_import_the_cdk() -> None:
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow  # importing aws-cdk-lib starts its jsii runtime (node)
 def test_cdk_module_all_is_sorted_and_exactly_its_public_surface() -> None:
     """The constructs module names each public construct and constant once, in sorted order."""
     cdk = pytest.importorskip("aws_cloudwatch_logs_handler.cdk")

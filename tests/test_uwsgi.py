@@ -29,7 +29,7 @@ REQUESTS = 200
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install '.[test]')")
+@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
 @pytest.mark.parametrize("threads", [[], ["--enable-threads"]], ids=["default", "enable-threads"])
 def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, threads: list[str]) -> None:
     """200 requests over two pre-forked uWSGI workers, then SIGTERM: every record arrives once,
