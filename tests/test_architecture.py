@@ -25,8 +25,8 @@ def _runtime_imports(tree: ast.AST, module: str, *, is_package: bool) -> set[str
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.orelse:
-                visit(child)
+            for statement in node.orelse:
+                visit(statement)
             return
         if isinstance(node, ast.ImportFrom):
             if node.level > 0:  # relative: from . import x / from ._x import y

@@ -110,7 +110,7 @@ def test_published_events_arrive_and_count_what_the_handler_dropped(
         logger.info("record %d", i)
     assert measured.flush(timeout_s=30)
     assert metrics.publish() == 1
-    stale = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "stale", None, None)
+    stale = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "stale", (), None)
     stale.created -= 15 * 24 * 3600  # CloudWatch refuses events over 14 days old
     logger.handle(stale)
     assert measured.flush(timeout_s=30)

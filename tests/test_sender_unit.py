@@ -133,7 +133,7 @@ def test_an_event_too_old_for_cloudwatch_is_counted_not_sent(make_handler: Handl
     """A record older than 14 days is dropped as too_old before any call; the rest arrive."""
     client = FakeLogsClient()
     handler, log = handler_with(make_handler, client)
-    stale = log.makeRecord(log.name, logging.INFO, __file__, 1, "stale", None, None)
+    stale = log.makeRecord(log.name, logging.INFO, __file__, 1, "stale", (), None)
     stale.created -= 15 * 24 * 3600
     log.handle(stale)
     log.info("fresh")

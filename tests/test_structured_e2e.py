@@ -37,7 +37,7 @@ def test_extra_exceptions_and_bound_context_arrive_as_json_with_lambdas_keys(
     with bound(request_id="r-1", user="u-7"):
         logger.info("paid %d cents", 120, extra={"order": {"id": 17, "items": 2}})
         try:
-            {}["missing"]
+            {"present": 1}["missing"]
         except KeyError:
             logger.exception("lookup failed")
     logger.warning({"event": "cache_miss", "key": "k"})

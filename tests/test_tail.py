@@ -60,12 +60,10 @@ def now_ms() -> int:
 def put(endpoint: MotoEndpoint, group: str, stream: str, events: list[tuple[int, str]]) -> None:
     """Create ``group``/``stream`` if needed and store ``events`` (timestamp, message) in it."""
     client = endpoint.logs_client()
-    for create in (
-        lambda: client.create_log_group(logGroupName=group),
-        lambda: client.create_log_stream(logGroupName=group, logStreamName=stream),
-    ):
-        with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
-            create()
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+        client.create_log_group(logGroupName=group)
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+        client.create_log_stream(logGroupName=group, logStreamName=stream)
     client.put_log_events(
         logGroupName=group,
         logStreamName=stream,

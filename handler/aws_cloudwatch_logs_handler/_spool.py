@@ -33,11 +33,11 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from ._events import Event
 from ._limits import EVENT_OVERHEAD_BYTES
-from ._queues import HandlerQueues, StreamQueue
+from ._queues import HandlerQueues
 from ._reporting import Reporter
 from ._sender import SENDER
 
@@ -49,6 +49,13 @@ _BODY: Final = struct.Struct(">qH")
 _ACK: Final = struct.Struct(">Q")
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+
+
+class NamedStream(Protocol):
+    """What the journal needs of a stream's queue: its name."""
+
+    @property
+    def name(self) -> str: ...
 
 
 def encode_frame(stream: str, event: Event) -> bytes:
@@ -177,7 +184,7 @@ class Spool:
         self._number_of.clear()
         self._settled.clear()
 
-    def append(self, stream: StreamQueue, events: list[Event]) -> None:
+    def append(self, stream: NamedStream, events: list[Event]) -> None:
         """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
         self._ensure_open()
         encoded = [encode_frame(stream.name, event) for event in events]
@@ -190,7 +197,7 @@ class Spool:
             number += 1
         self._size, self._next = size, number
 
-    def settle(self, stream: StreamQueue, events: list[Event]) -> None:
+    def settle(self, stream: NamedStream, events: list[Event]) -> None:
         """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
         for event in events:
             number = self._number_of.pop(id(event), None)
