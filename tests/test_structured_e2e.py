@@ -48,7 +48,7 @@ def test_extra_exceptions_and_bound_context_arrive_as_json_with_lambdas_keys(
     assert (paid["request_id"], paid["user"]) == ("r-1", "u-7")
     assert failed["errorType"] == "KeyError"
     assert failed["errorMessage"] == "'missing'"
-    assert '{}["missing"]' in failed["stackTrace"][-1]
+    assert '{"present": 1}["missing"]' in failed["stackTrace"][-1]
     assert failed["location"].startswith(f"{__file__}:test_extra_exceptions_and_bound_context")
     assert failed["request_id"] == "r-1"
     assert miss["message"] == {"event": "cache_miss", "key": "k"}
