@@ -86,7 +86,7 @@ def _memory_bound(runs: list[dict[str, Any]]) -> Verdict:
 
 
 def judge(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[Verdict]:
-    """Return a verdict for every target of the issue, for each variant of this handler."""
+    """Return a verdict for every performance target, for each variant of this handler."""
     verdicts: list[Verdict] = []
     watchtower_p50 = _ratio(summary, WATCHTOWER, "p50_x_floor")
     for contender in (OURS, OURS_SPOOL):

@@ -22,6 +22,9 @@ from aws_cloudwatch_logs_handler import (
     RetentionDays,
     validate_retention_days,
 )
+from aws_cloudwatch_logs_handler._names import (
+    validate_log_group_name as library_validate_log_group_name,
+)
 from aws_cloudwatch_logs_handler.cdk import MetricFilter, QueryDefinition, Subscription
 from aws_cloudwatch_logs_handler.cdk._options import (
     construct_id_for,
@@ -43,9 +46,6 @@ NEVER_EXPIRE: Final = "never"
 DEFAULT_STACK_NAME: Final = "CloudWatchLogsHandler"
 
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html
-MAX_LOG_GROUP_NAME_CHARS: Final = 512
-_LOG_GROUP_NAME: Final = re.compile(r"[.\-_/#A-Za-z0-9]+")
-_RESERVED_PREFIX: Final = "aws/"
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_TagResource.html
 MAX_TAGS: Final = 50
 MAX_TAG_KEY_CHARS: Final = 128
@@ -155,23 +155,15 @@ def _choices(values: Sequence[object]) -> str:
 
 
 def validate_log_group_name(name: object, *, where: str) -> str:
-    """Return ``name`` if CloudWatch Logs accepts it as a group name; raise naming the rule."""
-    if not isinstance(name, str) or not name:
-        raise InfraConfigError(f"{where}: name must be a non-empty string, got {name!r}")
-    if len(name) > MAX_LOG_GROUP_NAME_CHARS:
-        raise InfraConfigError(
-            f"{where}: name has {len(name)} characters; at most {MAX_LOG_GROUP_NAME_CHARS} allowed"
-        )
-    if not _LOG_GROUP_NAME.fullmatch(name):
-        bad = "".join(sorted({char for char in name if not _LOG_GROUP_NAME.fullmatch(char)}))
-        raise InfraConfigError(
-            f"{where}: name {name!r} contains {bad!r}; only letters, digits and . - _ / # allowed"
-        )
-    if name.startswith(_RESERVED_PREFIX):
-        raise InfraConfigError(
-            f"{where}: name {name!r} starts with {_RESERVED_PREFIX!r}, which AWS reserves"
-        )
-    return name
+    """Return ``name`` if CloudWatch Logs accepts it as a group name; raise naming the rule.
+
+    The rule is the handler's own (`aws_cloudwatch_logs_handler._names`): one place for it.
+    """
+    try:
+        return library_validate_log_group_name(name)
+    except ConfigurationError as error:
+        # The entry's field is called "name" in cdk.json, "log_group" in the handler.
+        raise InfraConfigError(f"{where}: {str(error).replace('log_group', 'name', 1)}") from None
 
 
 def _retention(value: object, *, where: str) -> RetentionDays | None:
@@ -276,7 +268,8 @@ def _checked(build: Callable[[], _T], *, where: str) -> _T:
     try:
         return build()
     except ConfigurationError as error:
-        raise InfraConfigError(f"{where}: {error}") from None
+        # The entry's field is called "name" in cdk.json, "log_group" in the handler.
+        raise InfraConfigError(f"{where}: {str(error).replace('log_group', 'name', 1)}") from None
 
 
 def _objects(

@@ -1,4 +1,4 @@
-"""Building the CloudWatch Logs client from the article's credential arguments.
+"""Building the CloudWatch Logs client from the handler's credential arguments.
 
 boto3 is imported here, at the first client, never at package import: in Lambda that import is
 most of a cold start's cost, and it can wait for the sender thread.
@@ -33,7 +33,7 @@ _CLIENT_CONFIG = {
 
 @dataclass(frozen=True)
 class ClientSource:
-    """Where the client comes from: the article's arguments, a boto3 Session, or a ready client."""
+    """Where the client comes from: explicit keys, a profile, a boto3 Session, or a ready client."""
 
     access_key: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # never in a repr or a report

@@ -15,7 +15,12 @@ from ._client import ClientSource
 from ._errors import ConfigurationError
 from ._events import Event, OversizePolicy, make_events
 from ._lambda_level import lambda_log_level
-from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from ._limits import (
+    EVENT_OVERHEAD_BYTES,
+    LEGACY_MAX_EVENT_BYTES,
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+)
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
 from ._queues import MEMORY_OVERHEAD_PER_EVENT, DeliverySettings, HandlerQueues, OverflowPolicy
 from ._reporting import ProblemCallback, Reporter
@@ -141,7 +146,8 @@ class CloudWatchLogsHandler(logging.Handler):
         ):
             raise ConfigurationError(
                 f"max_event_bytes={max_event_bytes!r} must be an int from {_MIN_EVENT_BYTES} to "
-                f"{MAX_EVENT_BYTES} (AWS's limit); 262118 keeps the old 256 KB events"
+                f"{MAX_EVENT_BYTES} (AWS's limit); {LEGACY_MAX_EVENT_BYTES} keeps the old 256 KB "
+                "events"
             )
         smallest_queue = MAX_BATCH_BYTES + MEMORY_OVERHEAD_PER_EVENT
         if not (type(max_queue_bytes) is int and max_queue_bytes >= smallest_queue):

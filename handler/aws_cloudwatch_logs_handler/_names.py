@@ -70,7 +70,10 @@ def stream_name_part(text: str) -> str:
 
 
 def dated_uuid_stream_name(now: datetime | None = None) -> str:
-    """Return the article's default stream name, ``stream/YYYY/MM/DD/HHMM/<uuid4>``, in UTC."""
+    """Return the default stream name outside Lambda, ``stream/YYYY/MM/DD/HHMM/<uuid4>`` (UTC).
+
+    Dated, so the console lists streams in order; unique per handler, so no two writers share one.
+    """
     import uuid  # here, not at import: it costs a Lambda cold start ~10 ms and Lambda never uses it
 
     moment = now if now is not None else datetime.now(timezone.utc)

@@ -31,7 +31,7 @@ class StreamNamer(Protocol):
 
 
 class FixedStream:
-    """One stream for the handler's whole life (the article's behaviour)."""
+    """One stream for the handler's whole life: an explicit name, or the dated default."""
 
     def __init__(self, name: str) -> None:
         self._name = name
