@@ -31,10 +31,13 @@ def test_bad_group_names_are_refused_naming_the_rule(name: str, rule: str) -> No
         CloudWatchLogsHandler(name)
 
 
-def test_missing_group_is_refused_as_in_the_article() -> None:
-    """No group at all is a ValueError, as the article's handler raised."""
-    with pytest.raises(ValueError, match="Log Group name is required"):
-        CloudWatchLogsHandler()
+def test_missing_group_is_refused_with_the_fix() -> None:
+    """A group of None (from an untyped caller) is a ValueError naming the fix; none at all is a
+    TypeError, since log_group is the one required argument."""
+    with pytest.raises(ValueError, match="Log Group name is required: pass log_group"):
+        CloudWatchLogsHandler(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="log_group"):
+        CloudWatchLogsHandler()  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("name", ["/a/b.c-d_e#f", "a" * 512, "/aws/lambda/fn"])

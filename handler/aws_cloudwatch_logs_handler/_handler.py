@@ -60,51 +60,12 @@ class CloudWatchLogsHandler(logging.Handler):
     thread per process creates the group and stream when first needed, batches to AWS's limits,
     retries what may pass, and counts what it cannot deliver (see `stats`).
 
-    Args:
-        log_group: the log group's name.
-        log_stream: the stream's name. Default: ``stream/YYYY/MM/DD/HHMM/<uuid4>`` (UTC, once per
-            handler); in Lambda, named from each invocation's request context.
-        ttl: retention applied when this handler creates the group; ``None`` never expires.
-        access_key: with ``secret_key``, explicit credentials (as in the article).
-        secret_key: see ``access_key``.
-        region: the AWS Region; default: boto3's (``AWS_REGION``, config files).
-        profile: a named profile of the shared config files.
-        session: a ``boto3.session.Session`` to build the client from.
-        client: a ready ``logs`` client; then no other credential argument may be given.
-        endpoint_url: send to this endpoint instead of AWS's (a local stand-in, a VPC endpoint).
-        create_log_group: create the group if it is missing; with ``False`` a missing group is
-            retried until it appears.
-        flush_interval_s: the longest a record waits before its batch is sent.
-        max_queue_bytes: the memory that waiting records may hold (text plus
-            `MEMORY_OVERHEAD_PER_EVENT` each); past it, ``overflow`` decides.
-        overflow: ``"drop_newest"`` (default: the caller never waits), ``"drop_oldest"``, or
-            ``"block"`` (wait up to ``block_timeout_s`` for room, then drop the new record).
-        block_timeout_s: the longest a logging call waits under ``overflow="block"``.
-        max_event_bytes: the largest message in one event (UTF-8 bytes); bigger ones are split
-            into marked parts, or cut with ``oversize="truncate"``. Default: AWS's 1 MB limit.
-        oversize: ``"split"`` (default, nothing lost) or ``"truncate"``.
-        shutdown_timeout_s: how long the process may spend delivering at exit (or at SIGTERM),
-            and the bound of ``flush()`` called without one.
-        handle_sigterm: deliver what is queued when SIGTERM ends the process, then let the
-            signal end it (status 143 / -15). Installed only where SIGTERM still has Python's
-            default disposition, never over the application's own handler; ``False`` keeps the
-            default untouched.
-        spool_dir: keep an on-disk journal of undelivered records there (survives a crash).
-        on_problem: receives one line per delivery problem; default: standard error,
-            rate-limited. It must not log through this handler.
-        exclude_loggers: loggers (and their children) whose records are not shipped.
-        per_environment_stream: in Lambda, one stream per execution environment instead of one
-            per invocation (for functions invoked faster than CreateLogStream's quota allows).
-        level: the handler's level. Default: in Lambda, the level of its logging controls
-            (``AWS_LAMBDA_LOG_LEVEL``), elsewhere ``NOTSET``; pass any level to choose it yourself.
-
-    Raises:
-        ConfigurationError: an argument is invalid; the message names it and the fix.
+    See `__init__` for every option.
     """
 
     def __init__(
         self,
-        log_group: str | None = None,
+        log_group: str,
         *,
         log_stream: str | None = None,
         ttl: RetentionDays | None = None,
@@ -130,6 +91,49 @@ class CloudWatchLogsHandler(logging.Handler):
         handle_sigterm: bool = True,
         level: int | str | None = None,
     ) -> None:
+        """Check every option and register with the process's sender; no network call.
+
+        Args:
+            log_group: the log group's name.
+            log_stream: the stream's name. Default: ``stream/YYYY/MM/DD/HHMM/<uuid4>`` (UTC, once per
+                handler); in Lambda, named from each invocation's request context.
+            ttl: retention applied when this handler creates the group; ``None`` never expires.
+            access_key: with ``secret_key``, explicit credentials (as in the article).
+            secret_key: see ``access_key``.
+            region: the AWS Region; default: boto3's (``AWS_REGION``, config files).
+            profile: a named profile of the shared config files.
+            session: a ``boto3.session.Session`` to build the client from.
+            client: a ready ``logs`` client; then no other credential argument may be given.
+            endpoint_url: send to this endpoint instead of AWS's (a local stand-in, a VPC endpoint).
+            create_log_group: create the group if it is missing; with ``False`` a missing group is
+                retried until it appears.
+            flush_interval_s: the longest a record waits before its batch is sent.
+            max_queue_bytes: the memory that waiting records may hold (text plus
+                `MEMORY_OVERHEAD_PER_EVENT` each); past it, ``overflow`` decides.
+            overflow: ``"drop_newest"`` (default: the caller never waits), ``"drop_oldest"``, or
+                ``"block"`` (wait up to ``block_timeout_s`` for room, then drop the new record).
+            block_timeout_s: the longest a logging call waits under ``overflow="block"``.
+            max_event_bytes: the largest message in one event (UTF-8 bytes); bigger ones are split
+                into marked parts, or cut with ``oversize="truncate"``. Default: AWS's 1 MB limit.
+            oversize: ``"split"`` (default, nothing lost) or ``"truncate"``.
+            shutdown_timeout_s: how long the process may spend delivering at exit (or at SIGTERM),
+                and the bound of ``flush()`` called without one.
+            handle_sigterm: deliver what is queued when SIGTERM ends the process, then let the
+                signal end it (status 143 / -15). Installed only where SIGTERM still has Python's
+                default disposition, never over the application's own handler; ``False`` keeps the
+                default untouched.
+            spool_dir: keep an on-disk journal of undelivered records there (survives a crash).
+            on_problem: receives one line per delivery problem; default: standard error,
+                rate-limited. It must not log through this handler.
+            exclude_loggers: loggers (and their children) whose records are not shipped.
+            per_environment_stream: in Lambda, one stream per execution environment instead of one
+                per invocation (for functions invoked faster than CreateLogStream's quota allows).
+            level: the handler's level. Default: in Lambda, the level of its logging controls
+                (``AWS_LAMBDA_LOG_LEVEL``), elsewhere ``NOTSET``; pass any level to choose it yourself.
+
+        Raises:
+            ConfigurationError: an argument is invalid; the message names it and the fix.
+        """
         if log_group is None:
             raise ConfigurationError("Log Group name is required: pass log_group, e.g. '/my/app'")
         group = validate_log_group_name(log_group)
