@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -155,7 +156,8 @@ def test_context_manager_form_binds_and_flushes(make_handler: HandlerFactory) ->
 
 @pytest.mark.usefixtures("in_lambda")
 def test_flush_is_bounded_by_the_remaining_time(make_handler: HandlerFactory) -> None:
-    """With no time left the decorator returns at once instead of overrunning the deadline."""
+    """With 1.5 s left and a 0.5 s margin, the decorator waits for a dead endpoint about 1 s and
+    then returns, far below the 10 s it waits when the context gives no deadline."""
     handler = make_handler("/lambda/late", endpoint_url="http://127.0.0.1:9", shutdown_timeout_s=0)
 
     @flush_after_invocation(timeout_margin_ms=500)
@@ -163,8 +165,15 @@ def test_flush_is_bounded_by_the_remaining_time(make_handler: HandlerFactory) ->
         make_handler.logger(handler).info("late")
         return "done"
 
-    assert function({}, FakeContext("late", remaining_ms=400)) == "done"
-    assert handler.stats().events_queued == 1
+    started = time.monotonic()
+    assert function({}, FakeContext("late", remaining_ms=1_500)) == "done"
+    took = time.monotonic() - started
+    assert 0.9 <= took < 5.0, took  # waited its budget, and not the no-deadline 10 s
+    assert handler.stats().events_queued == 1  # undelivered, still counted
+
+    started = time.monotonic()
+    assert function({}, FakeContext("later", remaining_ms=400)) == "done"
+    assert time.monotonic() - started < 0.9  # less time left than the margin: no wait at all
 
 
 @pytest.mark.usefixtures("in_lambda")

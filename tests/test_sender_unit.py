@@ -14,6 +14,7 @@ from handler_factory import HandlerFactory
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
+from aws_cloudwatch_logs_handler._sender import SENDER
 from aws_cloudwatch_logs_handler.testing import FakeLogsClient
 
 GROUP = "/unit/app"
@@ -170,3 +171,43 @@ def test_a_lost_stream_is_recreated_at_once_twice_then_backs_off() -> None:
     assert schedule.delay_after_loss_s(1, 1, stopping=False) == 0.0
     assert schedule.delay_after_loss_s(2, 2, stopping=False) == 0.0
     assert schedule.delay_after_loss_s(3, 3, stopping=False) > 0.0
+
+
+@pytest.fixture
+def long_backoff(monkeypatch: pytest.MonkeyPatch) -> RetrySchedule:
+    """A retry schedule whose every wait is a minute or more: any wait would fail the test."""
+    schedule = RetrySchedule(first_s=60.0, max_s=120.0, max_while_stopping_s=60.0)
+    monkeypatch.setattr(SENDER, "retry", schedule)
+    return schedule
+
+
+@pytest.mark.usefixtures("long_backoff")
+def test_flush_wakes_the_backoff_instead_of_waiting_it_out(make_handler: HandlerFactory) -> None:
+    """After a failure scheduled the next try a minute away, a flush tries again at once."""
+    client = FakeLogsClient()
+    client.fail("put_log_events", "ServiceUnavailableException", times=1)
+    handler, log = handler_with(make_handler, client)
+    log.info("m")
+    assert not handler.flush(0.3)  # the failure happened, the next try is a minute away
+    assert handler.stats().retries == 1
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == ["m"]
+
+
+@pytest.mark.usefixtures("long_backoff")
+def test_a_lost_group_is_created_again_without_waiting_the_backoff(
+    make_handler: HandlerFactory,
+) -> None:
+    """A group deleted while failures had built a minute-long backoff is created again, and the
+    records delivered, at the next try: re-creation is the repair, not a reason to wait."""
+    client = FakeLogsClient()
+    handler, log = handler_with(make_handler, client)
+    log.info("first")
+    assert handler.flush(10.0)
+    client.fail("put_log_events", "ServiceUnavailableException", times=1)
+    log.info("second")
+    assert not handler.flush(0.3)
+    client.delete_log_group(logGroupName=GROUP)
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == ["second"]
+    assert client.calls.count("create_log_group") == 2

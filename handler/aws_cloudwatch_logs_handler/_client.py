@@ -16,11 +16,12 @@ from ._version import __version__
 
 ClientFactory = Callable[[], Any]
 
-# Our sender retries without end on its own schedule (with jitter, and woken by flush); botocore's
-# own retries only need to absorb a single blip. Short timeouts keep a dead endpoint from stalling
+# Our sender retries without end on its own schedule (with jitter from its own generator, woken by
+# flush), so botocore does not retry as well: its retries would double every wait on a dead
+# endpoint and draw their jitter from the application's global `random` state. Short timeouts keep a dead endpoint from stalling
 # the one sender thread; TCP keepalive notices a connection that died silently.
 _CLIENT_CONFIG = {
-    "retries": {"mode": "standard", "max_attempts": 2},
+    "retries": {"mode": "standard", "max_attempts": 1},
     "connect_timeout": 3,
     "read_timeout": 10,
     "tcp_keepalive": True,
