@@ -18,8 +18,9 @@ ClientFactory = Callable[[], Any]
 
 # Our sender retries without end on its own schedule (with jitter from its own generator, woken by
 # flush), so botocore does not retry as well: its retries would double every wait on a dead
-# endpoint and draw their jitter from the application's global `random` state. Short timeouts keep a dead endpoint from stalling
-# the one sender thread; TCP keepalive notices a connection that died silently.
+# endpoint and draw their jitter from the application's global `random` state. Short timeouts
+# keep a dead endpoint from stalling the one sender thread; TCP keepalive notices a connection
+# that died silently.
 _CLIENT_CONFIG = {
     "retries": {"mode": "standard", "max_attempts": 1},
     "connect_timeout": 3,

@@ -95,8 +95,8 @@ class CloudWatchLogsHandler(logging.Handler):
 
         Args:
             log_group: the log group's name.
-            log_stream: the stream's name. Default: ``stream/YYYY/MM/DD/HHMM/<uuid4>`` (UTC, once per
-                handler); in Lambda, named from each invocation's request context.
+            log_stream: the stream's name. Default: ``stream/YYYY/MM/DD/HHMM/<uuid4>`` (UTC,
+                once per handler); in Lambda, named from each invocation's request context.
             ttl: retention applied when this handler creates the group; ``None`` never expires.
             access_key: with ``secret_key``, explicit credentials (as in the article).
             secret_key: see ``access_key``.
@@ -129,7 +129,7 @@ class CloudWatchLogsHandler(logging.Handler):
             per_environment_stream: in Lambda, one stream per execution environment instead of one
                 per invocation (for functions invoked faster than CreateLogStream's quota allows).
             level: the handler's level. Default: in Lambda, the level of its logging controls
-                (``AWS_LAMBDA_LOG_LEVEL``), elsewhere ``NOTSET``; pass any level to choose it yourself.
+                (``AWS_LAMBDA_LOG_LEVEL``), elsewhere ``NOTSET``; pass any level to choose it.
 
         Raises:
             ConfigurationError: an argument is invalid; the message names it and the fix.
