@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Final, Literal
 
+from ._delivery import Delivery
 from ._events import Event
 from ._lifecycle import (
     ProcessLifecycle,
@@ -33,7 +34,7 @@ from ._lifecycle import (
     hook_multiprocessing_exit,
     warn_if_threads_cannot_run,
 )
-from ._logs_api import LogsApi, classify
+from ._logs_api import LogsApi
 from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
@@ -69,8 +70,17 @@ class Sender:
     """The process's one sender thread and the lock over every handler's queues."""
 
     def __init__(self, retry: RetrySchedule | None = None) -> None:
-        self.retry = retry or RetrySchedule()
+        self._retry = retry or RetrySchedule()
         self._init_state()
+
+    @property
+    def retry(self) -> RetrySchedule:
+        """When to try again after a failed delivery."""
+        return self._retry
+
+    @retry.setter
+    def retry(self, schedule: RetrySchedule) -> None:
+        self._retry = self._delivery.retry = schedule
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
@@ -85,6 +95,12 @@ class Sender:
         self._stopped = False
         self._pid = os.getpid()
         """The process this state belongs to: a fork below Python's hooks changes it."""
+        self._delivery = Delivery(
+            lock=self._lock,
+            settled=self._settled,
+            retry=self._retry,
+            stopping=lambda: self._stopping,
+        )
 
     @property
     def stopped(self) -> bool:
@@ -317,9 +333,10 @@ class Sender:
                 continue
             for stream in due:
                 try:
-                    self._deliver(stream)
+                    self._delivery.deliver(stream)
                 except Exception as error:  # the sender must outlive any bug of ours
-                    self._schedule_retry(stream, f"unexpected {type(error).__name__}: {error}")
+                    reason = f"unexpected {type(error).__name__}: {error}"
+                    self._delivery.schedule_retry(stream, reason)
 
     def _pause_after_bug(self, error: Exception) -> None:
         write_to_stderr(f"sender error, continuing: {type(error).__name__}: {error}")
@@ -367,93 +384,6 @@ class Sender:
         ]
         for queues in self._handlers:
             queues.prune_idle()
-
-    def _deliver(self, stream: StreamQueue) -> None:
-        """Send ``stream``'s batches in flight, in order, until done or a failure says wait."""
-        queues = stream.owner
-        api: LogsApi = queues.api
-        while stream.in_flight:
-            try:
-                if not stream.ready:
-                    api.create_stream(stream.name)
-                    stream.ready = True
-                result = api.put(stream.name, stream.in_flight[0])
-            except Exception as error:
-                failure = classify(error)
-                if failure is None:
-                    raise
-                kind, reason = failure
-                if kind == "lost":
-                    # The group or stream is gone (deleted, or the endpoint lost its state):
-                    # create both again and resend; nothing is dropped.
-                    stream.ready = False
-                    if self._schedule_retry(stream, reason, lost=True):
-                        return
-                    continue
-                if kind == "refused":
-                    self._split_refused(stream, reason)
-                    continue
-                self._schedule_retry(stream, reason)
-                return
-            with self._lock:
-                released = queues.settle_first(stream, result.delivered, result.rejected)
-                self._settled.notify_all()
-            self._report_success(queues, released.recovered_after, result.rejected)
-
-    def _report_success(
-        self, queues: HandlerQueues, recovered_after: int, rejected: dict[DropReason, int]
-    ) -> None:
-        group = queues.settings.log_group
-        if recovered_after:
-            queues.settings.reporter.report(
-                "recovered",
-                f"delivering to {group!r} again after {recovered_after} failed attempt(s)",
-            )
-        if rejected:
-            queues.settings.reporter.report(
-                "rejected", f"CloudWatch Logs rejected events of {group!r}: {dict(rejected)}"
-            )
-
-    def _split_refused(self, stream: StreamQueue, reason: str) -> None:
-        queues = stream.owner
-        with self._lock:
-            dropped = queues.split_refused(stream)
-            if dropped:
-                self._settled.notify_all()
-        if dropped:
-            queues.settings.reporter.report(
-                "invalid",
-                f"an event for {queues.settings.log_group!r} was refused and dropped: {reason}",
-            )
-
-    def _schedule_retry(self, stream: StreamQueue, reason: str, *, lost: bool = False) -> float:
-        """Count a failed attempt and set when to try again; return the delay in seconds.
-
-        Args:
-            lost: the group or stream was missing; the next attempt creates it again, so the
-                first retries go at once (counted apart from an outage's failures, so that a
-                group deleted during an outage is created again as soon as the endpoint returns).
-        """
-        queues = stream.owner
-        with self._lock:
-            queues.counters.retries += 1
-            stream.attempts += 1
-            if lost:
-                stream.recreations += 1
-                delay = self.retry.delay_after_loss_s(
-                    stream.recreations, stream.attempts, stopping=self._stopping
-                )
-            else:
-                delay = self.retry.delay_s(stream.attempts, stopping=self._stopping)
-            stream.retry_at = time.monotonic() + delay
-            attempts = stream.attempts
-        if self.retry.worth_reporting(attempts):
-            queues.settings.reporter.report(
-                "retry",
-                f"delivery to {queues.settings.log_group!r} failed ({attempts} attempt(s) so "
-                f"far), retrying: {reason}",
-            )
-        return delay
 
 
 SENDER: Final = Sender()
