@@ -5,15 +5,14 @@ Python, runs every test that is not slow (leaving out those that need the CDK or
 peers, which the main suite runs), then runs Lambda's real runtime client (awslambdaric) over
 the layer built from the sources, so that the layer is known to import under each runtime.
 
-The interpreters come from pyenv: its shims answer only for the versions that ``PYENV_VERSION``
-selects, so this file selects the newest installed patch release of each supported minor version.
+The interpreters come from pyenv's versions folder (the newest patch release of each supported
+minor version), put first on PATH, so that neither pyenv's shims nor ``PYENV_VERSION`` matter.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+from pathlib import Path
 
 import nox
 
@@ -31,25 +30,25 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
-def _select_pyenv_versions() -> None:
-    """Let pyenv's shims answer for every supported minor version installed."""
-    pyenv = shutil.which("pyenv")
-    if pyenv is None or os.environ.get("PYENV_VERSION"):
+def _put_pyenv_pythons_on_path() -> None:
+    """Put the newest installed patch release of each supported version first on PATH.
+
+    pyenv's shims answer only for the versions ``PYENV_VERSION`` selects, and a non-interactive
+    shell (CI) may not have them at all; its versions' own bin folders always work.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if not root.is_dir():
         return
-    # pyenv is our own tool, found on PATH; its arguments are fixed.
-    out = subprocess.run(
-        [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
-    ).stdout
-    chosen = []
+    found = []
     for minor in PYTHONS:
-        patches = [v for v in out.split() if v.startswith(f"{minor}.") and v.count(".") == 2]
+        patches = [p for p in root.glob(f"{minor}.*") if p.name[len(minor) + 1 :].isdigit()]
         if patches:
-            chosen.append(max(patches, key=lambda v: int(v.rsplit(".", 1)[1])))
-    if chosen:
-        os.environ["PYENV_VERSION"] = ":".join(chosen)
+            newest = max(patches, key=lambda p: int(p.name[len(minor) + 1 :]))
+            found.append(str(newest / "bin"))
+    os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
 
 
-_select_pyenv_versions()
+_put_pyenv_pythons_on_path()
 
 
 @nox.session(python=PYTHONS)

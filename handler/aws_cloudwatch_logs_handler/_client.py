@@ -22,7 +22,7 @@ ClientFactory = Callable[[], Any]
 # keep a dead endpoint from stalling the one sender thread; TCP keepalive notices a connection
 # that died silently.
 _CLIENT_CONFIG = {
-    "retries": {"mode": "standard", "max_attempts": 1},
+    "retries": {"mode": "standard", "total_max_attempts": 1},  # one attempt, no retry
     "connect_timeout": 3,
     "read_timeout": 10,
     "tcp_keepalive": True,
