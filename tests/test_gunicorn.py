@@ -65,6 +65,17 @@ def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
     pytest.fail(f"gunicorn did not start: {server.communicate()[1].decode()[-2000:]}")
 
 
+def app_environment(moto: MotoEndpoint, group: str) -> dict[str, str]:
+    """The environment `apps/wsgi_app.py` reads: where to log, and this checkout's library."""
+    env = dict(os.environ)
+    env.update(
+        TEST_LOG_GROUP=group,
+        TEST_ENDPOINT_URL=moto.url,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "handler"), str(APPS)]),
+    )
+    return env
+
+
 def delivered_ids(moto: MotoEndpoint, group: str) -> Counter[str]:
     pattern = re.compile(r"request-(\S+) pid=\d+")
     ids: Counter[str] = Counter()
@@ -89,12 +100,7 @@ def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[s
     arrives exactly once, and gunicorn exits cleanly."""
     group = f"/gunicorn/{uuid.uuid4().hex[:12]}"
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        TEST_LOG_GROUP=group,
-        TEST_ENDPOINT_URL=moto_server.url,
-        PYTHONPATH=os.pathsep.join([str(ROOT / "handler"), str(APPS)]),
-    )
+    env = app_environment(moto_server, group)
     gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
     server = subprocess.Popen(
         [*gunicorn, *options, "--graceful-timeout", "30", "wsgi_app:application"],

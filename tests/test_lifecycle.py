@@ -42,6 +42,16 @@ class Scenario(ScenarioRun):
             pytest.fail(str(error))
 
 
+def signalled(name: str, url: str, *, times: int = 1) -> tuple[Scenario, int, float]:
+    """Run scenario ``name`` until it is ready, send SIGTERM ``times`` times, wait for its end."""
+    run = Scenario(name, url)
+    run.wait_for("ready")
+    for _ in range(times):
+        run.signal()
+    code, took = run.end()
+    return run, code, took
+
+
 def arrived(moto: MotoEndpoint, group: str) -> Counter[str]:
     """Count every message the endpoint holds for ``group``, across its streams."""
     return arrived_with(moto.logs_client(), group)
@@ -67,10 +77,7 @@ def proxy(moto_server: MotoEndpoint) -> Iterator[FaultProxy]:
 
 def test_sigterm_delivers_then_ends_the_process_by_the_signal(moto_server: MotoEndpoint) -> None:
     """Records logged before SIGTERM arrive, and the process still ends by SIGTERM (-15)."""
-    run = Scenario("sigterm", moto_server.url)
-    run.wait_for("ready")
-    run.signal()
-    code, took = run.end()
+    run, code, took = signalled("sigterm", moto_server.url)
     got = arrived(moto_server, run.group)
     print(f"measured: sigterm logged={RECORDS} delivered={sum(got.values())} rc={code} {took:.2f}s")
     assert code == -signal.SIGTERM, run.stderr()
@@ -80,11 +87,7 @@ def test_sigterm_delivers_then_ends_the_process_by_the_signal(moto_server: MotoE
 
 def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndpoint) -> None:
     """A second SIGTERM while delivering neither cuts the delivery short nor raises."""
-    run = Scenario("sigterm", moto_server.url)
-    run.wait_for("ready")
-    run.signal()
-    run.signal()
-    code, _ = run.end()
+    run, code, _ = signalled("sigterm", moto_server.url, times=2)
     got = arrived(moto_server, run.group)
     assert code == -signal.SIGTERM, run.stderr()
     assert missing(expect("main", RECORDS), got) == 0
@@ -93,10 +96,7 @@ def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndp
 
 def test_sigterm_with_a_handler_made_on_another_thread(moto_server: MotoEndpoint) -> None:
     """A handler made off the main thread still gets the hook, installed by the main thread."""
-    run = Scenario("sigterm-handler-made-in-thread", moto_server.url)
-    run.wait_for("ready")
-    run.signal()
-    code, _ = run.end()
+    run, code, _ = signalled("sigterm-handler-made-in-thread", moto_server.url)
     assert code == -signal.SIGTERM, run.stderr()
     assert missing(expect("thread", RECORDS), arrived(moto_server, run.group)) == 0
 
@@ -133,10 +133,7 @@ def test_sigterm_while_the_interpreter_exits(moto_server: MotoEndpoint, proxy: F
 
 def test_sigterm_with_zero_shutdown_timeout_ends_at_once(moto_server: MotoEndpoint) -> None:
     """With shutdown_timeout_s=0 the signal ends the process at once; what waited is reported."""
-    run = Scenario("sigterm-zero-timeout", moto_server.url)
-    run.wait_for("ready")
-    run.signal()
-    code, took = run.end()
+    run, code, took = signalled("sigterm-zero-timeout", moto_server.url)
     assert code == -signal.SIGTERM
     assert took < 10.0, took  # no delivery to wait for; far below any shutdown timeout here
     assert "could not be delivered within shutdown_timeout_s=0" in run.stderr()
@@ -144,10 +141,7 @@ def test_sigterm_with_zero_shutdown_timeout_ends_at_once(moto_server: MotoEndpoi
 
 def test_sigterm_opt_out_keeps_the_default(moto_server: MotoEndpoint) -> None:
     """handle_sigterm=False leaves SIGTERM's default: the process ends at once, nothing sent."""
-    run = Scenario("sigterm-opted-out", moto_server.url)
-    run.wait_for("ready")
-    run.signal()
-    code, _ = run.end()
+    run, code, _ = signalled("sigterm-opted-out", moto_server.url)
     assert code == -signal.SIGTERM
     assert sum(arrived(moto_server, run.group).values()) == 0
 
@@ -157,10 +151,7 @@ def test_sigterm_handler_of_the_application_is_never_replaced(
     moto_server: MotoEndpoint, when: str
 ) -> None:
     """The application's SIGTERM handler (set before or after ours) runs; its exit delivers."""
-    run = Scenario(f"sigterm-app-handler-{when}", moto_server.url)
-    run.wait_for("ready")
-    run.signal()
-    code, _ = run.end()
+    run, code, _ = signalled(f"sigterm-app-handler-{when}", moto_server.url)
     got = arrived(moto_server, run.group)
     assert code == 0, run.stderr()  # the application's handler exits normally
     assert missing(expect("main", RECORDS) + expect("graceful", 10), got) == 0

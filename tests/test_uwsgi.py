@@ -7,7 +7,6 @@ process on a worker's first logging call. The server is stopped with SIGTERM and
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_gunicorn import delivered_ids, free_port, get, wait_until_serving
+from test_gunicorn import app_environment, delivered_ids, free_port, get, wait_until_serving
 
 from aws_cloudwatch_logs_handler._lifecycle import warn_if_threads_cannot_run
 from local_aws.moto_endpoint import MotoEndpoint
@@ -37,12 +36,7 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, threads:
     assert UWSGI is not None
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        TEST_LOG_GROUP=group,
-        TEST_ENDPOINT_URL=moto_server.url,
-        PYTHONPATH=os.pathsep.join([str(ROOT / "handler"), str(APPS)]),
-    )
+    env = app_environment(moto_server, group)
     options = ["--master", "--processes", "2", "--die-on-term", "--module", "wsgi_app:application"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
     server = subprocess.Popen(
@@ -70,31 +64,21 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, threads:
 
 
 @pytest.mark.parametrize(
-    "uwsgi",
+    ("uwsgi", "reported"),
     [
-        SimpleNamespace(has_threads=0, opt={}),
-        SimpleNamespace(opt={}),  # an older uWSGI that only has its options
+        (SimpleNamespace(has_threads=0, opt={}), True),
+        (SimpleNamespace(opt={}), True),  # an older uWSGI that only has its options
+        (SimpleNamespace(has_threads=1, opt={}), False),
+        (SimpleNamespace(opt={"threads": b"4"}), False),
     ],
 )
 def test_uwsgi_without_threads_is_reported_once_with_the_fix(
-    monkeypatch: pytest.MonkeyPatch, uwsgi: SimpleNamespace
+    monkeypatch: pytest.MonkeyPatch, uwsgi: SimpleNamespace, reported: bool
 ) -> None:
-    """Where uWSGI says threads are off, the side channel names --enable-threads."""
+    """Where uWSGI says threads are off, the side channel names --enable-threads, once; where it
+    runs them (by itself, or with --threads), nothing is reported."""
     monkeypatch.setitem(sys.modules, "uwsgi", uwsgi)
     reports: list[str] = []
     warn_if_threads_cannot_run(lambda kind, message, **_: reports.append(message))
-    assert len(reports) == 1 and "--enable-threads" in reports[0]
-
-
-@pytest.mark.parametrize(
-    "uwsgi",
-    [SimpleNamespace(has_threads=1, opt={}), SimpleNamespace(opt={"threads": b"4"})],
-)
-def test_uwsgi_with_threads_is_not_reported(
-    monkeypatch: pytest.MonkeyPatch, uwsgi: SimpleNamespace
-) -> None:
-    """Where uWSGI runs threads (by itself, or with --threads), nothing is reported."""
-    monkeypatch.setitem(sys.modules, "uwsgi", uwsgi)
-    reports: list[str] = []
-    warn_if_threads_cannot_run(lambda kind, message, **_: reports.append(message))
-    assert reports == []
+    assert len(reports) == (1 if reported else 0)
+    assert all("--enable-threads" in report for report in reports)
