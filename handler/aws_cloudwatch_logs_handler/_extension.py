@@ -296,7 +296,11 @@ class PostResponseDelivery:
             write_to_stderr(f"Lambda extension stopped, delivering before returning: {error}")
 
     def _serve(self, event: InvokeEvent) -> None:
-        job = self.handoff.take(event.request_id, self._seconds_left(event.deadline_ms))
+        # Wait for the function up to the deadline itself: past it Lambda ends the invocation
+        # anyway, and the margin is for delivery, which must still be counted if it gets none.
+        job = self.handoff.take(
+            event.request_id, self._seconds_left(event.deadline_ms, margin_ms=0)
+        )
         if job is None:
             write_to_stderr(
                 f"invocation {event.request_id} handed no delivery over before its deadline "
@@ -314,9 +318,11 @@ class PostResponseDelivery:
             return
         self.carried_events += left
 
-    def _seconds_left(self, deadline_ms: int) -> float:
+    def _seconds_left(self, deadline_ms: int, *, margin_ms: int | None = None) -> float:
+        """Seconds until ``deadline_ms`` less the margin (default: the decorator's)."""
+        margin = self.timeout_margin_ms if margin_ms is None else margin_ms
         now_ms = time.time_ns() // 1_000_000
-        return max(0.0, (deadline_ms - now_ms - self.timeout_margin_ms) / 1000)
+        return max(0.0, (deadline_ms - now_ms - margin) / 1000)
 
     def forget(self) -> None:
         """Start afresh, as a new execution environment would (tests use it)."""

@@ -170,18 +170,18 @@ def _prepare_extension(function: Callable[..., Any], timeout_margin_ms: int) -> 
     if handler_name is None or not address:
         return False  # not a Lambda runtime: nothing to register with, nothing to say
     name = function_name_of(function)
+    if INVOCATIONS.first is not None:
+        EXTENSION.refuse(
+            f"{name} was decorated during an invocation, and an extension registers only "
+            "during Init: decorate the function Lambda calls at import"
+        )
+        return False
     if name != handler_name:
         if not EXTENSION.running:
             EXTENSION.refuse(
                 f"flush_after_invocation decorates {name}, but Lambda calls {handler_name} "
                 "(_HANDLER): decorate the function Lambda calls"
             )
-        return False
-    if INVOCATIONS.first is not None:
-        EXTENSION.refuse(
-            f"{name} was decorated during an invocation, and an extension registers only "
-            "during Init: decorate it at import"
-        )
         return False
     try:
         client = ExtensionsApi(address)
