@@ -220,3 +220,17 @@ def test_before_return_is_chosen_without_a_word(fresh: Any) -> None:
     assert delivered.messages == tagged(tag, RECORDS)
     assert deployment.runtime.extension_registrations() == []
     assert FALLBACK_NOTE not in deployment.runtime.log_text()
+
+
+def test_caller_waits_less_with_delivery_after_the_response(
+    tmp_path: Path, layer_python_dir: Path, moto_server: MotoEndpoint, capsys: Any
+) -> None:
+    """Side by side, delivering after the response adds less to the caller's wait than before."""
+    from bench.lambda_latency import measure, table
+
+    rows = measure(layer_python_dir, moto_server, tmp_path, records=(500,), rounds=10)
+
+    with capsys.disabled():
+        print(f"\n[e2e] what 500 records add to the caller's wait:\n{table(rows)}")
+    added = {row.mode: row.added_ms for row in rows}
+    assert added["after_response"] < added["before_return"]

@@ -177,7 +177,6 @@ def test_extension_gets_each_invoke_with_the_runtimes_deadline(probe: LambdaRunt
     assert event["deadlineMs"] == first.deadline_ms
     assert event["invokedFunctionArn"] == probe.invoked_function_arn
     assert event["tracing"]["type"] == "X-Amzn-Trace-Id"
-    assert second.request_id in seen  # given to the extension while the function ran
 
 
 def test_response_is_posted_before_a_slow_extension_ends_the_invocation(
