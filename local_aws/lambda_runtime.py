@@ -5,12 +5,21 @@ long-polls the Runtime API for the next event and posts the function's response 
 (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html). `LambdaRuntime` starts that same
 client as a subprocess against `RuntimeApiServer`, a small server on 127.0.0.1.
 
-The point of the harness is Lambda's freeze: once the response is posted, the execution
-environment is frozen and a background thread that still holds log records never runs again if
-the environment is not thawed. The server imitates it by SIGSTOPping the runtime process inside
-the request handler of the posted response or error, before it even answers 202, and waits until
-the kernel reports the process stopped. So a test that looks at CloudWatch after `invoke` returns
-sees exactly what real Lambda would have delivered. `thaw` (or the next `invoke`) resumes it.
+The point of the harness is Lambda's freeze: once the invocation ends, the execution environment
+is frozen and a background thread that still holds log records never runs again if the
+environment is not thawed. The server imitates it by SIGSTOPping the runtime process and waiting
+until the kernel reports the process stopped. So a test that looks at CloudWatch after `invoke`
+returns sees exactly what real Lambda would have delivered. `thaw` (or the next `invoke`)
+resumes it.
+
+It also serves the Extensions API (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html)
+as Lambda does for internal extensions (threads of the runtime process): registration only during
+Init (until the runtime first asks for an event), INVOKE events only (SHUTDOWN is refused to an
+internal extension), each INVOKE given to the runtime and every extension at once, once all of
+them wait in ``next``. The invocation ends, and the freeze comes, when the runtime has posted its
+response or error *and* every extension has called ``next`` again; without extensions, that is
+inside the request that posts the result, before it is even answered. The response is visible to
+the caller (`InvocationResult.posted_ns`) when the runtime posts it, extensions or not.
 
 The function's package must be importable only the way Lambda imports it: the task directory
 first, then the layer's ``python/`` folder. The venv has this project installed in editable mode
@@ -21,6 +30,7 @@ and the venv's site-packages (which stand in for the SDK that every Lambda Pytho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -42,6 +52,16 @@ from typing import Any, Final, Literal
 from .lifecycle import StartStop
 
 API_PREFIX: Final = "/2018-06-01/runtime"
+EXTENSION_REGISTER_PATH: Final = "/2020-01-01/extension/register"
+EXTENSION_NEXT_PATH: Final = "/2020-01-01/extension/event/next"
+EXTENSION_NAME_HEADER: Final = "Lambda-Extension-Name"
+EXTENSION_ID_HEADER: Final = "Lambda-Extension-Identifier"
+EXTENSION_EVENT_ID_HEADER: Final = "Lambda-Extension-Event-Identifier"
+INTERNAL_EXTENSION_EVENTS: Final = frozenset({"INVOKE"})
+"""Internal extensions cannot register for SHUTDOWN: Lambda sends the runtime SIGTERM instead."""
+ExtensionsMode = Literal["available", "absent", "refused"]
+"""The Extensions API as Lambda serves it; missing (404, a local runtime without it); or
+refusing internal extensions INVOKE events (403, as on Lambda Managed Instances)."""
 NEXT_PATH: Final = f"{API_PREFIX}/invocation/next"
 INIT_ERROR_PATH: Final = f"{API_PREFIX}/init/error"
 INVOCATION_PREFIX: Final = f"{API_PREFIX}/invocation/"
@@ -74,7 +94,23 @@ class InvocationResult:
     queued_ns: int
     """Wall clock (``time.time_ns``) when the event was queued for /next."""
     posted_ns: int
-    """Wall clock when the response or error POST reached the server, before the freeze."""
+    """Wall clock when the response or error POST reached the server: the caller has it then."""
+    dispatched_ns: int = 0
+    """Wall clock when the event was handed to the runtime's /next."""
+    ended_ns: int = 0
+    """Wall clock when the invocation ended (every extension called next): the freeze."""
+    deadline_ms: int = 0
+    """The invocation's deadline (Unix ms), as the runtime and the extensions were told."""
+
+    @property
+    def caller_ms(self) -> float:
+        """What the caller waits: from dispatch to the posted response."""
+        return (self.posted_ns - self.dispatched_ns) / 1e6
+
+    @property
+    def post_runtime_ms(self) -> float:
+        """Lambda's PostRuntimeExtensionsDuration: from the posted result to the freeze."""
+        return (self.ended_ns - self.posted_ns) / 1e6
 
     def json(self) -> Any:
         """Decode the posted body (the function's return value, or Lambda's error document)."""
@@ -102,6 +138,17 @@ class _Pending:
 
 
 @dataclass
+class _Extension:
+    """One registered internal extension and where it stands in the current phase."""
+
+    name: str
+    waiting: bool = False
+    """It called next and waits for an event (for Init's end, or the invocation's)."""
+    event: bytes | None = None
+    """The event handed to it and not yet answered."""
+
+
+@dataclass
 class _RuntimeState:
     """Everything the server threads and the test thread share, under one condition."""
 
@@ -111,6 +158,17 @@ class _RuntimeState:
     in_flight: set[str] = field(default_factory=set)
     results: dict[str, InvocationResult] = field(default_factory=dict)
     init_error: InitError | None = None
+    extensions: dict[str, _Extension] = field(default_factory=dict)
+    registrations: list[tuple[str, int]] = field(default_factory=list)
+    """Every registration attempt: the extension's name and the status answered."""
+    init_closed: bool = False
+    """The runtime asked for its first event: Init is over, registration is closed."""
+    current: str | None = None
+    """The request id of the invocation under way (dispatched and not ended)."""
+    ending: bool = False
+    """The current invocation's end was decided (the freeze is being made)."""
+    dispatched: dict[str, int] = field(default_factory=dict)
+    ended: dict[str, int] = field(default_factory=dict)
     exited: bool = False
     closing: bool = False
     unexpected: list[str] = field(default_factory=list)
@@ -121,6 +179,10 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
 
     # The runtime client speaks HTTP/1.1 with keep-alive; every answer carries Content-Length.
     protocol_version = "HTTP/1.1"
+    # An answer goes out as two writes (headers, then body): with Nagle's algorithm the body
+    # waits for the client's delayed ACK of the headers, about 40 ms on a kept-alive
+    # connection, which would be counted as the function's time. Lambda's API adds no such wait.
+    disable_nagle_algorithm = True
     server: RuntimeApiServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -141,14 +203,20 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def do_GET(self) -> None:
-        """Serve /invocation/next: block until the test queues an event (Lambda's long poll)."""
+        """Serve the runtime's or an extension's next: block until the next invocation starts."""
+        if self.path == EXTENSION_NEXT_PATH:
+            self._extension_next()
+            return
         if self.path != NEXT_PATH:
             self._reply(404, b'{"errorType": "NotFound"}')
             return
         state = self.server.state
         with state.condition:
+            state.init_closed = True
+            # An invocation starts once the previous one ended and every extension waits.
             state.condition.wait_for(
-                lambda: bool(state.pending) or state.closing, timeout=_MAX_LONG_POLL_S
+                lambda: state.closing or (bool(state.pending) and _may_start(state)),
+                timeout=_MAX_LONG_POLL_S,
             )
             if state.closing or not state.pending:
                 # Drop the connection instead of answering: the runtime is being stopped.
@@ -156,13 +224,50 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
                 return
             pending = state.pending.popleft()
             state.in_flight.add(pending.request_id)
+            state.current = pending.request_id
+            state.dispatched[pending.request_id] = time.time_ns()
+            invoke = _invoke_event(pending)
+            for extension in state.extensions.values():
+                extension.waiting = False
+                extension.event = invoke
+            state.condition.notify_all()
         self._reply(200, pending.body, pending.headers)
+
+    def _extension_next(self) -> None:
+        """An extension is done with the phase: maybe end the invocation; wait for the next."""
+        state = self.server.state
+        identifier = self.headers.get(EXTENSION_ID_HEADER, "")
+        ending: str | None = None
+        with state.condition:
+            extension = state.extensions.get(identifier)
+            if extension is not None:
+                extension.waiting = True
+                extension.event = None
+                ending = _locked_decide_end(state)
+                state.condition.notify_all()  # the runtime's /next may wait for this one
+        if extension is None:
+            self._reply(403, _error_document("Extension.UnknownExtensionIdentifier", identifier))
+            return
+        if ending is not None:
+            self.server.end_invocation(ending)
+        with state.condition:
+            state.condition.wait_for(
+                lambda: extension.event is not None or state.closing, timeout=_MAX_LONG_POLL_S
+            )
+            event = extension.event
+        if event is None:
+            self.close_connection = True
+            return
+        self._reply(200, event, {EXTENSION_EVENT_ID_HEADER: str(uuid.uuid4())})
 
     def do_POST(self) -> None:
         """Serve a posted response or error (freeze the runtime first), or an init error."""
         posted_ns = time.time_ns()
         body = self._read_body()
         state = self.server.state
+        if self.path == EXTENSION_REGISTER_PATH:
+            self._register(body)
+            return
         if self.path == INIT_ERROR_PATH:
             with state.condition:
                 state.init_error = InitError(
@@ -186,9 +291,6 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
                 state.condition.notify_all()
             self._reply(400, b'{"errorType": "InvalidRequestID"}')
             return
-        # Freeze before the runtime hears back: from here on no thread of the function runs,
-        # exactly as after Lambda freezes the environment.
-        self.server.freeze()
         result = InvocationResult(
             request_id=request_id,
             status=status,
@@ -199,8 +301,65 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         )
         with state.condition:
             state.results[request_id] = result
+            ending = _locked_decide_end(state)
             state.condition.notify_all()
+        if ending is not None:
+            # Freeze before the runtime hears back: from here on no thread of the function
+            # runs, exactly as after Lambda freezes the environment.
+            self.server.end_invocation(ending)
         self._reply(202, b'{"status": "OK"}')
+
+    def _register(self, body: bytes) -> None:
+        """Register an internal extension, with Lambda's refusals (403) and answers."""
+        state = self.server.state
+        name = self.headers.get(EXTENSION_NAME_HEADER, "")
+        mode = self.server.extensions_mode
+        try:
+            events = set(json.loads(body or b"{}").get("events", []))
+        except (ValueError, AttributeError):
+            events = {"<unreadable>"}
+        with state.condition:
+            if mode == "absent":
+                status, answer = 404, _error_document("NotFound", self.path)
+            elif not name:
+                status, answer = 403, _error_document("Extension.InvalidExtensionName", "empty")
+            elif state.init_closed:
+                status, answer = (
+                    403,
+                    _error_document(
+                        "Extension.RegistrationClosed", "Extension registration closed already"
+                    ),
+                )
+            elif mode == "refused" or not events <= INTERNAL_EXTENSION_EVENTS:
+                status, answer = (
+                    403,
+                    _error_document(
+                        "Extension.InvalidEventType", f"{sorted(events)} for an internal extension"
+                    ),
+                )
+            elif any(extension.name == name for extension in state.extensions.values()):
+                status, answer = (
+                    403,
+                    _error_document(
+                        "Extension.InvalidExtensionState",
+                        "Extension with this name already registered",
+                    ),
+                )
+            else:
+                status = 200
+                identifier = str(uuid.uuid4())
+                state.extensions[identifier] = _Extension(name)
+            state.registrations.append((name, status))
+        if status != 200:
+            self._reply(status, answer)
+            return
+        runtime = self.server.function
+        document = {
+            "functionName": runtime.get("name", DEFAULT_FUNCTION_NAME),
+            "functionVersion": runtime.get("version", "$LATEST"),
+            "handler": runtime.get("handler", ""),
+        }
+        self._reply(200, json.dumps(document).encode(), {EXTENSION_ID_HEADER: identifier})
 
     def _parse_invocation_path(
         self,
@@ -220,9 +379,12 @@ class RuntimeApiServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, extensions_mode: ExtensionsMode = "available") -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.state = _RuntimeState()
+        self.extensions_mode = extensions_mode
+        self.function: dict[str, str] = {}
+        """What registration answers: the function's ``name``, ``version`` and ``handler``."""
         self.freeze_hook: Callable[[], None] | None = None
         self._thread = threading.Thread(
             target=self.serve_forever, name="lambda-runtime-api", daemon=True
@@ -242,6 +404,15 @@ class RuntimeApiServer(ThreadingHTTPServer):
         """Run the freeze hook the runner installed (SIGSTOP of the runtime), if any."""
         if self.freeze_hook is not None:
             self.freeze_hook()
+
+    def end_invocation(self, request_id: str) -> None:
+        """Freeze the runtime, then mark ``request_id`` ended: the next one may start."""
+        self.freeze()
+        with self.state.condition:
+            self.state.ended[request_id] = time.time_ns()
+            self.state.current = None
+            self.state.ending = False
+            self.state.condition.notify_all()
 
     def queue(self, pending: _Pending) -> None:
         """Hand one event to the next /next long poll."""
@@ -318,6 +489,7 @@ class LambdaRuntime(StartStop):
         region: str = DEFAULT_REGION,
         log_path: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        extensions_mode: ExtensionsMode = "available",
     ) -> None:
         self.task_dir = task_dir
         self.handler = handler
@@ -330,7 +502,12 @@ class LambdaRuntime(StartStop):
         self.log_path = log_path if log_path is not None else task_dir.parent / "runtime.log"
         self.extra_env = dict(extra_env or {})
         self.environment_id = uuid.uuid4().hex
-        self.server = RuntimeApiServer()
+        self.server = RuntimeApiServer(extensions_mode=extensions_mode)
+        self.server.function = {
+            "name": function_name,
+            "version": function_version,
+            "handler": handler,
+        }
         self.process: subprocess.Popen[bytes] | None = None
         self.frozen = False
         self.results: list[InvocationResult] = []
@@ -532,19 +709,29 @@ class LambdaRuntime(StartStop):
         state = self.server.state
         with state.condition:
             state.condition.wait_for(
-                lambda: request_id in state.results or state.exited or state.init_error is not None,
+                lambda: request_id in state.ended or state.exited or state.init_error is not None,
                 timeout=timeout_s,
             )
             result = state.results.get(request_id)
+            ended_ns = state.ended.get(request_id)
+            dispatched_ns = state.dispatched.get(request_id, 0)
             init_error = state.init_error
             exited = state.exited
-        if result is None:
+        if result is None or ended_ns is None:
             if init_error is not None:
                 raise RuntimeHarnessError(
                     f"the function failed to initialize: {init_error.body!r}\n{self.log_tail()}"
                 )
-            reason = "exited" if exited else f"did not answer within {timeout_s} s"
+            if exited:
+                reason = "exited"
+            elif result is None:
+                reason = f"did not answer within {timeout_s} s"
+            else:
+                reason = f"answered, but its extensions did not call next within {timeout_s} s"
             raise RuntimeHarnessError(f"runtime {reason} for {request_id}\n{self.log_tail()}")
+        result = dataclasses.replace(
+            result, dispatched_ns=dispatched_ns, ended_ns=ended_ns, deadline_ms=deadline_ms
+        )
         self.results.append(result)
         return result
 
@@ -564,6 +751,11 @@ class LambdaRuntime(StartStop):
         """Wait for the runtime process to end on its own and return its exit code."""
         assert self.process is not None
         return self.process.wait(timeout_s)
+
+    def extension_registrations(self) -> list[tuple[str, int]]:
+        """Every registration attempt: the extension's name and the status it was answered."""
+        with self.server.state.condition:
+            return list(self.server.state.registrations)
 
     def unexpected_requests(self) -> list[str]:
         """Requests the server refused (e.g. a result for an id that was not in flight)."""
@@ -598,6 +790,46 @@ def _error_type(
         return None
     error_type = document.get("errorType") if isinstance(document, dict) else None
     return error_type if isinstance(error_type, str) else None
+
+
+def _may_start(state: _RuntimeState) -> bool:
+    """An invocation may start: none under way, and every extension waits in next."""
+    return state.current is None and all(e.waiting for e in state.extensions.values())
+
+
+def _locked_decide_end(state: _RuntimeState) -> str | None:
+    """The request id whose invocation ends now (result posted, every extension in next)."""
+    current = state.current
+    if (
+        current is None
+        or state.ending
+        or current not in state.results
+        or not all(extension.waiting for extension in state.extensions.values())
+    ):
+        return None
+    state.ending = True
+    return current
+
+
+def _invoke_event(pending: _Pending) -> bytes:
+    """The INVOKE event an extension gets for ``pending``, in Lambda's shape."""
+    return json.dumps(
+        {
+            "eventType": "INVOKE",
+            "deadlineMs": int(pending.headers["Lambda-Runtime-Deadline-Ms"]),
+            "requestId": pending.request_id,
+            "invokedFunctionArn": pending.headers["Lambda-Runtime-Invoked-Function-Arn"],
+            "tracing": {
+                "type": "X-Amzn-Trace-Id",
+                "value": pending.headers["Lambda-Runtime-Trace-Id"],
+            },
+        }
+    ).encode()
+
+
+def _error_document(error_type: str, message: str) -> bytes:
+    """Lambda's error answer: ``{"errorMessage": ..., "errorType": ...}``."""
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
 def _trace_id() -> str:

@@ -1,11 +1,11 @@
-"""End to end in a local Lambda: every record is in CloudWatch before the response is posted.
+"""End to end in a local Lambda: every record is in CloudWatch when the environment is frozen.
 
 The real runtime client (awslambdaric) runs a sample function from a temporary task directory and
 imports the library only from the unzipped layer; the function logs to a moto server on
-127.0.0.1. The harness freezes the runtime (SIGSTOP) inside the request that posts the response or
-error, so what the test then finds in CloudWatch is what real Lambda would have delivered before
-freezing the environment. Each invocation's records must be in the stream named from its request
-id: ``YYYY/MM/DD/<function>/[<version>]<aws_request_id>``.
+127.0.0.1. The harness freezes the runtime (SIGSTOP) once the invocation ends (the result posted
+and the library's extension back in ``next``), so what the test then finds in CloudWatch is what
+real Lambda would have delivered before freezing the environment. Each invocation's records must
+be in the stream named from its request id: ``YYYY/MM/DD/<function>/[<version>]<aws_request_id>``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local_aws.lambda_runtime import InvocationResult, LambdaRuntime, copy_function, unzip_layer
+from local_aws.lambda_runtime import (
+    ExtensionsMode,
+    InvocationResult,
+    LambdaRuntime,
+    copy_function,
+    unzip_layer,
+)
 from local_aws.moto_endpoint import MotoEndpoint
 
 pytestmark = pytest.mark.slow
@@ -46,7 +52,7 @@ class Delivered:
 
     @property
     def flush_ms(self) -> float:
-        """Time from the function body's end to the posted result: the flush the decorator adds."""
+        """Time from the function body's end to the posted result: what the decorator adds."""
         body_end_ns = int(self.result.json()["body_end_ns"])
         return (self.result.posted_ns - body_end_ns) / 1e6
 
@@ -98,8 +104,14 @@ def deploy(
     layer_python_dir: Path,
     moto: MotoEndpoint,
     first_event: dict[str, Any],
+    *,
+    env: dict[str, str] | None = None,
+    extensions_mode: ExtensionsMode = "available",
 ) -> Iterator[Deployment]:
-    """Start a runtime for ``function_source`` with its own group, and run its first invocation."""
+    """Start a runtime for ``function_source`` with its own group, and run its first invocation.
+
+    ``env`` adds to the function's environment; ``extensions_mode`` sets the Extensions API.
+    """
     group = f"/e2e/{uuid.uuid4()}"
     task_dir = root / "task"
     copy_function(function_source, task_dir)
@@ -109,7 +121,8 @@ def deploy(
         endpoint_url=moto.url,
         function_name=f"e2e-{function_source.stem.replace('_', '-')}",
         log_path=root / "runtime.log",
-        extra_env={"E2E_LOG_GROUP": group, "E2E_INIT_RECORDS": str(INIT_RECORDS)},
+        extra_env={"E2E_LOG_GROUP": group, "E2E_INIT_RECORDS": str(INIT_RECORDS), **(env or {})},
+        extensions_mode=extensions_mode,
     ) as runtime:
         first = invoke_frozen(runtime, moto, group, first_event)
         yield Deployment(runtime, moto, group, layer_python_dir, first)
@@ -173,8 +186,8 @@ def test_init_phase_records_go_to_the_first_invocation_stream(plain: Deployment)
     assert plain.first.messages == tagged("init", INIT_RECORDS) + tagged("first", SMALL_RECORDS)
 
 
-def test_small_invocation_is_delivered_before_the_response(plain: Deployment) -> None:
-    """Ten records are all in the invocation's own stream, in order, once the response is posted."""
+def test_small_invocation_is_delivered_by_the_freeze(plain: Deployment) -> None:
+    """Ten records are all in the invocation's own stream, in order, by the freeze."""
     tag = f"small-{uuid.uuid4().hex[:8]}"
 
     delivered = plain.invoke({"tag": tag, "records": SMALL_RECORDS})
@@ -183,8 +196,8 @@ def test_small_invocation_is_delivered_before_the_response(plain: Deployment) ->
     assert delivered.messages == tagged(tag, SMALL_RECORDS)
 
 
-def test_thousands_of_records_are_delivered_before_the_response(plain: Deployment) -> None:
-    """All 3,000 records are in the invocation's own stream, in order, by the posted response."""
+def test_thousands_of_records_are_delivered_by_the_freeze(plain: Deployment) -> None:
+    """All 3,000 records are in the invocation's own stream, in order, by the freeze."""
     tag = f"large-{uuid.uuid4().hex[:8]}"
 
     delivered = plain.invoke({"tag": tag, "records": LARGE_RECORDS})
@@ -285,7 +298,7 @@ def test_powertools_init_record_and_cold_start_reach_the_first_stream(
 def test_powertools_json_is_delivered_in_either_decorator_order(
     powertools: Deployment, order: str
 ) -> None:
-    """Powertools' JSON with its context and appended keys is delivered before the response."""
+    """Powertools' JSON with its context and appended keys is delivered by the freeze."""
     tag = f"{order}-{uuid.uuid4().hex[:8]}"
 
     delivered = powertools.invoke({"tag": tag, "records": SMALL_RECORDS, "order": order})

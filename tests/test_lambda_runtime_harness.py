@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_aws.lambda_runtime import (
+    ExtensionsMode,
     LambdaRuntime,
     RuntimeHarnessError,
     copy_function,
@@ -130,3 +131,79 @@ def test_environment_is_lambdas_and_no_more(runtime: LambdaRuntime) -> None:
     assert "AWS_PROFILE" not in env
     assert env["PYTHONPATH"].split(os.pathsep) == [str(p) for p in sdk_site_packages()]
     assert str(PROJECT_HANDLER_DIR) not in env["PYTHONPATH"]
+
+
+# -- the Extensions API ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaRuntime]:
+    """One runtime whose function carries a bare internal extension (no library)."""
+    task_dir = tmp_path_factory.mktemp("probe") / "task"
+    copy_function(FUNCTIONS / "extension_probe.py", task_dir)
+    with LambdaRuntime(task_dir, function_name="harness-probe") as running:
+        yield running
+
+
+def test_internal_extension_registers_for_invoke_only_during_init(probe: LambdaRuntime) -> None:
+    """Registration for INVOKE succeeds at import; SHUTDOWN and a late one are refused (403)."""
+    body = probe.invoke({"register_late": True}).json()
+
+    status, document = body["registered"]
+    assert status == 200
+    assert document == {
+        "functionName": "harness-probe",
+        "functionVersion": "$LATEST",
+        "handler": "handler.handler",
+    }
+    status, error = body["shutdown"]
+    assert status == 403 and error["errorType"] == "Extension.InvalidEventType"
+    assert body["late"] == 403
+    assert probe.extension_registrations() == [
+        ("probe", 200),
+        ("probe-shutdown", 403),
+        ("late", 403),
+    ]
+
+
+def test_extension_gets_each_invoke_with_the_runtimes_deadline(probe: LambdaRuntime) -> None:
+    """Every INVOKE reaches the extension with the request id and deadline the runtime got."""
+    first = probe.invoke({}, function_timeout_s=42)
+    second = probe.invoke({})
+
+    seen = {event["requestId"]: event for event in second.json()["seen"]}
+    event = seen[first.request_id]
+    assert event["eventType"] == "INVOKE"
+    assert event["deadlineMs"] == first.deadline_ms
+    assert event["invokedFunctionArn"] == probe.invoked_function_arn
+    assert event["tracing"]["type"] == "X-Amzn-Trace-Id"
+
+
+def test_response_is_posted_before_a_slow_extension_ends_the_invocation(
+    probe: LambdaRuntime,
+) -> None:
+    """The caller has the response at once; the freeze waits for the extension's next call."""
+    result = probe.invoke({"hold_ms": 300})
+
+    assert result.status == "response"
+    assert result.post_runtime_ms >= 300
+    assert result.caller_ms < result.post_runtime_ms
+    assert probe.frozen
+    assert set(probe.thread_states().values()) == {"T"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "error_type"),
+    [("absent", 404, "NotFound"), ("refused", 403, "Extension.InvalidEventType")],
+)
+def test_extensions_api_can_be_absent_or_refusing(
+    tmp_path: Path, mode: ExtensionsMode, status: int, error_type: str
+) -> None:
+    """A runtime without the API answers 404; one refusing internal extensions answers 403."""
+    task_dir = tmp_path / "task"
+    copy_function(FUNCTIONS / "extension_probe.py", task_dir)
+    with LambdaRuntime(task_dir, extensions_mode=mode) as runtime:
+        # The probe's thread calls next with no identifier; the invocation must not wait for it.
+        result = runtime.invoke({}, timeout_s=30)
+    answered_status, error = result.json()["registered"]
+    assert (answered_status, error["errorType"]) == (status, error_type)
