@@ -64,6 +64,7 @@ deploy: $(INFRA_STAMP) node_modules/.installed
 bench: $(STAMP) layer
 	$(PY) -m bench.run
 	$(PY) -m bench.json_row
+	$(PY) -m bench.lambda_latency
 
 clean:
 	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache
