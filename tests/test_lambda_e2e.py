@@ -14,7 +14,7 @@ import json
 import re
 import statistics
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def deploy(
     *,
     env: dict[str, str] | None = None,
     extensions_mode: ExtensionsMode = "available",
-) -> Iterator[Deployment]:
+) -> Generator[Deployment, None, None]:
     """Start a runtime for ``function_source`` with its own group, and run its first invocation.
 
     ``env`` adds to the function's environment; ``extensions_mode`` sets the Extensions API.

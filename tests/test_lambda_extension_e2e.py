@@ -9,7 +9,7 @@ freeze is what real Lambda would keep, and ``caller_ms`` is what the caller wait
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def start(
     *,
     env: dict[str, str] | None = None,
     extensions_mode: ExtensionsMode = "available",
-) -> Iterator[Deployment]:
+) -> Generator[Deployment, None, None]:
     """A runtime for the extension's sample function, after its first invocation."""
     yield from deploy(
         FUNCTION,
@@ -67,7 +67,7 @@ def after_response(
 @pytest.fixture
 def fresh(tmp_path: Path, layer_python_dir: Path, moto_server: MotoEndpoint) -> Iterator[Any]:
     """Start a runtime of one's own (for fallbacks and endings); each is stopped after the test."""
-    running: list[Iterator[Deployment]] = []
+    running: list[Generator[Deployment, None, None]] = []
 
     def make(env: dict[str, str] | None = None, mode: ExtensionsMode = "available") -> Deployment:
         generator = start(

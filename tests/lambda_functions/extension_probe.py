@@ -18,7 +18,9 @@ from typing import Any
 HOST, _, PORT = os.environ["AWS_LAMBDA_RUNTIME_API"].rpartition(":")
 
 
-def call(method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> Any:
+def call(
+    method: str, path: str, headers: dict[str, str], body: bytes | None = None
+) -> tuple[int, str | None, Any]:
     """One Extensions API call: (status, identifier header, decoded body)."""
     connection = http.client.HTTPConnection(HOST, int(PORT))
     connection.request(method, path, body=body, headers=headers)
@@ -39,7 +41,7 @@ def register(name: str, events: list[str]) -> tuple[int, str | None, Any]:
 
 
 STATUS, IDENTIFIER, REGISTERED = register("probe", ["INVOKE"])
-SHUTDOWN_STATUS, _, SHUTDOWN_ANSWER = register("probe-shutdown", ["INVOKE", "SHUTDOWN"])
+SHUTDOWN_STATUS, _SHUTDOWN_ID, SHUTDOWN_ANSWER = register("probe-shutdown", ["INVOKE", "SHUTDOWN"])
 SEEN: list[dict[str, Any]] = []
 RETURNED = threading.Event()
 HOLD_S = [0.0]
@@ -49,7 +51,9 @@ def extension() -> None:
     """Record each INVOKE; after the handler returned, hold the invocation, then call next."""
     while True:
         _, _, event = call(
-            "GET", "/2020-01-01/extension/event/next", {"Lambda-Extension-Identifier": IDENTIFIER}
+            "GET",
+            "/2020-01-01/extension/event/next",
+            {"Lambda-Extension-Identifier": IDENTIFIER or ""},
         )
         SEEN.append(event)
         RETURNED.wait()
