@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from ._batching import is_full, split_by_age, take_batches
+from ._batching import batch_bytes, is_full, split_by_age, take_batches
 from ._client import ClientSource
 from ._events import Event
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
@@ -147,8 +147,8 @@ class HandlerQueues:
 
     def cost(self, events: Iterable[Event]) -> int:
         """The memory ``events`` are counted as holding while queued."""
-        overhead = self.overhead_per_event
-        return sum(event.size + overhead for event in events)
+        batch = events if isinstance(events, list) else list(events)
+        return batch_bytes(batch) + self.overhead_per_event * len(batch)
 
     def add(self, stream: StreamQueue, events: list[Event], size: int, cost: int) -> bool:
         """Queue ``events`` (of ``size`` bytes as AWS counts them); True if a batch is due now.
@@ -251,7 +251,7 @@ class HandlerQueues:
         than sent (and counted again at every retry).
         """
         taken = take_batches(stream.queue)
-        stream.queued_size -= sum(event.size for batch in taken for event in batch)
+        stream.queued_size -= sum(map(batch_bytes, taken))
         stream.first_waiting_at = time.monotonic() if stream.queue else None
         aged_out: list[tuple[DropReason, int]] = []
         for batch in taken:
@@ -293,7 +293,7 @@ class HandlerQueues:
         if batch:
             counters.batches += 1
         counters.events_delivered += end - start
-        counters.bytes_delivered += sum(event.size for event in batch[start:end])
+        counters.bytes_delivered += batch_bytes(batch[start:end])
         for reason, number in rejected.items():
             counters.dropped[reason] += number
         return self.release(stream, batch)
