@@ -10,7 +10,6 @@ https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogE
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate, islice
@@ -24,6 +23,7 @@ from ._limits import (
     MAX_EVENT_AGE_MS,
     MAX_EVENT_FUTURE_MS,
 )
+from ._packed import PackedEvents
 
 # Field getters for C-level passes over a batch: these run under the sender's lock, on up to
 # 10,000 events, so no Python step per event (a logging call waits for that lock).
@@ -48,22 +48,14 @@ def is_full(count: int, size: int, limits: BatchLimits = AWS_LIMITS) -> bool:
     return count >= limits.max_events or size >= limits.max_bytes
 
 
-def take_prefix(queue: deque[Event], limits: BatchLimits = AWS_LIMITS) -> list[Event]:
+def take_prefix(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> list[Event]:
     """Pop the longest prefix of ``queue`` that fits one batch by count and bytes.
 
     A single event is always taken, even alone: `_events.make_events` guarantees each fits.
     """
-    ends = list(accumulate(map(_SIZE, islice(queue, limits.max_events))))
+    ends = list(accumulate(queue.sizes(limits.max_events)))
     count = max(1, bisect_right(ends, limits.max_bytes)) if ends else 0
-    if count == len(queue):
-        taken = list(queue)
-        queue.clear()
-        return taken
-    taken = list(islice(queue, count))
-    rest = list(islice(queue, count, None))
-    queue.clear()
-    queue.extend(rest)
-    return taken
+    return queue.pop_first(count)
 
 
 def split_by_span(events: Iterable[Event], limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
@@ -84,7 +76,7 @@ def split_by_span(events: Iterable[Event], limits: BatchLimits = AWS_LIMITS) -> 
     return batches
 
 
-def take_batches(queue: deque[Event], limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
+def take_batches(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
     """Pop the next events that fit one call and return them as batches AWS accepts, in order."""
     return split_by_span(take_prefix(queue, limits), limits)
 

@@ -133,7 +133,10 @@ class Spool:
         self._first = 0
         self._next = 0
         self._ends: deque[int] = deque()
-        self._number_of: dict[int, int] = {}  # id(event) -> its frame's number
+        self._number_of: dict[tuple[str, int, str], int | list[int]] = {}
+        """(stream, timestamp, message) -> its frame's number, or numbers for equal events: the
+        queue hands back equal events, not the same objects, and equal events are interchangeable
+        for a replay."""
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
 
     @classmethod
@@ -183,19 +186,30 @@ class Spool:
         encoded = [encode_frame(stream.name, event) for event in events]
         os.write(self._fd, b"".join(encoded))
         ends, number_of, size, number = self._ends, self._number_of, self._size, self._next
+        name = stream.name
         for event, frame_bytes in zip(events, encoded, strict=True):
             size += len(frame_bytes)
             ends.append(size)
-            number_of[id(event)] = number
+            key = (name, event.timestamp_ms, event.message)
+            earlier = number_of.setdefault(key, number)
+            if isinstance(earlier, list):  # equal events wait already
+                earlier.append(number)
+            elif earlier != number:  # an equal event waits already
+                number_of[key] = [earlier, number]
             number += 1
         self._size, self._next = size, number
 
     def settle(self, stream: StreamQueue, events: list[Event]) -> None:
         """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
+        number_of, name = self._number_of, stream.name
         for event in events:
-            number = self._number_of.pop(id(event), None)
-            if number is not None:
-                self._settled.add(number)
+            key = (name, event.timestamp_ms, event.message)
+            found = number_of.pop(key, None)
+            if isinstance(found, list):
+                self._settled.add(found.pop(0))
+                number_of[key] = found if len(found) > 1 else found[0]
+            elif found is not None:
+                self._settled.add(found)
         advanced = False
         while self._first in self._settled:
             self._settled.discard(self._first)
