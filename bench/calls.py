@@ -6,6 +6,7 @@ the same counter works for every contender that talks to AWS.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ class PutLogEventsCounter:
 
     def register(self, events: Any) -> None:
         """Attach to a session's event emitter (before it builds clients) or a client's."""
-        events.register(f"provide-client-params.{_SERVICE}.{_OPERATION}", self._on_params)
+        # Last, so that it reads the body that is sent: this handler puts its own encoded body in
+        # place in an earlier before-call hook.
+        events.register_last(f"before-call.{_SERVICE}.{_OPERATION}", self._on_request)
         events.register(f"after-call.{_SERVICE}.{_OPERATION}", self._on_after_call)
 
     def reset(self) -> None:
@@ -41,9 +44,9 @@ class PutLogEventsCounter:
         with self._lock:
             self.calls = self.succeeded = self.events_sent = self.bytes_sent = 0
 
-    def _on_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    def _on_request(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         # The request context travels from this hook to after-call: it links a reply to its batch.
-        log_events = params.get("logEvents", [])
+        log_events = json.loads(params["body"]).get("logEvents", [])
         size = sum(len(e["message"].encode("utf-8")) + EVENT_OVERHEAD_BYTES for e in log_events)
         context[_CONTEXT_KEY] = (len(log_events), size)
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     # (row label, metric, format)
     ("caller p50 (us)", "caller_p50_us", "{:.2f}"),
     ("caller p99 (us)", "caller_p99_us", "{:.2f}"),
+    ("caller p99.9 (us)", "caller_p999_us", "{:.2f}"),
     ("caller max (us)", "caller_max_us", "{:.0f}"),
     ("CPU per event (us)", "cpu_per_event_us", "{:.2f}"),
+    ("delivered events/s, one process", "throughput_eps", "{:,.0f}"),
     ("PutLogEvents calls", "put_calls", "{:.0f}"),
     ("  minimum possible", "put_calls_min", "{:.0f}"),
     ("flush() after last call (s)", "flush_s", "{:.3f}"),
@@ -28,6 +31,10 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
 _RATIO_ROWS: tuple[tuple[str, str], ...] = (
     ("p50 / floor p50", "p50_x_floor"),
     ("p99 / floor p99", "p99_x_floor"),
+    ("p99.9 / floor p99.9", "p999_x_floor"),
+    ("CPU / floor CPU", "cpu_x_floor"),
+    ("CPU / ours (defaults) CPU", "cpu_x_ours"),
+    ("events/s / watchtower", "throughput_x_watchtower"),
     ("p50 / watchtower p50", "p50_x_watchtower"),
     ("p99 / watchtower p99", "p99_x_watchtower"),
     ("CPU / watchtower CPU", "cpu_x_watchtower"),
@@ -155,3 +162,39 @@ def fmt_spread(spread: dict[str, Any], pattern: str) -> str:
     if spread["median"] is None:
         return "n/a"
     return f"{pattern.format(spread['median'])} [{_span(spread, pattern)}]"
+
+
+def percentile_medians(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Return, per delivering contender, the median over repetitions of each caller percentile."""
+    by_contender: dict[str, list[list[float]]] = {}
+    for run in runs:
+        if run.get("available") and run["mode"] == "deliver" and "caller_percentiles_us" in run:
+            by_contender.setdefault(run["contender"], []).append(run["caller_percentiles_us"])
+    return {
+        contender: [statistics.median(column) for column in zip(*rows, strict=True)]
+        for contender, rows in by_contender.items()
+    }
+
+
+def draw_latency(path: Path, runs: list[dict[str, Any]], title: str) -> None:
+    """Draw each contender's caller latency percentiles (p50 to max), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here or on CI
+    import matplotlib.pyplot as plt
+
+    from bench.worker import PERCENTILES
+
+    figure, axes = plt.subplots(figsize=(9, 5.2), layout="constrained")
+    positions = list(range(len(PERCENTILES)))
+    for contender, values in percentile_medians(runs).items():
+        axes.plot(positions, values, marker="o", label=LABELS[contender])
+    axes.set_xticks(positions, [f"p{q:g}" if q < 100 else "max" for q in PERCENTILES])
+    axes.set_yscale("log")
+    axes.set_ylabel("caller latency of one logger.info call (us)")
+    axes.grid(which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    axes.set_title(title, fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import endpoint, imports, report, summary, targets
+from bench import endpoint, imports, neighbour, report, summary, targets
 from bench.peers import ARTICLE, CONTENDERS, DELIVERS, LABELS, OUTAGE_ONLY
 from bench.worker import FORMAT, MESSAGE, RESULT_PREFIX
 
@@ -243,7 +243,7 @@ def _print_report(
     print()
     if verdicts:
         caution = " (quick run: indicative only)" if settings.quick else ""
-        print(f"Targets of issue 6{caution}:")
+        print(f"Performance targets{caution}:")
         print(report.verdicts_text(verdicts))
 
 
@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, help="timed calls per contender (default 20,000)")
     parser.add_argument("--article-calls", type=int, help="for the article's handler (500)")
     parser.add_argument("--outage-records", type=int, help="records during the outage (100,000)")
+    parser.add_argument(
+        "--neighbour", action="store_true", help="run beside a process busy on one core"
+    )
     parser.add_argument("--contenders", help=f"comma-separated subset of {','.join(CONTENDERS)}")
     args = parser.parse_args(argv)
     settings = Settings.from_args(args)
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     load_before = os.getloadavg()
-    runs = measure(settings, chosen)
+    with neighbour.busy_neighbour(args.neighbour):
+        runs = measure(settings, chosen)
     load_after = os.getloadavg()
     import_env = endpoint.fake_aws_environment("http://127.0.0.1:9")
     import_ms = imports.import_times(settings.import_reps, import_env)
@@ -288,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_after": load_after,
         "settings": settings.__dict__,
         "formatter": FORMAT,
+        "cpu_bound_neighbour": args.neighbour,
         "message": MESSAGE,
         "versions": {
             name: _version(name)
@@ -311,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{settings.reps} repetition(s), {settings.calls} calls "
         f"({settings.article_calls} for the article's handler), medians with min-max; "
         f"Python {meta['python']}, {os.cpu_count()} CPUs, moto on 127.0.0.1"
+        + (", one core kept busy by a neighbour" if args.neighbour else "")
     )
     report.draw(args.out / "results.png", figures, title)
+    report.draw_latency(args.out / "latency.png", runs, title)
 
     _print_report(
         settings,
@@ -324,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         notes=notes,
         meta=meta,
     )
-    print(f"\nWrote {args.out / 'results.json'} and {args.out / 'results.png'}")
+    print(f"\nWrote {args.out / 'results.json'}, {args.out / 'results.png'} and latency.png")
     return 0
 
 

@@ -10,13 +10,15 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from bench.peers import FLOOR_FORMAT, WATCHTOWER
+from bench.peers import FLOOR_FORMAT, OURS, WATCHTOWER
 
 DELIVER_METRICS: tuple[str, ...] = (
     "caller_p50_us",
     "caller_p99_us",
+    "caller_p999_us",
     "caller_max_us",
     "cpu_per_event_us",
+    "throughput_eps",
     "put_calls",
     "put_calls_min",
     "flush_s",
@@ -34,6 +36,10 @@ METRICS: tuple[str, ...] = DELIVER_METRICS + OUTAGE_METRICS
 RATIOS: tuple[tuple[str, str, str], ...] = (
     ("caller_p50_us", FLOOR_FORMAT, "p50_x_floor"),
     ("caller_p99_us", FLOOR_FORMAT, "p99_x_floor"),
+    ("caller_p999_us", FLOOR_FORMAT, "p999_x_floor"),
+    ("cpu_per_event_us", FLOOR_FORMAT, "cpu_x_floor"),
+    ("cpu_per_event_us", OURS, "cpu_x_ours"),
+    ("throughput_eps", WATCHTOWER, "throughput_x_watchtower"),
     ("caller_p50_us", WATCHTOWER, "p50_x_watchtower"),
     ("caller_p99_us", WATCHTOWER, "p99_x_watchtower"),
     ("cpu_per_event_us", WATCHTOWER, "cpu_x_watchtower"),

@@ -42,6 +42,8 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 """One formatter for every contender: a typical line, so the floor is what a real user pays."""
 
 MESSAGE = "message %d"
+PERCENTILES: tuple[float, ...] = (50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100)
+"""Caller latency percentiles each worker reports, for the distribution plot."""
 _VISIBLE_TIMEOUT_S = 120.0
 _VISIBLE_POLL_S = 0.01
 _DEADLINE_CHECK_EVERY = 256
@@ -53,13 +55,15 @@ def _percentile(sorted_ns: list[int], fraction: float) -> float:
     return sorted_ns[index] / 1000
 
 
-def _caller_figures(samples: array.array[int], prefix: str) -> dict[str, float]:
+def _caller_figures(samples: array.array[int], prefix: str) -> dict[str, Any]:
     ordered = sorted(samples)
     return {
         f"{prefix}_p50_us": _percentile(ordered, 0.50),
         f"{prefix}_p99_us": _percentile(ordered, 0.99),
+        f"{prefix}_p999_us": _percentile(ordered, 0.999),
         f"{prefix}_max_us": ordered[-1] / 1000,
         f"{prefix}_mean_us": sum(ordered) / len(ordered) / 1000,
+        f"{prefix}_percentiles_us": [_percentile(ordered, q / 100) for q in PERCENTILES],
     }
 
 
@@ -182,6 +186,8 @@ def deliver(job: Job) -> dict[str, Any]:
         "flush_returned": flushed if isinstance(flushed, bool) else None,
         "cpu_s": cpu_end - cpu_start,
         "cpu_per_event_us": (cpu_end - cpu_start) / made * 1e6,
+        # Logged as fast as one thread can, then flushed: events delivered per second of wall time.
+        "throughput_eps": made / (flush_end - wall_start),
     }
     if contender.target is not None:
         expected = made + 1  # the warm-up record is delivered too

@@ -106,18 +106,44 @@ def test_delivering_contenders_deliver_everything(quick_run: QuickRun) -> None:
 
 @pytest.mark.slow
 def test_outputs_table_picture_and_verdicts(quick_run: QuickRun) -> None:
-    """The run prints the table and a verdict per target, and writes a PNG next to the JSON."""
+    """The run prints the table and a verdict per target, and writes two PNGs next to the JSON."""
     results, out, stdout = quick_run
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert (out / "latency.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "caller p50 (us)" in stdout
-    assert "Targets of issue 6" in stdout
+    assert "Targets of issue 13" in stdout
     targets = {verdict["target"] for verdict in results["targets"]}
     assert {
         "caller p50 <= 1.2x format-only floor",
-        "caller p99 <= 2x floor's p99",
+        "caller p99 <= 1.2x floor's p99",
+        "caller p99.9 <= 1.5x floor's p99.9",
+        "delivered events per second, one process >= 2x watchtower",
+        "spool: CPU per event <= 1.15x the default handler's",
         "CPU per delivered event <= 0.7x watchtower",
         "PutLogEvents calls within one of the minimum",
         "outage memory bounded by max_queue_bytes",
     } <= targets
     assert set(results["imports_ms"]) == {"ours", "watchtower", "boto3 (reference)"}
+
+
+def test_the_neighbour_spins_only_while_the_run_lasts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--neighbour`` keeps a busy process alive for the block and ends it afterwards."""
+    import subprocess
+
+    from bench import neighbour
+
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)  # the module bench.neighbour calls
+    with neighbour.busy_neighbour(True):
+        [process] = started
+        assert process.poll() is None
+    assert process.poll() is not None
+    with neighbour.busy_neighbour(False):
+        assert len(started) == 1

@@ -14,6 +14,7 @@ from handler_factory import HandlerFactory, unique_group
 from moto import mock_aws
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler, ConfigurationError
+from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 
 
 @pytest.fixture
@@ -249,7 +250,9 @@ def test_bad_options_fail_at_construction_naming_the_fix(options: dict[str, Any]
 def test_on_problem_receives_reports_instead_of_logging(make_handler: HandlerFactory) -> None:
     """Delivery problems go to the on_problem callback, not through logging."""
     problems: list[str] = []
-    handler = make_handler(max_queue_bytes=1_048_576 + 170, on_problem=problems.append)
+    handler = make_handler(
+        max_queue_bytes=1_048_576 + MEMORY_OVERHEAD_PER_EVENT, on_problem=problems.append
+    )
     logger = make_handler.logger(handler)
     logger.info("x" * 1_000_000)
     logger.info("y" * 100_000)  # does not fit while the first waits
@@ -282,7 +285,7 @@ def test_block_waits_a_bounded_time_then_drops(make_handler: HandlerFactory) -> 
         shutdown_timeout_s=0.2,
         overflow="block",
         block_timeout_s=0.3,
-        max_queue_bytes=1_048_576 + 170,
+        max_queue_bytes=1_048_576 + MEMORY_OVERHEAD_PER_EVENT,
     )
     logger = make_handler.logger(handler)
     logger.info("x" * 1_000_000)

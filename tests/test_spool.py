@@ -46,6 +46,22 @@ def test_out_of_order_settlement_acknowledges_only_the_settled_prefix(tmp_path: 
     assert journal.stat().st_size == 0 and acked(tmp_path) == 0  # emptied, not grown forever
 
 
+def test_equal_events_are_settled_by_content_one_frame_each(tmp_path: Path) -> None:
+    """Equal copies of journaled events settle one frame per event, whichever copy comes back."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    s = Stream("s")
+    twice = [Event(1_000, "same", 30), Event(1_000, "same", 30), Event(1_001, "other", 31)]
+    spool.append(s, twice)
+    size = len(encode_frame("s", twice[0]))
+    spool.settle(s, [Event(1_000, "same", 30)])  # a copy, not the object journaled
+    assert acked(tmp_path) == size
+    spool.settle(s, [Event(1_000, "same", 30)])
+    assert acked(tmp_path) == 2 * size
+    spool.settle(s, [Event(1_001, "other", 31)])
+    [journal] = tmp_path.glob("*.journal")
+    assert journal.stat().st_size == 0
+
+
 def test_frames_round_trip_with_their_stream_and_text(tmp_path: Path) -> None:
     """What is journaled reads back as the same stream, timestamp and message, Unicode included."""
     spool = Spool(tmp_path, group="/g", reporter=Reporter())

@@ -12,6 +12,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from ._encoder import encode_put_log_events
 from ._events import Event
 from ._queues import DeliverySettings
 from ._stats import DropReason
@@ -20,6 +21,61 @@ from ._stats import DropReason
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
 NOT_FOUND: Final = "ResourceNotFoundException"
 INVALID: Final = frozenset({"InvalidParameterException", "ValidationException"})
+
+_OPERATION: Final = "cloudwatch-logs.PutLogEvents"
+_CONTEXT_KEY: Final = "aws_cloudwatch_logs_handler_body"
+_HOOK_ID: Final = "aws-cloudwatch-logs-handler-encoded-body"
+
+
+class _EncodedEvents(list[dict[str, Any]]):
+    """What `LogsApi.put` passes as ``logEvents`` when it encoded the body itself.
+
+    botocore serializes only this one stand-in event; our ``before-call`` hook then puts the
+    encoded body in its place. The stand-in is dated 1970: were it ever sent (a botocore that no
+    longer calls our hook), CloudWatch would drop it as too old and store nothing, and `put`
+    would notice and resend the batch the plain way.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__([{"timestamp": 0, "message": "-"}])
+        self.body = body
+        self.swapped = False
+
+
+def _stash_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``provide-client-params``: carry our body to ``before-call`` in the request context."""
+    events = params.get("logEvents")
+    if type(events) is _EncodedEvents:
+        context[_CONTEXT_KEY] = events
+
+
+def _swap_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``before-call``: replace the serialized stand-in with our body, before signing."""
+    encoded = context.pop(_CONTEXT_KEY, None)
+    if type(encoded) is _EncodedEvents and isinstance(params.get("body"), bytes):
+        params["body"] = encoded.body
+        encoded.swapped = True
+
+
+def install_encoded_body_hooks(client: Any) -> bool:
+    """Register the hooks that let `LogsApi.put` send a body it encoded; False if it cannot.
+
+    Through botocore's event system only (``provide-client-params`` and ``before-call``), so that
+    endpoint, credentials, signing, user agent and retries all stay the client's own. Registered
+    once per client (a client shared by several handlers), and inert for calls that are not ours.
+    """
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None or not hasattr(events, "register"):
+        return False  # not botocore's client (a test double): call it the plain way
+    try:
+        events.register(
+            f"provide-client-params.{_OPERATION}", _stash_body, unique_id=f"{_HOOK_ID}-stash"
+        )
+        events.register(f"before-call.{_OPERATION}", _swap_body, unique_id=f"{_HOOK_ID}-swap")
+    except Exception:
+        return False
+    return True
+
 
 Failure = Literal["lost", "refused", "transient"]
 """How a failed call is handled: ``lost``, the group or stream is gone (create it again and
@@ -63,6 +119,8 @@ class LogsApi:
     def __init__(self, settings: DeliverySettings) -> None:
         self._settings = settings
         self._client: Any = None
+        self._encodes = False
+        """The client takes a body we encoded (botocore's, with our hooks installed)."""
         self._after_fork = False
         self._retention_pending = False
         """This handler created the group and has not set its retention yet."""
@@ -71,7 +129,9 @@ class LogsApi:
     def client(self) -> Any:
         if self._client is None:
             source = self._settings.client_source
-            self._client = source.build_after_fork() if self._after_fork else source.build()
+            client = source.build_after_fork() if self._after_fork else source.build()
+            self._encodes = install_encoded_body_hooks(client)
+            self._client = client
         return self._client
 
     def forget_client_after_fork(self) -> None:
@@ -114,12 +174,27 @@ class LogsApi:
         self._retention_pending = self._settings.retention_days is not None
 
     def put(self, stream: str, batch: list[Event]) -> PutResult:
-        """Send one batch to ``stream``."""
-        response = self.client.put_log_events(
-            logGroupName=self._settings.log_group,
-            logStreamName=stream,
-            logEvents=[{"timestamp": e.timestamp_ms, "message": e.message} for e in batch],
-        )
+        """Send one batch to ``stream``: a body we encoded if the client takes one, else plainly."""
+        client, group = self.client, self._settings.log_group
+        response = None
+        if self._encodes:
+            encoded = _EncodedEvents(encode_put_log_events(group, stream, batch))
+            response = client.put_log_events(
+                logGroupName=group, logStreamName=stream, logEvents=encoded
+            )
+            if not encoded.swapped:
+                # botocore did not call our hooks: only the 1970 stand-in went (and was dropped).
+                self._encodes = False
+                self._settings.reporter.report(
+                    "encoder", "botocore did not take the encoded body; sending the plain way"
+                )
+                response = None
+        if response is None:
+            response = client.put_log_events(
+                logGroupName=group,
+                logStreamName=stream,
+                logEvents=[{"timestamp": e.timestamp_ms, "message": e.message} for e in batch],
+            )
         rejected, start, end = count_rejected(
             response.get("rejectedLogEventsInfo") or {}, len(batch)
         )

@@ -9,9 +9,10 @@ such, is sent again. Readers can recognise such duplicates by equal timestamp an
 Layout: ``<spool_dir>/<group key>.<pid>.<random>.journal`` holds frames; a sibling ``.ack`` file
 holds the journal offset below which every frame is settled. A frame is ``MAGIC | length (u32)
 | crc32 (u32) | timestamp_ms (i64) | stream length (u16) | stream | message``; a torn or
-corrupt frame is skipped and counted, never fatal. The journal's file lock tells a live owner
-from a dead one. Data is in the OS page cache once written: it survives the process, not a
-power cut (that would need an fsync per record).
+corrupt frame is skipped and counted, never fatal; zeros past the last frame are the end. The
+journal's file lock tells a live owner from a dead one. Frames are copied into a shared memory
+map of the file (`_journal_file`), so they are in the OS page cache once copied, with no system
+call per record: they survive the process, not a power cut (that would need an fsync per record).
 
 Trust: a journal is replayed under this process's credentials, so the directory is created
 ``0700`` and every file in it ``0600``, and a journal is replayed only if this user owns it, it is
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from ._events import Event
+from ._journal_file import MappedJournal
 from ._limits import EVENT_OVERHEAD_BYTES
 from ._queues import HandlerQueues
 from ._reporting import Reporter
@@ -89,6 +91,8 @@ def read_frames(data: bytes) -> tuple[list[Frame], int]:
             frames.append(frame)
             offset = end
             continue
+        if data.count(0, offset) == len(data) - offset:
+            break  # the zeros past the written end of a mapped journal
         corrupt += 1
         # Resynchronise on the next frame's magic; a torn tail has none and ends the read.
         next_magic = data.find(MAGIC, offset + 1)
@@ -132,7 +136,7 @@ class Spool:
         self._fd = -1
         self._ack_fd = -1
         self._path = directory
-        self._size = 0
+        self._journal: MappedJournal | None = None
         self._acked = 0
         # Frames are numbered in journal order; ``_ends`` holds the end offset of every frame from
         # number ``_first`` on. Plain ints, not an object per frame: nothing here for the garbage
@@ -140,7 +144,10 @@ class Spool:
         self._first = 0
         self._next = 0
         self._ends: deque[int] = deque()
-        self._number_of: dict[int, int] = {}  # id(event) -> its frame's number
+        self._number_of: dict[tuple[str, int, str], int | list[int]] = {}
+        """(stream, timestamp, message) -> its frame's number, or numbers for equal events: the
+        queue hands back equal events, not the same objects, and equal events are interchangeable
+        for a replay."""
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
 
     @classmethod
@@ -167,6 +174,8 @@ class Spool:
         """Open this process's journal (again after a fork: the parent's is not ours)."""
         if self._pid == os.getpid():
             return
+        if self._journal is not None:
+            self._journal.forget()
         for fd in (self._fd, self._ack_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -176,10 +185,11 @@ class Spool:
         self._path = self._directory / f"{name}.journal"
         # O_EXCL and O_NOFOLLOW: a file or link someone planted under our new name is refused.
         new_file = os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | new_file, 0o600)
+        self._fd = os.open(self._path, os.O_RDWR | new_file, 0o600)  # mapped: read and write
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._journal = MappedJournal(self._fd)
         self._ack_fd = os.open(self._path.with_suffix(".ack"), os.O_RDWR | new_file, 0o600)
-        self._size = self._acked = self._first = self._next = 0
+        self._acked = self._first = self._next = 0
         self._ends.clear()
         self._number_of.clear()
         self._settled.clear()
@@ -187,34 +197,47 @@ class Spool:
     def append(self, stream: NamedStream, events: list[Event]) -> None:
         """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
         self._ensure_open()
+        journal = self._journal
+        assert journal is not None  # opened above
         encoded = [encode_frame(stream.name, event) for event in events]
-        os.write(self._fd, b"".join(encoded))
-        ends, number_of, size, number = self._ends, self._number_of, self._size, self._next
+        ends, number_of, size, number = self._ends, self._number_of, journal.size, self._next
+        journal.append(b"".join(encoded) if len(encoded) > 1 else encoded[0])
+        name = stream.name
         for event, frame_bytes in zip(events, encoded, strict=True):
             size += len(frame_bytes)
             ends.append(size)
-            number_of[id(event)] = number
+            key = (name, event.timestamp_ms, event.message)
+            earlier = number_of.setdefault(key, number)
+            if isinstance(earlier, list):  # equal events wait already
+                earlier.append(number)
+            elif earlier != number:  # an equal event waits already
+                number_of[key] = [earlier, number]
             number += 1
-        self._size, self._next = size, number
+        self._next = number
 
     def settle(self, stream: NamedStream, events: list[Event]) -> None:
         """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
+        number_of, name = self._number_of, stream.name
         for event in events:
-            number = self._number_of.pop(id(event), None)
-            if number is not None:
-                self._settled.add(number)
+            key = (name, event.timestamp_ms, event.message)
+            found = number_of.pop(key, None)
+            if isinstance(found, list):
+                self._settled.add(found.pop(0))
+                number_of[key] = found if len(found) > 1 else found[0]
+            elif found is not None:
+                self._settled.add(found)
         advanced = False
         while self._first in self._settled:
             self._settled.discard(self._first)
             self._acked = self._ends.popleft()
             self._first += 1
             advanced = True
-        if not advanced or self._fd < 0:
+        if not advanced or self._journal is None:
             return
         if not self._ends:
             # Everything is settled: start the journal afresh rather than let it grow forever.
-            os.ftruncate(self._fd, 0)
-            self._size = self._acked = 0
+            self._journal.reset()
+            self._acked = 0
         os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
 
     def replay_orphans(self, queues: HandlerQueues) -> int:

@@ -1,0 +1,75 @@
+"""The spool's journal file, written through a shared memory map: no system call per record.
+
+A record copied into a ``MAP_SHARED`` mapping is in the page cache the moment the copy ends, as
+if ``write`` had been called: the kernel writes it to the file even if the process is killed
+(SIGKILL, the OOM killer) right after. So the spool's guarantee holds while the file is grown,
+reserved and mapped in batches of at least `GROWTH_BYTES`, not written once per record.
+
+The blocks are reserved before they are mapped (``posix_fallocate``): a full disk is then an
+``OSError`` the spool reports, never a SIGBUS on a page the file system cannot back. What lies
+past the written end is zeros, which the journal's reader takes as its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+from typing import Final
+
+GROWTH_BYTES: Final = 1 << 20
+"""The file grows by at least this much (or doubles, whichever is more)."""
+
+
+def _reserve(fd: int, offset: int, length: int) -> None:
+    """Allocate ``length`` bytes of disk from ``offset``, or raise OSError (ENOSPC)."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None:
+        fallocate(fd, offset, length)
+    else:  # macOS: writing the zeros allocates the blocks
+        os.pwrite(fd, bytes(length), offset)
+
+
+class MappedJournal:
+    """An append-only file of ``fd``, written through a memory map grown in large steps."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._map: mmap.mmap | None = None
+        self._capacity = 0
+        self.size = 0
+        """Bytes written so far."""
+
+    def append(self, data: bytes) -> None:
+        """Add ``data`` at the end; it is in the page cache when this returns."""
+        end = self.size + len(data)
+        if end > self._capacity:
+            self._grow(end)
+        assert self._map is not None  # made by _grow
+        self._map[self.size : end] = data
+        self.size = end
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * self._capacity, GROWTH_BYTES)
+        capacity += -capacity % mmap.PAGESIZE
+        _reserve(self._fd, self._capacity, capacity - self._capacity)
+        self._unmap()
+        self._map = mmap.mmap(self._fd, capacity, flags=mmap.MAP_SHARED)
+        self._capacity = capacity
+
+    def reset(self) -> None:
+        """Empty the file (everything in it is settled), giving its disk space back."""
+        self._unmap()  # a mapping past the file's end would fault: unmap before truncating
+        os.ftruncate(self._fd, 0)
+        self._capacity = self.size = 0
+
+    def forget(self) -> None:
+        """Drop the mapping without touching the file (a forked child's copy of its parent's)."""
+        self._unmap()
+        self._capacity = self.size = 0
+
+    def _unmap(self) -> None:
+        if self._map is not None:
+            with contextlib.suppress(BufferError, ValueError):
+                self._map.close()
+            self._map = None

@@ -1,0 +1,138 @@
+"""The PutLogEvents body we encode: botocore's bytes exactly, sent through its own hooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.serialize import create_serializer
+from handler_factory import HandlerFactory, unique_group
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aws_cloudwatch_logs_handler._encoder import SLICE_EVENTS, encode_put_log_events
+from aws_cloudwatch_logs_handler._events import Event
+from local_aws.moto_endpoint import REGION, MotoEndpoint
+
+_LOGS_MODEL = boto3.session.Session(region_name=REGION).client("logs").meta.service_model
+_SERIALIZER = create_serializer("json", include_validation=False)
+
+
+def botocore_body(group: str, stream: str, events: list[Event]) -> bytes:
+    """The body botocore's own serializer writes for this call."""
+    params = {
+        "logGroupName": group,
+        "logStreamName": stream,
+        "logEvents": [{"timestamp": e.timestamp_ms, "message": e.message} for e in events],
+    }
+    body: bytes = _SERIALIZER.serialize_to_request(
+        params, _LOGS_MODEL.operation_model("PutLogEvents")
+    )["body"]
+    return body
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    group=_TEXT,
+    stream=_TEXT,
+    events=st.lists(
+        st.builds(Event, st.integers(0, 2**53), _TEXT, st.just(0)), min_size=0, max_size=30
+    ),
+)
+def test_body_is_botocores_byte_for_byte(group: str, stream: str, events: list[Event]) -> None:
+    """Any names and messages (quotes, controls, non-ASCII, emoji) encode as botocore would."""
+    assert encode_put_log_events(group, stream, events) == botocore_body(group, stream, events)
+
+
+def test_long_batches_are_encoded_in_slices_with_pauses() -> None:
+    """A batch longer than one slice pauses between slices and still encodes exactly."""
+    events = [Event(1_700_000_000_000 + i, f'line "{i}"\n', 0) for i in range(2 * SLICE_EVENTS + 1)]
+    pauses: list[None] = []
+    body = encode_put_log_events("g", "s", events, pause=lambda: pauses.append(None))
+    assert body == botocore_body("g", "s", events)
+    assert len(pauses) == 2
+
+
+def _wire_bodies(session: Any) -> list[bytes]:
+    """Collect every PutLogEvents body as it leaves the client (``before-send``, after signing)."""
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def keep(request: Any, **_: Any) -> None:
+        with lock:
+            bodies.append(bytes(request.body))
+
+    session.events.register("before-send.cloudwatch-logs.PutLogEvents", keep)
+    return bodies
+
+
+def test_the_handler_sends_the_encoded_body_through_botocore(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory
+) -> None:
+    """Over HTTP, the signed request carries exactly botocore's body for the batch, and arrives."""
+    session = boto3.session.Session(region_name=REGION)
+    bodies = _wire_bodies(session)
+    group = unique_group()
+    handler = make_handler(group, session=session, endpoint_url=moto_server.url, log_stream="s")
+    logger = make_handler.logger(handler)
+    messages = [f'record {i} "quoted" é 😀' for i in range(50)]
+    for message in messages:
+        logger.info(message)
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "s") == messages
+    sent = [event for body in bodies for event in json.loads(body)["logEvents"]]
+    assert [e["message"] for e in sent] == messages
+    expected = [Event(e["timestamp"], e["message"], 0) for e in sent]
+    assert bodies == [botocore_body(group, "s", expected)]
+
+
+def test_a_botocore_that_skips_the_hook_falls_back_without_loss(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory
+) -> None:
+    """If botocore stops calling ``before-call``, the batch is resent plainly, once, and no
+    stand-in event is stored."""
+    client = boto3.session.Session(region_name=REGION).client("logs", endpoint_url=moto_server.url)
+    events = client.meta.events
+    register = events.register
+
+    def register_but_never_emit_before_call(name: str, handler: Any, **options: Any) -> None:
+        # A future botocore that takes the registration but no longer emits before-call.
+        if not name.startswith("before-call."):
+            register(name, handler, **options)
+
+    events.register = register_but_never_emit_before_call  # type: ignore[method-assign,assignment]
+    problems: list[str] = []
+    group = unique_group()
+    handler = make_handler(group, client=client, log_stream="s", on_problem=problems.append)
+    logger = make_handler.logger(handler)
+    for i in range(3):
+        logger.info("kept %d", i)
+    assert handler.flush(timeout_s=30)
+    logger.info("later")
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "s") == ["kept 0", "kept 1", "kept 2", "later"]
+    assert sum("encoded body" in problem for problem in problems) == 1, problems
+    assert handler.stats().dropped_total == 0
+
+
+def test_a_shared_client_still_serves_the_users_own_calls(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory
+) -> None:
+    """The user's own put_log_events on the handler's client is sent as they wrote it."""
+    client = boto3.session.Session(region_name=REGION).client("logs", endpoint_url=moto_server.url)
+    group = unique_group()
+    handler = make_handler(group, client=client, log_stream="s")
+    make_handler.logger(handler).info("from the handler")
+    assert handler.flush(timeout_s=30)
+    client.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[{"timestamp": time.time_ns() // 1_000_000, "message": "from the user"}],
+    )
+    assert moto_server.messages(group, "s") == ["from the handler", "from the user"]

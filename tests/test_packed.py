@@ -1,0 +1,53 @@
+"""The compact event queue: first in, first out, whatever mix of appends and takes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._packed import PackedEvents
+
+_EVENTS = st.builds(
+    Event, st.integers(0, 2**62), st.text(min_size=1, max_size=8), st.integers(27, 99)
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.lists(_EVENTS, max_size=20).map(lambda events: ("add", events)),
+            st.integers(0, 9_000).map(lambda count: ("take", count)),
+        ),
+        max_size=30,
+    )
+)
+def test_events_leave_in_the_order_they_came(steps: list[tuple[str, object]]) -> None:
+    """Taken events come out whole and in order, across the queue's compaction of its front."""
+    queue = PackedEvents()
+    added: list[Event] = []
+    taken: list[Event] = []
+    for kind, argument in steps:
+        if kind == "add":
+            assert isinstance(argument, list)
+            queue.extend(argument)
+            added.extend(argument)
+        else:
+            assert isinstance(argument, int)
+            taken.extend(queue.pop_first(argument))
+        assert len(queue) == len(added) - len(taken)
+        assert list(queue) == added[len(taken) :]
+    assert taken == added[: len(taken)]
+
+
+def test_a_long_queue_is_compacted_without_losing_events() -> None:
+    """Taking past the compaction point keeps every later event, oldest first."""
+    events = [Event(i, f"m{i}", 28) for i in range(10_000)]
+    queue = PackedEvents(events)
+    assert queue.pop_first(6_000) == events[:6_000]
+    assert queue.popleft() == events[6_000]
+    assert list(queue) == events[6_001:]
+    assert list(queue.sizes(3)) == [28, 28, 28]
+    queue.clear()
+    assert not queue
