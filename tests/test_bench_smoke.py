@@ -112,7 +112,7 @@ def test_outputs_table_picture_and_verdicts(quick_run: QuickRun) -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert (out / "latency.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "caller p50 (us)" in stdout
-    assert "Targets of issue 13" in stdout
+    assert "Performance targets" in stdout
     targets = {verdict["target"] for verdict in results["targets"]}
     assert {
         "caller p50 <= 1.2x format-only floor",
