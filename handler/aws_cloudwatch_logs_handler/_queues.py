@@ -4,7 +4,7 @@ Pure state and arithmetic, no threads and no I/O, so that every rule here can be
 `HandlerQueues` holds one handler's queues (one `StreamQueue` per log stream) with its counters and
 its memory bound. The sender (`_sender`) owns the lock that guards all of it: every method here is
 called with that lock held, which is why none of them blocks or calls back into user code, except
-the spool's journal hooks (``on_enqueued``/``on_settled``), which only append to a local file.
+the spool's acknowledgement hook (``on_settled``), which only writes to a local file.
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ class HandlerQueues:
         self.pending_fallback: Callable[[], str] | None = None
         """Names a stream for `PENDING_STREAM` events that nothing claimed (set in Lambda)."""
         self.on_enqueued: Callable[[StreamQueue, list[Event]], None] | None = None
-        """Called before events are queued: the spool's journal."""
+        """Called (by the sender, before `add`) with the events about to be queued: the spool's
+        journal."""
         self.on_settled: Callable[[StreamQueue, list[Event]], None] | None = None
         """Called with each settled batch: the spool's acknowledgement."""
 
@@ -157,8 +158,6 @@ class HandlerQueues:
         The logging call's hot path: no helper calls for the usual single event.
         """
         self.last_stream = stream.name
-        if self.on_enqueued is not None:
-            self.on_enqueued(stream, events)
         queue = stream.queue
         queue.extend(events)
         stream.enqueued += len(events)

@@ -126,6 +126,7 @@ class Sender:
             self.after_fork_in_child()
         size = events[0].size if len(events) == 1 else sum(event.size for event in events)
         cost = size + queues.overhead_per_event * len(events)
+        journal_error: OSError | None = None
         with self._lock:
             refused: DropReason | None = None
             if self._stopped:
@@ -140,28 +141,29 @@ class Sender:
                     # handler: its record is still delivered, as a file handler's would be.
                     self._handlers.append(queues)
                 target = queues.streams.get(stream) or queues.stream(stream)
-                try:
-                    wake = queues.add(target, events, size, cost)
-                except OSError as error:  # the spool's disk is full: keep the memory copy
-                    queues.settings.reporter.report("spool", f"could not journal: {error}")
-                    queues.on_enqueued, hook = None, queues.on_enqueued
-                    wake = queues.add(target, events, size, cost)
-                    queues.on_enqueued = hook
+                if queues.on_enqueued is not None:
+                    try:
+                        queues.on_enqueued(target, events)  # the spool's journal, first
+                    except OSError as error:  # a full disk must not cost the memory copy
+                        journal_error = error
+                if queues.add(target, events, size, cost):
+                    self._work.notify()
                 if self._thread is None:
                     self._locked_start(queues)
-                if wake:
-                    self._work.notify()
-                return True
-            queues.counters.dropped[refused] += len(events)
-        if refused == "queue_full":  # reported outside the lock: the callback is the user's
-            settings = queues.settings
+            else:
+                queues.counters.dropped[refused] += len(events)
+        # Reported outside the lock: the callback is the user's.
+        settings = queues.settings
+        if journal_error is not None:
+            settings.reporter.report("spool", f"could not journal: {journal_error}")
+        if refused == "queue_full":
             settings.reporter.report(
                 "queue_full",
                 f"queue of log group {settings.log_group!r} is full "
                 f"(max_queue_bytes={settings.max_queue_bytes}); "
                 f"dropped {len(events)} event(s) by overflow={settings.overflow!r}",
             )
-        return False
+        return refused is None
 
     def _locked_make_room(self, queues: HandlerQueues, cost: int) -> bool:
         """Apply the overflow policy until ``cost`` more bytes fit."""
