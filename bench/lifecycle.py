@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_aws.moto_endpoint import fake_aws_environment, running_moto_server
+from local_aws.moto_endpoint import (
+    fake_aws_environment,
+    read_events,
+    running_moto_server,
+    stream_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).with_name("lifecycle_scenarios.py")
@@ -105,16 +110,12 @@ class ScenarioRun:
 
 def arrived(client: Any, group: str) -> Counter[str]:
     """Count every message the endpoint holds for ``group``, across its streams."""
-    from local_aws.moto_endpoint import read_events
-
     if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
         return Counter()
-    pages = client.get_paginator("describe_log_streams").paginate(logGroupName=group)
     return Counter(
         event["message"]
-        for page in pages
-        for stream in page["logStreams"]
-        for event in read_events(client, group, stream["logStreamName"])
+        for stream in stream_names(client, group)
+        for event in read_events(client, group, stream)
     )
 
 

@@ -45,13 +45,7 @@ class MotoEndpoint:
 
     def streams(self, group: str) -> list[str]:
         """Return the names of a group's streams."""
-        client = self.logs_client()
-        paginator = client.get_paginator("describe_log_streams")
-        return [
-            stream["logStreamName"]
-            for page in paginator.paginate(logGroupName=group)
-            for stream in page["logStreams"]
-        ]
+        return stream_names(self.logs_client(), group)
 
 
 @contextmanager
@@ -92,6 +86,16 @@ def reset_endpoint(endpoint_url: str) -> None:
 
 
 _MAX_PAGES = 10_000  # far more pages than any test or benchmark writes
+
+
+def stream_names(client: Any, group: str) -> list[str]:
+    """Return the names of a group's streams, every page of them."""
+    paginator = client.get_paginator("describe_log_streams")
+    return [
+        stream["logStreamName"]
+        for page in paginator.paginate(logGroupName=group)
+        for stream in page["logStreams"]
+    ]
 
 
 def read_events(client: Any, group: str, stream: str) -> list[dict[str, Any]]:
