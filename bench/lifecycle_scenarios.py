@@ -11,7 +11,6 @@ Nothing here calls ``flush()`` or ``close()`` unless the scenario is about them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import logging.config
 import multiprocessing
@@ -20,6 +19,8 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import Pool, Process, SimpleQueue
 from typing import Any
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
@@ -180,22 +181,24 @@ def child_main(url: str, group: str, spawned: bool) -> None:
     wait_for_signal()
 
 
+# The start method is chosen once, in main(), with multiprocessing.set_start_method, as Python's
+# documentation shows; the idioms below are then written exactly as users write them.
+
+
 def pool_with(url: str, group: str, method: str) -> None:
     """``with Pool() as pool: pool.map(...)``: leaving the block terminates the workers."""
     setup(url, group)
-    context = multiprocessing.get_context(method)
     initializer = setup if method != "fork" else None
-    with context.Pool(2, initializer=initializer, initargs=(url, group)) as pool:
-        pool.map(task, range(TASKS), chunksize=1)
+    with Pool(initializer=initializer, initargs=(url, group)) as pool:
+        pool.map(task, range(TASKS))
     log_records("parent", 10)
 
 
 def process_terminate(url: str, group: str, method: str) -> None:
     """``Process.terminate()`` on a worker that logged and went idle."""
     setup(url, group)
-    context: Any = multiprocessing.get_context(method)
-    ready_queue = context.SimpleQueue()
-    process = context.Process(target=_child_then_report, args=(url, group, method, ready_queue))
+    ready_queue: SimpleQueue[str] = SimpleQueue()
+    process = Process(target=_child_then_report, args=(url, group, method, ready_queue))
     process.start()
     ready_queue.get()
     process.terminate()
@@ -204,22 +207,19 @@ def process_terminate(url: str, group: str, method: str) -> None:
     log_records("parent", 10)
 
 
-def _child_then_report(url: str, group: str, method: str, ready_queue: object) -> None:
+def _child_then_report(url: str, group: str, method: str, ready_queue: SimpleQueue[str]) -> None:
     if method != "fork":
         setup(url, group)
     log_records("child", RECORDS)
-    ready_queue.put("ready")  # type: ignore[attr-defined]
+    ready_queue.put("ready")
     wait_for_signal()
 
 
 def executor_with(url: str, group: str, method: str) -> None:
     """``with ProcessPoolExecutor() as executor: executor.map(...)``."""
     setup(url, group)
-    context = multiprocessing.get_context(method)
     initializer: Any = setup if method != "fork" else None
-    with concurrent.futures.ProcessPoolExecutor(
-        2, mp_context=context, initializer=initializer, initargs=(url, group)
-    ) as executor:
+    with ProcessPoolExecutor(initializer=initializer, initargs=(url, group)) as executor:
         list(executor.map(task, range(TASKS)))
     log_records("parent", 10)
 
@@ -227,11 +227,8 @@ def executor_with(url: str, group: str, method: str) -> None:
 def executor_shutdown(url: str, group: str, method: str) -> None:
     """``executor.shutdown()`` called explicitly."""
     setup(url, group)
-    context = multiprocessing.get_context(method)
     initializer: Any = setup if method != "fork" else None
-    executor = concurrent.futures.ProcessPoolExecutor(
-        2, mp_context=context, initializer=initializer, initargs=(url, group)
-    )
+    executor = ProcessPoolExecutor(initializer=initializer, initargs=(url, group))
     list(executor.map(task, range(TASKS)))
     executor.shutdown()
     log_records("parent", 10)
@@ -380,6 +377,7 @@ def main() -> None:
     if scenario in SCENARIOS:
         SCENARIOS[scenario](url, group)
     elif scenario in WITH_METHOD:
+        multiprocessing.set_start_method(rest[0])
         WITH_METHOD[scenario](url, group, rest[0])
     elif scenario == "reconfigure":
         reconfigure(url, group, rest[0], int(rest[1]), int(rest[2]))
