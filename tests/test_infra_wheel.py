@@ -14,6 +14,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from cdk_cli import run_cdk_synth
 
 pytestmark = pytest.mark.slow  # builds a wheel and a fresh venv, then runs the CDK CLI
 
@@ -60,21 +61,7 @@ def test_readme_example_synthesizes_from_the_installed_wheel(tmp_path: Path) -> 
     app_dir.mkdir()
     (app_dir / "app.py").write_text(_readme_example(), encoding="utf-8")
     (app_dir / "cdk.json").write_text(json.dumps({"app": f"{python} app.py"}), encoding="utf-8")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("AWS_") and name not in {"CDK_OUTDIR", "PYTHONPATH"}
-    }
-    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
-    result = subprocess.run(
-        [str(PROJECT_ROOT / "node_modules" / ".bin" / "cdk"), "synth", "--quiet", "--no-notices"],
-        cwd=app_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = run_cdk_synth(app_dir / "cdk.out", app_dir=app_dir)
     assert result.returncode == 0, result.stderr
     template = json.loads((app_dir / "cdk.out" / "MyLogs.template.json").read_text())
     # AWS::CDK::Metadata is CDK's own analytics, on by default in a user's app.
@@ -93,7 +80,7 @@ def test_readme_example_synthesizes_from_the_installed_wheel(tmp_path: Path) -> 
     # The installed package is the wheel's, not this checkout's.
     where = subprocess.run(
         [str(python), "-c", "import aws_cloudwatch_logs_handler.cdk as m; print(m.__file__)"],
-        env=env,
+        env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
         capture_output=True,
         text=True,
         check=True,
