@@ -257,6 +257,35 @@ def c_fork(url: str, group: str) -> None:
 # Logging reconfigured right after logging.
 
 
+def file_config(url: str, group: str) -> str:
+    """Write the INI file `logging.config.fileConfig` reads; return its path."""
+    import tempfile
+
+    ini = f"""
+[loggers]
+keys=root
+
+[handlers]
+keys=cloudwatch
+
+[formatters]
+keys=
+
+[logger_root]
+level=INFO
+handlers=cloudwatch
+
+[handler_cloudwatch]
+class=aws_cloudwatch_logs_handler.CloudWatchLogsHandler
+args=({group!r},)
+kwargs={{"endpoint_url": {url!r}, "region": "us-east-1", "flush_interval_s": 60.0,
+    "shutdown_timeout_s": 2.0}}
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as file:
+        file.write(ini)
+    return file.name
+
+
 def reconfigure(url: str, group: str, kind: str, rounds: int, threads: int) -> None:
     """Reconfigure ``rounds`` times while ``threads`` threads log; print each handler's figures."""
     made: list[CloudWatchLogsHandler] = []
@@ -289,6 +318,8 @@ def reconfigure(url: str, group: str, kind: str, rounds: int, threads: int) -> N
         began = time.monotonic()
         if kind == "dictConfig":
             logging.config.dictConfig(config())
+        elif kind == "fileConfig":  # keeping the loggers, as the dictConfig above does
+            logging.config.fileConfig(file_config(url, group), disable_existing_loggers=False)
         else:
             handler = make_handler(url, group)
             logging.basicConfig(
@@ -342,6 +373,8 @@ def reconfigure_dead_endpoint(url: str, group: str, call: str) -> None:
     began = time.monotonic()
     if call == "dictConfig":
         logging.config.dictConfig({"version": 1, "root": {"level": "INFO", "handlers": []}})
+    elif call == "fileConfig":
+        logging.config.fileConfig(file_config(url, group))
     elif call == "basicConfig":
         logging.basicConfig(force=True)
     else:

@@ -216,7 +216,7 @@ def test_fork_below_python_starts_its_own_sender(moto_server: MotoEndpoint) -> N
     assert duplicated(got) == 0, "the child resent what its parent had queued"
 
 
-@pytest.mark.parametrize("kind", ["dictConfig", "basicConfig"])
+@pytest.mark.parametrize("kind", ["dictConfig", "fileConfig", "basicConfig"])
 def test_reconfiguring_while_logging_never_deadlocks(moto_server: MotoEndpoint, kind: str) -> None:
     """100 reconfigurations in a row while 4 threads log: each returns at once, and every record
     any of the 100 handlers accepted arrives (logging itself routes a record to no handler while
@@ -236,13 +236,14 @@ def test_reconfiguring_while_logging_never_deadlocks(moto_server: MotoEndpoint, 
     assert duplicated(got) == 0
 
 
-@pytest.mark.parametrize("call", ["dictConfig", "basicConfig", "shutdown"])
+@pytest.mark.parametrize("call", ["dictConfig", "fileConfig", "basicConfig", "shutdown"])
 @pytest.mark.parametrize("fault", ["refused", "blackhole"])
 def test_reconfiguring_with_a_dead_endpoint_returns_within_the_bound(
     proxy: FaultProxy, call: str, fault: str
 ) -> None:
-    """With nobody answering, dictConfig, basicConfig(force=True) and logging.shutdown() return
-    within shutdown_timeout_s (1 s here), and the waiting records are still counted as queued."""
+    """With nobody answering, dictConfig, fileConfig, basicConfig(force=True) and
+    logging.shutdown() return within shutdown_timeout_s (1 s here), and the waiting records are
+    still counted as queued."""
     if fault == "refused":
         proxy.cut()
     else:
