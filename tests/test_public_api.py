@@ -60,3 +60,24 @@ def test_cdk_module_all_is_sorted_and_exactly_its_public_surface() -> None:
     public -= {"annotations"}  # from __future__
     assert cdk.__all__ == sorted(cdk.__all__, key=lambda name: (not name.isupper(), name))
     assert public == set(cdk.__all__)
+
+
+def test_help_on_the_constructor_documents_every_option() -> None:
+    """help(CloudWatchLogsHandler.__init__) shows our options, not logging.Handler's docstring."""
+    import inspect
+    import pydoc
+
+    from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+
+    text = pydoc.plain(pydoc.render_doc(CloudWatchLogsHandler.__init__))
+    options = [name for name in inspect.signature(CloudWatchLogsHandler).parameters]
+    assert [name for name in options if f"{name}:" not in text] == []
+
+
+def test_the_published_metadata_has_the_license_and_no_developer_extras() -> None:
+    """pip show sees MIT, and the only extra users can install is [cdk]."""
+    from importlib.metadata import metadata
+
+    published = metadata("aws-cloudwatch-logs-handler")
+    assert published["License-Expression"] == "MIT"
+    assert published.get_all("Provides-Extra") == ["cdk"]
