@@ -13,8 +13,9 @@ from handler_factory import HandlerFactory, unique_group
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aws_cloudwatch_logs_handler._encoder import SLICE_EVENTS, encode_put_log_events
+from aws_cloudwatch_logs_handler._encoder import encode_put_log_events
 from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 from local_aws.moto_endpoint import REGION, MotoEndpoint
 
 _LOGS_MODEL = boto3.session.Session(region_name=REGION).client("logs").meta.service_model

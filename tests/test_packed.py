@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import PackedEvents
+from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 
 _EVENTS = st.builds(
     Event, st.integers(0, 2**62), st.text(min_size=1, max_size=8), st.integers(27, 99)
@@ -51,3 +52,25 @@ def test_a_long_queue_is_compacted_without_losing_events() -> None:
     assert list(queue.sizes(3)) == [28, 28, 28]
     queue.clear()
     assert not queue
+
+
+def test_a_long_take_builds_its_events_in_slices_with_pauses() -> None:
+    """Taking more than one slice pauses between slices, and the events still come out whole."""
+    events = [Event(i, f"m{i}", 28) for i in range(2 * SLICE_EVENTS + 1)]
+    queue = PackedEvents(events)
+    pauses: list[None] = []
+    assert queue.pop_first(len(events), pause=lambda: pauses.append(None)) == events
+    assert len(pauses) == 2
+    assert not queue
+
+
+def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
+    """`detach` leaves the rest in place, in order; the detached part holds exactly the first."""
+    events = [Event(i, f"m{i}", 28 + i) for i in range(10)]
+    queue = PackedEvents(events)
+    part = queue.detach(4)
+    assert list(part) == events[:4]
+    assert part.size_of_first(4) == sum(event.size for event in events[:4])
+    assert list(queue) == events[4:]
+    assert queue.popleft() == events[4]
+    assert list(queue) == events[5:]

@@ -24,6 +24,7 @@ from ._limits import (
     MAX_EVENT_FUTURE_MS,
 )
 from ._packed import PackedEvents
+from ._slices import Pause, no_pause
 
 # Field getters for C-level passes over a batch: these run under the sender's lock, on up to
 # 10,000 events, so no Python step per event (a logging call waits for that lock).
@@ -48,14 +49,17 @@ def is_full(count: int, size: int, limits: BatchLimits = AWS_LIMITS) -> bool:
     return count >= limits.max_events or size >= limits.max_bytes
 
 
-def take_prefix(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> list[Event]:
-    """Pop the longest prefix of ``queue`` that fits one batch by count and bytes.
+def take_prefix(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> PackedEvents:
+    """Detach the longest prefix of ``queue`` that fits one batch by count and bytes.
 
-    A single event is always taken, even alone: `_events.make_events` guarantees each fits.
+    Runs under the sender's lock, so the usual case (the first 10,000 events within 1 MiB) is
+    one sum in C; only a prefix over the byte limit is searched for its cut. A single event is
+    always taken, even alone: `_events.make_events` guarantees each fits.
     """
+    if queue.size_of_first(limits.max_events) <= limits.max_bytes:
+        return queue.detach(limits.max_events)
     ends = list(accumulate(queue.sizes(limits.max_events)))
-    count = max(1, bisect_right(ends, limits.max_bytes)) if ends else 0
-    return queue.pop_first(count)
+    return queue.detach(max(1, bisect_right(ends, limits.max_bytes)))
 
 
 def split_by_span(events: Iterable[Event], limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
@@ -78,7 +82,7 @@ def split_by_span(events: Iterable[Event], limits: BatchLimits = AWS_LIMITS) -> 
 
 def take_batches(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> list[list[Event]]:
     """Pop the next events that fit one call and return them as batches AWS accepts, in order."""
-    return split_by_span(take_prefix(queue, limits), limits)
+    return split_by_span(take_prefix(queue, limits).pop_first(limits.max_events), limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +120,19 @@ def split_by_age(events: Iterable[Event], *, now_ms: int) -> AgeSplit:
 def batch_bytes(events: Iterable[Event]) -> int:
     """Return a batch's size as AWS counts it."""
     return sum(map(_SIZE, events))
+
+
+def cut_batches(
+    taken: PackedEvents,
+    *,
+    now_ms: int,
+    pause: Pause = no_pause,
+    limits: BatchLimits = AWS_LIMITS,
+) -> list[AgeSplit]:
+    """Turn events `take_prefix` detached into batches AWS accepts, each split by age.
+
+    The sender calls this without its lock, pausing between slices so logging threads run.
+    """
+    events = taken.pop_first(len(taken), pause=pause)
+    pause()
+    return [split_by_age(batch, now_ms=now_ms) for batch in split_by_span(events, limits)]

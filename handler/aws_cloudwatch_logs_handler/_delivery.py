@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._batching import batch_bytes
 from ._logs_api import LogsApi, classify
 from ._queues import HandlerQueues, StreamQueue
 from ._retry import RetrySchedule
@@ -45,7 +46,8 @@ class Delivery:
                 if not stream.ready:
                     api.create_stream(stream.name)
                     stream.ready = True
-                result = api.put(stream.name, stream.in_flight[0])
+                batch = stream.in_flight[0]
+                result = api.put(stream.name, batch)
             except Exception as error:
                 failure = classify(error)
                 if failure is None:
@@ -63,8 +65,9 @@ class Delivery:
                     continue
                 self.schedule_retry(stream, reason)
                 return
+            size = batch_bytes(batch)  # summed before the lock: a logging call may wait for it
             with self._lock:
-                released = queues.settle_first(stream, result.delivered, result.rejected)
+                released = queues.settle_first(stream, result.delivered, result.rejected, size=size)
                 self._settled.notify_all()
             self._report_success(queues, released.recovered_after, result.rejected)
 

@@ -5,33 +5,24 @@ several microseconds per event, most of the sender's work. The body of a JSON-pr
 only ``json.dumps`` of the parameters (`botocore.serialize.JSONSerializer`: default separators,
 ASCII only), so we write the same bytes with C-level calls and no Python step per event.
 
-The work is done in slices with a short sleep between them: each slice holds the GIL a fraction of
-a millisecond, so a thread that logs meanwhile never waits for a whole 1 MB body to be encoded.
+The work is done in slices with a pause between them (`_slices`): each slice holds the GIL for a
+fraction of a millisecond, so a thread that logs meanwhile never waits for a 1 MB body's encoding.
 https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from typing import Final
 
 from ._events import Event
-
-SLICE_EVENTS: Final = 1_000
-"""Events encoded between two pauses: about 0.2 ms of work holding the GIL."""
-PAUSE_S: Final = 0.00002
-"""A sleep, not ``sleep(0)``: a thread waiting for the GIL must have time to wake and take it."""
+from ._slices import SLICE_EVENTS, Pause, pause
 
 _EVENT: Final = '{"timestamp": %d, "message": %s}, '
 _TIMESTAMPS = itemgetter(0)
 _MESSAGES = itemgetter(1)
-
-
-def _pause() -> None:
-    time.sleep(PAUSE_S)
 
 
 def encode_put_log_events(
@@ -39,7 +30,7 @@ def encode_put_log_events(
     stream: str,
     events: Sequence[Event],
     *,
-    pause: Callable[[], None] = _pause,
+    pause: Pause = pause,
 ) -> bytes:
     """Return the body botocore would send for ``put_log_events(logGroupName=group,
     logStreamName=stream, logEvents=[{"timestamp": ..., "message": ...}, ...])``.
@@ -59,10 +50,10 @@ def encode_put_log_events(
         if start:
             pause()
         parts.append(_encode_slice(events[start : start + SLICE_EVENTS]))
-    body = "".join(parts)
     if events:
-        body = body[:-2]  # the last event's ", "
-    return (body + "]}").encode("ascii")
+        parts[-1] = parts[-1][:-2]  # the last event's ", "
+    parts.append("]}")
+    return "".join(parts).encode("ascii")  # two copies of the body, not four
 
 
 def _encode_slice(events: Sequence[Event]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from ._batching import batch_bytes, is_full, split_by_age, take_batches
+from ._batching import AgeSplit, batch_bytes, is_full, take_prefix
 from ._client import ClientSource
 from ._events import Event
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
@@ -68,6 +68,7 @@ class StreamQueue:
         "recreations",
         "retry_at",
         "settled",
+        "taking",
     )
 
     def __init__(self, owner: HandlerQueues, name: str) -> None:
@@ -76,6 +77,8 @@ class StreamQueue:
         self.queue = PackedEvents()
         self.in_flight: list[list[Event]] = []
         """Batches taken off the queue and not yet settled, oldest first."""
+        self.taking: PackedEvents | None = None
+        """Events detached from ``queue`` that the sender is cutting into batches (unlocked)."""
         self.queued_size = 0
         """Bytes of the events in ``queue`` as AWS counts them (to know when a batch is full)."""
         self.enqueued = 0
@@ -93,12 +96,13 @@ class StreamQueue:
     @property
     def pending(self) -> bool:
         """Whether events wait here (queued or in flight)."""
-        return bool(self.queue or self.in_flight)
+        return bool(self.queue or self.in_flight or self.taking is not None)
 
     def forget(self) -> None:
         """Forget every event (a forked child must not resend its parent's)."""
         self.queue.clear()
         self.in_flight = []
+        self.taking = None
         self.queued_size = self.enqueued = self.settled = self.attempts = self.recreations = 0
         self.first_waiting_at = None
         self.retry_at = 0.0
@@ -233,6 +237,7 @@ class HandlerQueues:
             elif (
                 urgent
                 or stream.in_flight
+                or stream.taking is not None
                 or is_full(len(stream.queue), stream.queued_size)
                 or stream.first_waiting_at is None
                 or now - stream.first_waiting_at >= interval
@@ -244,18 +249,28 @@ class HandlerQueues:
             next_at = wake_at if next_at is None else min(next_at, wake_at)
         return due, next_at
 
-    def take(self, stream: StreamQueue, now_ms: int) -> list[tuple[DropReason, int]]:
-        """Move the next batches from the queue to in flight; return what aged out, by reason.
+    def detach(self, stream: StreamQueue) -> PackedEvents | None:
+        """Detach the events of ``stream``'s next call into ``stream.taking``; None if none wait.
+
+        The cheap half of taking a batch, done under the sender's lock: the sender then cuts
+        them with `_batching.cut_batches` without the lock, and hands them back to `admit`.
+        """
+        if stream.taking is None and stream.queue:
+            taken = take_prefix(stream.queue)
+            stream.queued_size -= taken.size_of_first(len(taken))
+            stream.first_waiting_at = time.monotonic() if stream.queue else None
+            stream.taking = taken
+        return stream.taking
+
+    def admit(self, stream: StreamQueue, batches: list[AgeSplit]) -> list[tuple[DropReason, int]]:
+        """Put the batches `detach` led to in flight; return what aged out, by reason.
 
         Events CloudWatch would refuse for their age are settled here, once, as dropped, rather
         than sent (and counted again at every retry).
         """
-        taken = take_batches(stream.queue)
-        stream.queued_size -= sum(map(batch_bytes, taken))
-        stream.first_waiting_at = time.monotonic() if stream.queue else None
+        stream.taking = None
         aged_out: list[tuple[DropReason, int]] = []
-        for batch in taken:
-            ages = split_by_age(batch, now_ms=now_ms)
+        for ages in batches:
             if ages.sendable:
                 stream.in_flight.append(ages.sendable)
             aged: tuple[tuple[DropReason, list[Event]], ...] = (
@@ -270,33 +285,56 @@ class HandlerQueues:
         return aged_out
 
     def release(
-        self, stream: StreamQueue, batch: list[Event], *, counts_as_success: bool = True
+        self,
+        stream: StreamQueue,
+        batch: list[Event],
+        *,
+        counts_as_success: bool = True,
+        size: int | None = None,
     ) -> Released:
-        """Mark ``batch`` settled (delivered, or dropped and counted) and free its memory."""
+        """Mark ``batch`` settled (delivered, or dropped and counted) and free its memory.
+
+        Args:
+            size: the batch's `batch_bytes`, if the caller summed it before taking the lock.
+        """
         stream.settled += len(batch)
         recovered_after = 0
         if counts_as_success:
             stream.recreations = 0
             recovered_after, stream.attempts = stream.attempts, 0
-        self.bytes_queued -= self.cost(batch)
+        if size is None:
+            size = batch_bytes(batch)
+        self.bytes_queued -= size + self.overhead_per_event * len(batch)
         if self.on_settled is not None:
             self.on_settled(stream, batch)
         return Released(recovered_after)
 
     def settle_first(
-        self, stream: StreamQueue, delivered: tuple[int, int], rejected: dict[DropReason, int]
+        self,
+        stream: StreamQueue,
+        delivered: tuple[int, int],
+        rejected: dict[DropReason, int],
+        *,
+        size: int | None = None,
     ) -> Released:
-        """Count the first in-flight batch as sent: ``delivered`` is the accepted slice."""
+        """Count the first in-flight batch as sent: ``delivered`` is the accepted slice.
+
+        Args:
+            size: the batch's `batch_bytes`, if the caller summed it before taking the lock.
+        """
         batch = stream.in_flight.pop(0)
+        if size is None:
+            size = batch_bytes(batch)
         start, end = delivered
         counters = self.counters
         if batch:
             counters.batches += 1
         counters.events_delivered += end - start
-        counters.bytes_delivered += batch_bytes(batch[start:end])
+        whole = start == 0 and end == len(batch)
+        counters.bytes_delivered += size if whole else batch_bytes(batch[start:end])
         for reason, number in rejected.items():
             counters.dropped[reason] += number
-        return self.release(stream, batch)
+        return self.release(stream, batch, size=size)
 
     def split_refused(self, stream: StreamQueue) -> bool:
         """Halve the first in-flight batch, which CloudWatch refused; True if one event was dropped.

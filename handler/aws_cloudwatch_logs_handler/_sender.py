@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Final, Literal
 
+from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
 from ._lifecycle import (
@@ -38,6 +39,7 @@ from ._logs_api import LogsApi
 from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
+from ._slices import pause
 from ._stats import DeliveryStats, DropReason
 
 # botocore imports concurrent.futures.thread when the sender builds its first client, and that
@@ -335,6 +337,8 @@ class Sender:
                 continue
             for stream in due:
                 try:
+                    if stream.taking is not None:
+                        self._cut(stream)
                     self._delivery.deliver(stream)
                 except Exception as error:  # the sender must outlive any bug of ours
                     reason = f"unexpected {type(error).__name__}: {error}"
@@ -365,19 +369,33 @@ class Sender:
         return None
 
     def _locked_take(self, stream: StreamQueue) -> bool:
-        """Make sure ``stream`` has a batch in flight; True if it has one to send."""
+        """Make sure ``stream`` has a batch in flight or detached; True if it has one to send."""
         if not stream.in_flight:
-            queues = stream.owner
-            aged_out = queues.take(stream, _now_ms())
+            stream.owner.detach(stream)
+        return bool(stream.in_flight or stream.taking is not None)
+
+    def _cut(self, stream: StreamQueue) -> None:
+        """Cut the events `_locked_take` detached into batches, without the lock, and admit them.
+
+        The sender's heaviest pure work on a batch (10,000 tuples, order and age checks) runs
+        here, in slices with pauses, so a logging call never waits for it.
+        """
+        taking = stream.taking
+        assert taking is not None  # checked by the caller
+        batches = cut_batches(taking, now_ms=_now_ms(), pause=pause)
+        queues = stream.owner
+        with self._lock:
+            if stream.taking is not taking:
+                return  # forgotten meanwhile (a fork's child, or a reset): nothing to admit
+            aged_out = queues.admit(stream, batches)
             if aged_out:
                 self._settled.notify_all()
-            for reason, number in aged_out:
-                queues.settings.reporter.report(
-                    "age",
-                    f"{number} event(s) for {queues.settings.log_group!r} were not sent: "
-                    + ("older than 14 days" if reason == "too_old" else "over 2 hours ahead"),
-                )
-        return bool(stream.in_flight)
+        for reason, number in aged_out:
+            queues.settings.reporter.report(
+                "age",
+                f"{number} event(s) for {queues.settings.log_group!r} were not sent: "
+                + ("older than 14 days" if reason == "too_old" else "over 2 hours ahead"),
+            )
 
     def _locked_forget_idle(self) -> None:
         """Forget closed handlers and streams no longer written (each Lambda invocation has one)."""
