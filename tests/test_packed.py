@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
-from aws_cloudwatch_logs_handler._packed import PackedEvents
+from aws_cloudwatch_logs_handler._packed import CHUNK_MESSAGES, PackedEvents
 from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 
 _EVENTS = st.builds(
@@ -74,3 +74,47 @@ def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
     assert list(queue) == events[4:]
     assert queue.popleft() == events[4]
     assert list(queue) == events[5:]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.integers(1, 2 * CHUNK_MESSAGES + 50).map(lambda count: ("ascii", count)),
+            st.lists(_EVENTS, max_size=20).map(lambda events: ("add", events)),
+            st.integers(0, 700).map(lambda count: ("take", count)),
+            st.tuples(st.integers(0, 700), st.integers(1, 300)).map(lambda c: ("detach", c)),
+            st.just(("popleft", 0)),
+        ),
+        max_size=25,
+    )
+)
+def test_chunked_messages_leave_whole_and_in_order(steps: list[tuple[str, object]]) -> None:
+    """Joined ASCII chunks, list chunks and the open tail give back every message exactly,
+    whether taken at once, detached and then taken in pieces, or one at a time."""
+    queue = PackedEvents()
+    added: list[Event] = []
+    taken: list[Event] = []
+    for kind, argument in steps:
+        if kind in ("add", "ascii"):
+            if isinstance(argument, int):  # enough ASCII messages in a row to seal joined chunks
+                events = [Event(i, f"a{len(added) + i}", 28) for i in range(argument)]
+            else:
+                assert isinstance(argument, list)
+                events = argument
+            queue.extend(events)
+            added.extend(events)
+        elif kind == "take":
+            assert isinstance(argument, int)
+            taken.extend(queue.pop_first(argument))
+        elif kind == "detach":
+            assert isinstance(argument, tuple)
+            count, piece = argument
+            part = queue.detach(count)
+            assert list(part) == added[len(taken) : len(taken) + len(part)]
+            while part:
+                taken.extend(part.pop_first(piece))
+        elif queue:
+            taken.append(queue.popleft())
+        assert taken == added[: len(taken)]
+        assert list(queue) == added[len(taken) :]

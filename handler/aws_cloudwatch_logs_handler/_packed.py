@@ -1,9 +1,12 @@
-"""Queued events kept compactly: parallel arrays instead of one tuple per event.
+"""Queued events kept compactly: parallel arrays, and messages joined into chunks.
 
-An `Event` tuple costs 64 bytes and its timestamp another 32, on top of the message; during an
-outage a process holds hundreds of thousands of them. Here a waiting event costs its message, a
-list slot, and 12 bytes of arrays: about half the memory of a deque of tuples. Events leave as
-`Event` tuples again, built in C-level passes when a batch is taken (pure state, no I/O).
+An `Event` tuple costs 64 bytes and its timestamp another 32, and a string 49 bytes beside its
+text; during an outage a process holds hundreds of thousands of them. Here timestamps and sizes
+live in two arrays (12 bytes an event), and every `CHUNK_MESSAGES` ASCII messages are joined into
+one string with an array of where each ends (4 bytes an event): a waiting event costs little more
+than its text. A chunk that is not all ASCII stays a list of strings, because joined it would take
+the width of its widest character for every message in it. Events leave as `Event` tuples again,
+built in C-level passes when a batch is taken (pure state, no I/O).
 
 Taking a batch is split in two so that the sender's lock is held only for the cheap half:
 `detach` moves the oldest events into a queue of their own (a few slice copies, under the lock),
@@ -15,8 +18,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import islice
-from typing import Final
+from itertools import accumulate
+from typing import Final, TypeAlias
 
 from ._events import Event
 from ._slices import SLICE_EVENTS, Pause, no_pause
@@ -24,50 +27,79 @@ from ._slices import SLICE_EVENTS, Pause, no_pause
 _COMPACT_AFTER: Final = 4_096
 """Taken events leave a gap at the front; it is closed once it is this long and half the queue."""
 
+CHUNK_MESSAGES: Final = 256
+"""Messages joined into one string: joining costs a few microseconds once per this many calls."""
+
+_Chunk: TypeAlias = "tuple[str, array[int]] | list[str]"
+"""Joined ASCII text with the offsets where each message starts (and the last ends), or a list."""
+
 # Builds an Event without NamedTuple's Python-level __new__, so a batch is rebuilt in C.
 _as_event = partial(tuple.__new__, Event)
 
 
-class PackedEvents:
-    """A first-in, first-out queue of events stored as three parallel arrays."""
+def _seal(messages: list[str]) -> _Chunk:
+    text = "".join(messages)
+    if not text.isascii():
+        return messages
+    bounds = array("I", [0])
+    bounds.extend(accumulate(map(len, messages)))
+    return (text, bounds)
 
-    __slots__ = ("_head", "_messages", "_sizes", "_times")
+
+def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
+    """Messages ``start`` to ``end`` of one chunk, cut from its text in C."""
+    if isinstance(chunk, list):
+        return chunk[start:end]
+    text, bounds = chunk
+    return list(map(text.__getitem__, map(slice, bounds[start:end], bounds[start + 1 : end + 1])))
+
+
+class PackedEvents:
+    """A first-in, first-out queue of events: two arrays, and messages in chunks."""
+
+    __slots__ = ("_chunks", "_head", "_sizes", "_skip", "_tail", "_times")
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._times = array("q")
-        self._messages: list[str] = []
         self._sizes = array("i")  # at most 1 MB each: a C int holds it
         self._head = 0
-        """Index of the first event not taken yet."""
+        """Index in the arrays of the first event not taken yet."""
+        self._chunks: list[_Chunk] = []
+        """Sealed chunks of exactly `CHUNK_MESSAGES` messages, oldest first."""
+        self._skip = 0
+        """Messages of the first chunk already taken."""
+        self._tail: list[str] = []
+        """The newest messages, not sealed into a chunk yet."""
         self.extend(events)
 
     def __len__(self) -> int:
-        return len(self._messages) - self._head
+        return len(self._times) - self._head
 
     def __bool__(self) -> bool:
-        return len(self._messages) > self._head
+        return len(self._times) > self._head
 
     def __iter__(self) -> Iterator[Event]:
         head = self._head
         rows = zip(
-            islice(self._times, head, None),
-            islice(self._messages, head, None),
-            islice(self._sizes, head, None),
-            strict=True,
+            self._times[head:], self._messages(0, len(self)), self._sizes[head:], strict=True
         )
         return map(_as_event, rows)
 
     def extend(self, events: Iterable[Event]) -> None:
         """Append ``events`` at the back (the logging call's path: a few C calls per event)."""
+        tail = self._tail
         for timestamp_ms, message, size in events:
             self._times.append(timestamp_ms)
-            self._messages.append(message)
+            tail.append(message)
             self._sizes.append(size)
+        while len(tail) >= CHUNK_MESSAGES:
+            self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
+            del tail[:CHUNK_MESSAGES]
 
     def sizes(self, limit: int) -> Iterator[int]:
         """The sizes of the first ``limit`` events, as AWS counts them."""
         head = self._head
-        return islice(self._sizes, head, head + limit)
+        return iter(self._sizes[head : head + limit])
 
     def size_of_first(self, limit: int) -> int:
         """The total size of the first ``limit`` events, summed in C."""
@@ -77,33 +109,31 @@ class PackedEvents:
     def popleft(self) -> Event:
         """Remove and return the oldest event."""
         head = self._head
-        event = _as_event((self._times[head], self._messages[head], self._sizes[head]))
-        self._forget_first(head + 1)
+        event = _as_event((self._times[head], self._messages(0, 1)[0], self._sizes[head]))
+        self._forget_first(1)
         return event
 
     def detach(self, count: int) -> PackedEvents:
         """Move the ``count`` oldest events (all if fewer wait) into a new queue and return it.
 
-        Three slice copies and no Python step per event: this runs under the sender's lock.
+        Slice copies of the arrays and of a few chunk references, no Python step per event: this
+        runs under the sender's lock.
         """
+        count = min(count, len(self))
         head = self._head
-        end = min(head + count, len(self._messages))
         part = PackedEvents()
-        part._times = self._times[head:end]
-        part._messages = self._messages[head:end]
-        part._sizes = self._sizes[head:end]
-        self._forget_first(end)
+        part._times = self._times[head : head + count]
+        part._sizes = self._sizes[head : head + count]
+        begin, end = self._skip, self._skip + count
+        sealed = CHUNK_MESSAGES * len(self._chunks)
+        if begin < sealed:
+            last = min(end, sealed)
+            part._chunks = self._chunks[begin // CHUNK_MESSAGES : -(-last // CHUNK_MESSAGES)]
+            part._skip = begin % CHUNK_MESSAGES
+        # A part's chunks may run past its end: `_messages` reads only the first len(part).
+        part._tail = self._tail[max(0, begin - sealed) : max(0, end - sealed)]
+        self._forget_first(count)
         return part
-
-    def _forget_first(self, end: int) -> None:
-        """Drop the events before index ``end``, closing the gap they leave once it is long."""
-        if end == len(self._messages):
-            self.clear()
-            return
-        self._head = end
-        if end >= _COMPACT_AFTER and 2 * end >= len(self._messages):
-            del self._times[:end], self._messages[:end], self._sizes[:end]
-            self._head = 0
 
     def pop_first(self, count: int, *, pause: Pause = no_pause) -> list[Event]:
         """Remove and return the ``count`` oldest events (all of them if fewer wait).
@@ -111,19 +141,56 @@ class PackedEvents:
         The tuples are built `SLICE_EVENTS` at a time, with ``pause`` called between slices.
         """
         part = self.detach(count)
-        times, messages, sizes = part._times, part._messages, part._sizes
+        times, sizes = part._times, part._sizes
         taken: list[Event] = []
-        for start in range(0, len(messages), SLICE_EVENTS):
+        for start in range(0, len(part), SLICE_EVENTS):
             if start:
                 pause()
-            end = start + SLICE_EVENTS
-            rows = zip(times[start:end], messages[start:end], sizes[start:end], strict=True)
+            end = min(start + SLICE_EVENTS, len(part))
+            messages = part._messages(start, end)
+            rows = zip(times[start:end], messages, sizes[start:end], strict=True)
             taken.extend(map(_as_event, rows))
         return taken
 
     def clear(self) -> None:
         """Forget every event, and the memory the arrays held."""
         self._times = array("q")
-        self._messages = []
         self._sizes = array("i")
         self._head = 0
+        self._chunks = []
+        self._skip = 0
+        self._tail = []
+
+    def _messages(self, start: int, end: int) -> list[str]:
+        """The messages of waiting events ``start`` to ``end`` (0 is the oldest waiting)."""
+        position, end = self._skip + start, self._skip + end
+        sealed = CHUNK_MESSAGES * len(self._chunks)
+        messages: list[str] = []
+        while position < min(end, sealed):
+            index, offset = divmod(position, CHUNK_MESSAGES)
+            stop = min(end - index * CHUNK_MESSAGES, CHUNK_MESSAGES)
+            messages += _chunk_messages(self._chunks[index], offset, stop)
+            position = index * CHUNK_MESSAGES + stop
+        if position < end:
+            messages += self._tail[position - sealed : end - sealed]
+        return messages
+
+    def _forget_first(self, count: int) -> None:
+        """Drop the ``count`` oldest events, closing the gap they leave in the arrays once long."""
+        end = self._head + count
+        if end == len(self._times):
+            self.clear()
+            return
+        self._head = end
+        if end >= _COMPACT_AFTER and 2 * end >= len(self._times):
+            del self._times[:end], self._sizes[:end]
+            self._head = 0
+        position = self._skip + count
+        sealed = CHUNK_MESSAGES * len(self._chunks)
+        if position >= sealed:
+            del self._tail[: position - sealed]
+            self._chunks = []
+            self._skip = 0
+        else:
+            del self._chunks[: position // CHUNK_MESSAGES]
+            self._skip = position % CHUNK_MESSAGES
