@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from ._client import ClientSource
 from ._errors import ConfigurationError
-from ._events import Event, OversizePolicy, make_events
+from ._events import OversizePolicy, make_events
 from ._lambda_level import lambda_log_level
 from ._limits import (
     EVENT_OVERHEAD_BYTES,
@@ -40,9 +40,6 @@ sender makes such calls, so shipping them could feed the handler its own traffic
 _OVERFLOW_POLICIES: Final = ("block", "drop_newest", "drop_oldest")
 _OVERSIZE_POLICIES: Final = ("split", "truncate")
 _MIN_EVENT_BYTES: Final = 1024  # room for a split part's marker and some text
-
-# Builds an Event without NamedTuple's Python-level __new__: a third of the cost, on the hot path.
-_new_event = tuple.__new__
 
 _SIGTERM: Final = LIFECYCLE.sigterm
 _LIVE_HANDLERS: Final[weakref.WeakSet[CloudWatchLogsHandler]] = weakref.WeakSet()
@@ -248,19 +245,19 @@ class CloudWatchLogsHandler(logging.Handler):
                 message = _unformattable(record, error)
                 SENDER.count(self._queues, "records_unformattable")
             timestamp_ms = int(record.created * 1000)
+            stream = self._fixed_stream or self._streams.current()
             if message.isascii() and 0 < len(message) <= self._max_event_bytes:
                 # The usual case, without the general path's calls: ASCII bytes are characters.
-                events = [
-                    _new_event(Event, (timestamp_ms, message, len(message) + EVENT_OVERHEAD_BYTES))
-                ]
-            else:
-                events = make_events(
-                    timestamp_ms,
-                    message,
-                    max_event_bytes=self._max_event_bytes,
-                    oversize=self._oversize,
-                )
-            SENDER.enqueue(self._queues, self._fixed_stream or self._streams.current(), events)
+                size = len(message) + EVENT_OVERHEAD_BYTES
+                SENDER.enqueue_one(self._queues, stream, timestamp_ms, message, size)
+                return
+            events = make_events(
+                timestamp_ms,
+                message,
+                max_event_bytes=self._max_event_bytes,
+                oversize=self._oversize,
+            )
+            SENDER.enqueue(self._queues, stream, events)
         except Exception as error:  # logging must never break the caller
             self._reporter.report("emit", f"could not queue a record: {_describe(error)}")
 

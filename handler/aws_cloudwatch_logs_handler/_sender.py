@@ -118,6 +118,31 @@ class Sender:
         with self._lock:
             self._handlers.append(queues)
 
+    def enqueue_one(
+        self, queues: HandlerQueues, stream: str, timestamp_ms: int, message: str, size: int
+    ) -> bool:
+        """`enqueue` one event given by its fields: the usual logging call, made cheap.
+
+        Takes the short way only when nothing but queueing is to be done (the sender runs, the
+        stream exists, the event fits, no journal, no fork since); else it builds the event and
+        takes `enqueue`'s way, which handles every case.
+        """
+        cost = size + queues.overhead_per_event
+        if self._pid == os.getpid() and queues.on_enqueued is None:
+            with self._lock:
+                target = queues.streams.get(stream)
+                if (
+                    target is not None
+                    and self._thread is not None
+                    and not self._stopped
+                    and not queues.closed
+                    and queues.bytes_queued + cost <= queues.max_queue_bytes
+                ):
+                    if queues.add_one(target, timestamp_ms, message, size, cost):
+                        self._work.notify()
+                    return True
+        return self.enqueue(queues, stream, [Event(timestamp_ms, message, size)])
+
     def enqueue(self, queues: HandlerQueues, stream: str, events: list[Event]) -> bool:
         """Queue ``events`` for ``stream``; False if they were dropped (and counted) instead.
 
