@@ -118,3 +118,12 @@ def test_chunked_messages_leave_whole_and_in_order(steps: list[tuple[str, object
             taken.append(queue.popleft())
         assert taken == added[: len(taken)]
         assert list(queue) == added[len(taken) :]
+
+
+def test_a_chunk_whose_message_holds_the_separator_comes_back_exactly() -> None:
+    """A message may hold any character, the joining separator too: its chunk is kept unjoined."""
+    events = [Event(i, f"m{i}", 28) for i in range(CHUNK_MESSAGES * 2)]
+    events[3] = Event(3, "a\x1eb", 29)
+    events[CHUNK_MESSAGES + 5] = Event(CHUNK_MESSAGES + 5, "é and \U0001f600", 40)
+    queue = PackedEvents(events)
+    assert queue.pop_first(len(events)) == events

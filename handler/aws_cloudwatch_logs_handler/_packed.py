@@ -3,10 +3,11 @@
 An `Event` tuple costs 64 bytes and its timestamp another 32, and a string 49 bytes beside its
 text; during an outage a process holds hundreds of thousands of them. Here timestamps and sizes
 live in two arrays (12 bytes an event), and every `CHUNK_MESSAGES` ASCII messages are joined into
-one string with an array of where each ends (4 bytes an event): a waiting event costs little more
-than its text. A chunk that is not all ASCII stays a list of strings, because joined it would take
-the width of its widest character for every message in it. Events leave as `Event` tuples again,
-built in C-level passes when a batch is taken (pure state, no I/O).
+one string, separated by a character none of them holds (1 byte an event), and split again in C
+when taken: a waiting event costs little more than its text. A chunk that is not all ASCII stays
+a list of strings, because joined it would take the width of its widest character for every
+message in it. Events leave as `Event` tuples again, built in C-level passes when a batch is
+taken (pure state, no I/O).
 
 Taking a batch is split in two so that the sender's lock is held only for the cheap half:
 `detach` moves the oldest events into a queue of their own (a few slice copies, under the lock),
@@ -18,7 +19,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import accumulate
+from itertools import islice
 from typing import Final, TypeAlias
 
 from ._events import Event
@@ -30,28 +31,29 @@ _COMPACT_AFTER: Final = 4_096
 CHUNK_MESSAGES: Final = 256
 """Messages joined into one string: joining costs a few microseconds once per this many calls."""
 
-_Chunk: TypeAlias = "tuple[str, array[int]] | list[str]"
-"""Joined ASCII text with the offsets where each message starts (and the last ends), or a list."""
+_SEPARATOR: Final = "\x1e"
+"""ASCII's record separator: messages are joined with it when none of them holds it."""
+
+_Chunk: TypeAlias = "str | list[str]"
+"""Messages joined with `_SEPARATOR`, or a list of them when they cannot be joined."""
 
 # Builds an Event without NamedTuple's Python-level __new__, so a batch is rebuilt in C.
 _as_event = partial(tuple.__new__, Event)
 
 
 def _seal(messages: list[str]) -> _Chunk:
-    text = "".join(messages)
-    if not text.isascii():
-        return messages
-    bounds = array("I", [0])
-    bounds.extend(accumulate(map(len, messages)))
-    return (text, bounds)
+    text = _SEPARATOR.join(messages)
+    if text.isascii() and text.count(_SEPARATOR) == len(messages) - 1:
+        return text
+    return messages  # not ASCII, or a message holds the separator: kept as they are
 
 
 def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
-    """Messages ``start`` to ``end`` of one chunk, cut from its text in C."""
+    """Messages ``start`` to ``end`` of one chunk, split from its text in C."""
     if isinstance(chunk, list):
         return chunk[start:end]
-    text, bounds = chunk
-    return list(map(text.__getitem__, map(slice, bounds[start:end], bounds[start + 1 : end + 1])))
+    messages = chunk.split(_SEPARATOR)
+    return messages if start == 0 and end == len(messages) else messages[start:end]
 
 
 class PackedEvents:
@@ -109,7 +111,7 @@ class PackedEvents:
     def sizes(self, limit: int) -> Iterator[int]:
         """The sizes of the first ``limit`` events, as AWS counts them."""
         head = self._head
-        return iter(self._sizes[head : head + limit])
+        return islice(self._sizes, head, head + limit)
 
     def size_of_first(self, limit: int) -> int:
         """The total size of the first ``limit`` events, summed in C."""

@@ -32,7 +32,7 @@ PENDING_STREAM: Final = ""
 MEMORY_OVERHEAD_PER_EVENT: Final = 80
 """Bytes counted per queued event beside its text, so that real memory stays within
 ``max_queue_bytes`` whatever the messages are. In `_packed.PackedEvents` an ASCII message joined
-into a chunk costs 16 bytes beside its text; a message in a chunk that is not all ASCII keeps its
+into a chunk costs 13 bytes beside its text; a message in a chunk that is not all ASCII keeps its
 own string (a 49-byte header, less the 26 already counted in its size), a list slot and the same
 12 bytes of arrays: 43 bytes, measured with tracemalloc. The rest is room for the arrays' growth
 and the allocator's fragmentation. So the bound holds for the worst case, and ASCII logs, the
@@ -194,16 +194,17 @@ class HandlerQueues:
         """
         limit = self.max_queue_bytes
         for stream in self.streams.values():
-            dropped: list[Event] = []
-            freed = 0
-            while stream.queue and self.bytes_queued - freed + cost > limit:
-                event = stream.queue.popleft()
-                stream.queued_size -= event.size
-                freed += event.size + self.overhead_per_event
-                dropped.append(event)
-            if dropped:
-                self.counters.dropped["queue_full"] += len(dropped)
-                self.release(stream, dropped, counts_as_success=False)  # frees their bytes
+            count = size = 0
+            for event_size in stream.queue.sizes(len(stream.queue)):
+                if self.bytes_queued - size - self.overhead_per_event * count + cost <= limit:
+                    break
+                count += 1
+                size += event_size
+            if count:
+                dropped = stream.queue.pop_first(count)
+                stream.queued_size -= size
+                self.counters.dropped["queue_full"] += count
+                self.release(stream, dropped, counts_as_success=False, size=size)
         return self.fits(cost)
 
     def move_pending(self, stream_name: str) -> bool:
