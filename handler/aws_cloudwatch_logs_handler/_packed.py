@@ -98,15 +98,16 @@ class PackedEvents:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
             del tail[:CHUNK_MESSAGES]
 
-    def append(self, timestamp_ms: int, message: str, size: int) -> None:
-        """Append one event (the usual logging call: no tuple, no loop)."""
-        self._times.append(timestamp_ms)
-        tail = self._tail
+    def append(self, timestamp_ms: int, message: str, size: int) -> int:
+        """Append one event (the usual logging call: no tuple, no loop); return the length."""
+        times, tail = self._times, self._tail
+        times.append(timestamp_ms)
         tail.append(message)
         self._sizes.append(size)
         if len(tail) >= CHUNK_MESSAGES:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
             del tail[:CHUNK_MESSAGES]
+        return len(times) - self._head
 
     def sizes(self, limit: int) -> Iterator[int]:
         """The sizes of the first ``limit`` events, as AWS counts them."""

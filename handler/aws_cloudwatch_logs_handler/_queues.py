@@ -162,17 +162,18 @@ class HandlerQueues:
     def add(self, stream: StreamQueue, events: list[Event], size: int, cost: int) -> bool:
         """Queue ``events`` (of ``size`` bytes as AWS counts them); True if a batch is due now."""
         stream.queue.extend(events)
-        return self._added(stream, len(events), size, cost)
+        return self._added(stream, len(events), len(stream.queue), size, cost)
 
     def add_one(
         self, stream: StreamQueue, timestamp_ms: int, message: str, size: int, cost: int
     ) -> bool:
         """`add` for a single event given by its fields: the usual logging call, no tuple made."""
-        stream.queue.append(timestamp_ms, message, size)
-        return self._added(stream, 1, size, cost)
+        queued = stream.queue.append(timestamp_ms, message, size)
+        return self._added(stream, 1, queued, size, cost)
 
-    def _added(self, stream: StreamQueue, count: int, size: int, cost: int) -> bool:
-        """Count ``count`` events just queued on ``stream``; True if a batch is due now."""
+    def _added(self, stream: StreamQueue, count: int, queued: int, size: int, cost: int) -> bool:
+        """Count ``count`` events just queued on ``stream`` (which now holds ``queued``); True if
+        a batch is due now."""
         self.last_stream = stream.name
         stream.enqueued += count
         stream.queued_size += size
@@ -182,7 +183,7 @@ class HandlerQueues:
             stream.first_waiting_at = time.monotonic()
             return True
         # `is_full`, inlined: this line runs on every logging call.
-        return len(stream.queue) >= MAX_BATCH_EVENTS or stream.queued_size >= MAX_BATCH_BYTES
+        return queued >= MAX_BATCH_EVENTS or stream.queued_size >= MAX_BATCH_BYTES
 
     def fits(self, cost: int) -> bool:
         return self.bytes_queued + cost <= self.max_queue_bytes
