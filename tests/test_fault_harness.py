@@ -17,7 +17,9 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
-from aws_front import (
+from fault_proxy import FaultProxy, fault_proxy
+
+from local_aws.aws_front import (
     BATCH_BYTES_LIMIT,
     EVENT_BYTES_LIMIT,
     LEGACY_EVENT_BYTES_LIMIT,
@@ -26,8 +28,6 @@ from aws_front import (
     check_names,
     check_put_log_events,
 )
-from fault_proxy import FaultProxy, fault_proxy
-
 from local_aws.moto_endpoint import FAKE_CREDENTIALS, REGION, MotoEndpoint
 
 pytestmark = pytest.mark.slow  # the fault proxy itself, over real sockets and timeouts
