@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import selectors
 import statistics
 import subprocess
@@ -213,6 +214,8 @@ def run_fleet(config: FleetConfig) -> FleetReport:
         _moto_client(moto_url).create_log_group(logGroupName=group)
         with AwsFront(moto_url, rates=config.rates) as front:
             env = fake_aws_environment(front.url)
+            # This checkout's library, whichever one the interpreter has installed.
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "handler"), env.get("PYTHONPATH", "")])
             with _started(group, config, env) as workers:
                 ready_by = time.monotonic() + READY_TIMEOUT_S
                 for worker in workers:
