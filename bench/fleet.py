@@ -84,7 +84,8 @@ class FleetReport:
     drain_median_s: float
     drain_max_s: float
     fleet_drain_s: float
-    """From the fleet's last logging call to the last PutLogEvents that passed."""
+    """From the fleet's last logging call to the last delivery confirmed (a worker's flush
+    returning): the last PutLogEvents' arrival at the front would leave out moto's answer."""
     streams_created_s: float
     """From the start to the last stream's CreateLogStream that passed."""
     last_throttled_s: float
@@ -266,7 +267,6 @@ def _report(
     dropped: Counter[str] = Counter()
     for result in results:
         dropped.update(result["stats"]["dropped"])
-    passed_puts = [c.at_s for c in calls if c.operation == "PutLogEvents" and c.outcome == "passed"]
     created = [c.at_s for c in calls if c.operation == "CreateLogStream" and c.outcome == "passed"]
     throttled_at = [c.at_s for c in calls if c.outcome == "throttled"]
     last_call = max((result["last_call"] for result in results), default=origin)
@@ -292,7 +292,7 @@ def _report(
         },
         drain_median_s=statistics.median(drains),
         drain_max_s=max(drains),
-        fleet_drain_s=max(passed_puts, default=last_call) - last_call,
+        fleet_drain_s=max((result["drained"] for result in results), default=last_call) - last_call,
         streams_created_s=max(created, default=origin) - origin,
         last_throttled_s=max(throttled_at, default=origin) - origin,
         queued_peak=queued[peak_bin],
