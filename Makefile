@@ -65,6 +65,7 @@ bench: $(STAMP) layer
 	$(PY) -m bench.run
 	$(PY) -m bench.json_row
 	$(PY) -m bench.lambda_latency
+	$(PY) -m bench.fleet
 
 clean:
 	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache

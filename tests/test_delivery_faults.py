@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_front import LEGACY_EVENT_BYTES_LIMIT, AwsFront
 from fault_proxy import FaultProxy, fault_proxy
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler, join_parts
+from local_aws.aws_front import LEGACY_EVENT_BYTES_LIMIT, AwsFront
 from local_aws.moto_endpoint import REGION, MotoEndpoint
 
 pytestmark = pytest.mark.slow  # real HTTP through a fault proxy, with real backoff waits

@@ -17,17 +17,19 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
-from aws_front import (
+from fault_proxy import FaultProxy, fault_proxy
+
+from local_aws.aws_front import (
     BATCH_BYTES_LIMIT,
     EVENT_BYTES_LIMIT,
     LEGACY_EVENT_BYTES_LIMIT,
     AwsFront,
+    Call,
     Refusal,
+    TokenBucket,
     check_names,
     check_put_log_events,
 )
-from fault_proxy import FaultProxy, fault_proxy
-
 from local_aws.moto_endpoint import FAKE_CREDENTIALS, REGION, MotoEndpoint
 
 pytestmark = pytest.mark.slow  # the fault proxy itself, over real sockets and timeouts
@@ -109,6 +111,99 @@ def test_front_throttles_when_told(front: AwsFront, moto_server: MotoEndpoint) -
     put_events(client, group, stream, "kept")
     assert moto_server.messages(group, stream) == ["kept"]
     assert front.faults == {"PutLogEvents": 1}
+
+
+class FakeClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_bucket_lets_one_seconds_worth_through_then_the_rate() -> None:
+    """A full bucket passes one second of calls at once, then one call per 1/rate seconds."""
+    clock = FakeClock()
+    bucket = TokenBucket(5.0, clock=clock)
+    assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
+    clock.now_s += 0.1  # half a token
+    assert not bucket.take()
+    clock.now_s += 0.1  # a whole one
+    assert [bucket.take(), bucket.take()] == [True, False]
+    clock.now_s += 60.0  # an idle minute refills one second's worth, no more
+    assert sum(bucket.take() for _ in range(20)) == 5
+
+
+def test_bucket_refills_continuously_at_its_rate() -> None:
+    """Over ten seconds of calls every 10 ms, a 50/s bucket passes 50 at once plus 50 a second."""
+    clock = FakeClock()
+    bucket = TokenBucket(50.0, clock=clock)
+    passed = 0
+    for _ in range(1000):
+        passed += bucket.take()
+        clock.now_s += 0.01
+    assert 50 + 499 <= passed <= 50 + 500
+
+
+def test_bucket_below_one_call_a_second_still_passes_calls() -> None:
+    """A rate under 1/s holds one call, and refills it after 1/rate seconds."""
+    clock = FakeClock()
+    bucket = TokenBucket(0.5, clock=clock)
+    assert [bucket.take(), bucket.take()] == [True, False]
+    clock.now_s += 1.9
+    assert not bucket.take()
+    clock.now_s += 0.1
+    assert bucket.take()
+
+
+def test_bucket_refuses_a_rate_that_is_not_positive() -> None:
+    """A zero or negative rate is a mistake in the test, said at once."""
+    with pytest.raises(ValueError, match="rate_per_s"):
+        TokenBucket(0.0)
+
+
+def test_front_enforces_account_wide_rates_as_aws_answers_them(moto_server: MotoEndpoint) -> None:
+    """Over its rate, a call from any client gets the 400 ThrottlingException botocore parses."""
+    from aws_cloudwatch_logs_handler._logs_api import classify
+
+    clock = FakeClock()
+    with AwsFront(moto_server.url, rates={"CreateLogStream": 2.0}, clock=clock) as front:
+        first, second = direct_client(front.url), direct_client(front.url)
+        group = f"/harness/{uuid.uuid4().hex}"
+        first.create_log_group(logGroupName=group)  # not rate-limited: no bucket for it
+        first.create_log_stream(logGroupName=group, logStreamName="a")
+        second.create_log_stream(logGroupName=group, logStreamName="b")
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            second.create_log_stream(logGroupName=group, logStreamName="c")
+        error = caught.value.response
+        assert error["Error"]["Code"] == "ThrottlingException"
+        assert error["Error"]["Message"] == "Rate exceeded"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert classify(caught.value) is not None
+        assert classify(caught.value)[0] == "transient"  # type: ignore[index]
+        clock.now_s += 0.5  # one token back
+        second.create_log_stream(logGroupName=group, logStreamName="c")
+        front.inject("internal_error", every=1, operations=["PutLogEvents"])
+        with pytest.raises(botocore.exceptions.ClientError):
+            put_events(first, group, "a", "faulted")
+        front.clear_faults()
+        out_of_order = list(reversed(events("x", "y")))
+        with pytest.raises(botocore.exceptions.ClientError):  # refused: out of order
+            first.put_log_events(logGroupName=group, logStreamName="a", logEvents=out_of_order)
+        assert moto_server.streams(group) == ["a", "b", "c"]
+        assert front.throttled == {"CreateLogStream": 1}
+        assert front.rates == {"CreateLogStream": 2.0}
+        assert front.call_log == [
+            Call(1000.0, "CreateLogGroup", "passed"),
+            Call(1000.0, "CreateLogStream", "passed"),
+            Call(1000.0, "CreateLogStream", "passed"),
+            Call(1000.0, "CreateLogStream", "throttled"),
+            Call(1000.5, "CreateLogStream", "passed"),
+            Call(1000.5, "PutLogEvents", "fault"),
+            Call(1000.5, "PutLogEvents", "refused"),
+        ]
 
 
 @pytest.mark.parametrize(

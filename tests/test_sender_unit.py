@@ -7,6 +7,8 @@ policies and the queue arithmetic, each asserted on what the fake client stored.
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 
 import pytest
 from handler_factory import HandlerFactory
@@ -165,6 +167,29 @@ def test_the_retry_delay_grows_within_its_bounds(attempts: int) -> None:
     for _ in range(50):
         assert ceiling / 2 <= schedule.delay_s(attempts) <= ceiling
         assert schedule.delay_s(attempts, stopping=True) <= schedule.max_while_stopping_s
+
+
+def test_forked_children_draw_jitter_of_their_own() -> None:
+    """Children forked from one parent do not draw the parent's jitter, so they retry apart."""
+    schedule = RetrySchedule()
+    schedule.delay_s(3)  # the parent has drawn: its generator has a state to copy
+    draws = []
+    for _ in range(2):
+        read_end, write_end = os.pipe()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns when a process with threads (the tests' senders) forks; the
+            # child here only computes and writes, taking no lock another thread could hold.
+            warnings.filterwarnings("ignore", ".*multi-threaded.*", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: report three delays and leave at once
+            os.write(write_end, repr([schedule.delay_s(8) for _ in range(3)]).encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            draws.append(pipe.read())
+        os.waitpid(pid, 0)
+    parent = repr([schedule.delay_s(8) for _ in range(3)])
+    assert len({*draws, parent}) == 3
 
 
 def test_a_lost_stream_is_recreated_at_once_twice_then_backs_off() -> None:

@@ -7,6 +7,7 @@ https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Final
@@ -16,19 +17,41 @@ IMMEDIATE_RECREATIONS: Final = 2
 the next attempt itself is the repair (a group deleted during an outage, an endpoint restarted)."""
 
 
+class FreshAfterFork(random.Random):
+    """A generator of our own that a forked child seeds afresh at its first draw.
+
+    Python reseeds only the `random` module's global generator in a fork's child; any other
+    `random.Random` is copied with its state, so every worker forked from one parent (a Pool,
+    gunicorn, uWSGI) would draw the same jitter and retry in lockstep. The process id is checked
+    at each draw, so a fork made below Python's hooks (``fork()`` from C) is covered too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pid = os.getpid()
+
+    def random(self) -> float:
+        """Return the next float in [0, 1), after seeding afresh if this is a new process."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self.seed()  # from os.urandom: unlike the parent's and every sibling's
+        return super().random()
+
+
 @dataclass(frozen=True)
 class RetrySchedule:
     """Exponential backoff with "equal jitter": half the ceiling, plus up to half again at random.
 
     The jitter comes from a generator of our own: a library must not draw from (and so disturb)
-    the application's global `random` state.
+    the application's global `random` state. A forked child draws from a fresh seed
+    (`FreshAfterFork`); a generator passed in (a seeded one, for tests) is used as it is.
     """
 
     first_s: float = 0.2
     max_s: float = 20.0
     max_while_stopping_s: float = 0.5
     """At exit or SIGTERM the time is bounded: retry often rather than wait the outage out."""
-    jitter: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    jitter: random.Random = field(default_factory=FreshAfterFork, compare=False, repr=False)
 
     def delay_s(self, attempts: int, *, stopping: bool = False) -> float:
         """Seconds to wait after the ``attempts``-th failure in a row (1 for the first)."""

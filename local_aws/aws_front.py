@@ -8,6 +8,10 @@ protocol (``X-Amz-Target: Logs_20140328.<Operation>``, a JSON body), and:
   limit, recording each refusal so a test can assert ``front.refused == []``;
 - answers a configurable share of calls with ``ThrottlingException``, HTTP 500 or
   ``ServiceUnavailableException``, counting each injected fault;
+- enforces account-wide rates if told (``rates={"CreateLogStream": 5.0}``): one token bucket per
+  operation, shared by every client of the front, answering a call over the rate with
+  ``ThrottlingException`` "Rate exceeded" as AWS does (a fleet of processes sharing one account);
+- logs every call it screens (when, which operation, what became of it) for per-interval counts;
 - passes everything else to moto unchanged and relays moto's answer.
 
 The limits are written out here on purpose instead of imported from the library: a check that
@@ -26,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal
@@ -74,6 +78,9 @@ _IDLE_TIMEOUT_S: Final = 30.0
 """An idle keep-alive connection is closed after this long, so no handler thread waits forever."""
 
 FaultKind = Literal["throttling", "internal_error", "service_unavailable"]
+Outcome = Literal["passed", "throttled", "refused", "fault"]
+"""What became of a call: passed to moto, over the account's rate, refused as AWS would, or faulted
+on purpose (`AwsFront.inject`)."""
 _FAULTS: Final[dict[str, tuple[int, str, str]]] = {
     # The status codes and __type names real CloudWatch Logs answers with.
     "throttling": (400, "ThrottlingException", "Rate exceeded"),
@@ -101,6 +108,49 @@ class Batch:
     bytes: int
     """UTF-8 bytes of the messages plus 26 per event, as AWS counts them."""
     span_ms: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call the front screened, for counting calls per interval."""
+
+    at_s: float
+    """When it arrived, on the front's clock (`time.monotonic` unless one was injected)."""
+    operation: str
+    outcome: Outcome
+
+
+class TokenBucket:
+    """Allow ``rate_per_s`` calls a second on average, and bursts of one second's worth.
+
+    AWS does not publish its algorithm; a bucket holding one second of calls, refilled
+    continuously, is the usual reading of "N transactions per second" and lets a whole second's
+    quota through at once after an idle spell, as the service does.
+    https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/logs/cloudwatch_limits_cwl.html
+
+    Not thread-safe: the front calls it under its lock.
+    """
+
+    def __init__(self, rate_per_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not rate_per_s > 0:
+            raise ValueError(f"rate_per_s must be positive, not {rate_per_s!r}")
+        self.rate_per_s = rate_per_s
+        self.capacity = max(1.0, rate_per_s)
+        """One second's worth of calls, at least one (a rate under 1/s still lets calls pass)."""
+        self._clock = clock
+        self._tokens = self.capacity
+        self._updated = clock()
+
+    def take(self) -> bool:
+        """Spend one call's token and return True, or return False if the rate is used up."""
+        now = self._clock()
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_s)
+        self._updated = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
 
 
 def _utf8_bytes(message: str) -> int:
@@ -314,16 +364,32 @@ class AwsFront(StartStop):
     Args:
         upstream_url: the moto server's ``http://host:port``.
         max_event_bytes: the largest message AWS accepts; `LEGACY_EVENT_BYTES_LIMIT` for 256 KB.
+        rates: calls per second allowed per operation, across every client of the front, as an
+            account's quotas are (``{"PutLogEvents": 50.0}``); operations not named are unlimited.
+        clock: the clock of the rate buckets and the call log (tests inject a fake one).
     """
 
-    def __init__(self, upstream_url: str, *, max_event_bytes: int = EVENT_BYTES_LIMIT) -> None:
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        max_event_bytes: int = EVENT_BYTES_LIMIT,
+        rates: Mapping[str, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         host, _, port = upstream_url.removeprefix("http://").rstrip("/").partition(":")
         self.upstream = (host, int(port))
         self.max_event_bytes = max_event_bytes
+        self._clock = clock
+        self._buckets = {
+            operation: TokenBucket(rate, clock=clock) for operation, rate in (rates or {}).items()
+        }
         self._lock = threading.Lock()
         self._refused: list[Refusal] = []
         self._calls: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
+        self._throttled: Counter[str] = Counter()
+        self._call_log: list[Call] = []
         self._batches: list[Batch] = []
         self._plans: list[_FaultPlan] = []
         self._sockets: set[socket.socket] = set()
@@ -417,6 +483,23 @@ class AwsFront(StartStop):
             return dict(self._faults)
 
     @property
+    def throttled(self) -> dict[str, int]:
+        """How many calls were over their operation's rate, per operation (a copy)."""
+        with self._lock:
+            return dict(self._throttled)
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """The calls per second allowed per operation (empty: no limit)."""
+        return {operation: bucket.rate_per_s for operation, bucket in self._buckets.items()}
+
+    @property
+    def call_log(self) -> list[Call]:
+        """Every call screened so far, in arrival order, with what became of it (a copy)."""
+        with self._lock:
+            return list(self._call_log)
+
+    @property
     def batches(self) -> list[Batch]:
         """Every PutLogEvents passed to moto, oldest first (a copy)."""
         with self._lock:
@@ -439,17 +522,31 @@ class AwsFront(StartStop):
                 refusals.append(Refusal(operation, "retention", f"retentionInDays={retention!r}"))
         with self._lock:
             self._calls[operation] += 1
-            if refusals:
-                self._refused.extend(refusals)
-                return 400, "InvalidParameterException", refusals[0].detail
-            for plan in self._plans:
-                if plan.decide(operation):
-                    self._faults[operation] += 1
-                    return _FAULTS[plan.kind]
-            if operation == "PutLogEvents":
-                assert isinstance(body, dict)
-                self._batches.append(_batch(body["logEvents"]))
-        return None
+            outcome, answer = self._locked_judge(operation, body, refusals)
+            self._call_log.append(Call(self._clock(), operation, outcome))
+        return answer
+
+    def _locked_judge(
+        self, operation: str, body: object, refusals: list[Refusal]
+    ) -> tuple[Outcome, tuple[int, str, str] | None]:
+        """Decide a call's fate (under the lock, the buckets and plans being shared)."""
+        bucket = self._buckets.get(operation)
+        # The rate is checked first: the service's front door throttles before it reads the
+        # request, and a throttled call costs no token (it is not served).
+        if bucket is not None and not bucket.take():
+            self._throttled[operation] += 1
+            return "throttled", _FAULTS["throttling"]
+        if refusals:
+            self._refused.extend(refusals)
+            return "refused", (400, "InvalidParameterException", refusals[0].detail)
+        for plan in self._plans:
+            if plan.decide(operation):
+                self._faults[operation] += 1
+                return "fault", _FAULTS[plan.kind]
+        if operation == "PutLogEvents":
+            assert isinstance(body, dict)
+            self._batches.append(_batch(body["logEvents"]))
+        return "passed", None
 
     def _opened(self, sock: socket.socket) -> None:
         with self._lock:
