@@ -12,6 +12,7 @@ from aws_cloudwatch_logs_handler._batching import (
     AWS_LIMITS,
     BatchLimits,
     batch_bytes,
+    cut_batches,
     split_by_age,
     take_batches,
 )
@@ -23,6 +24,7 @@ from aws_cloudwatch_logs_handler._limits import (
     MAX_EVENT_BYTES,
 )
 from aws_cloudwatch_logs_handler._packed import PackedEvents
+from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 
 HOUR_MS = 3_600_000
 NOW_MS = 1_800_000_000_000
@@ -131,3 +133,31 @@ def test_age_split_sets_aside_what_the_service_would_drop() -> None:
     assert [e.message for e in split.sendable] == ["oldest kept", "newest kept"]
     assert [e.message for e in split.too_old] == ["too old"]
     assert [e.message for e in split.too_new] == ["too new"]
+
+
+def test_events_in_order_are_sent_as_packed_without_a_tuple() -> None:
+    """The usual call (in order, within a day, none aged out) goes as it was packed."""
+    taken = PackedEvents([Event(NOW_MS + i, f"m{i}", 28) for i in range(5)])
+    cut = cut_batches(taken, now_ms=NOW_MS)
+    assert cut.batches == [taken]
+    assert cut.aged_out == []
+
+
+def test_events_out_of_order_are_sorted_and_aged_ones_set_aside_pausing_between_slices() -> None:
+    """Out of order, spanning days, some too old: sorted, cut at 24 hours, the too-old set aside,
+    with pauses while the tuples are built."""
+    day_ms = 24 * 60 * 60 * 1000
+    events = [Event(NOW_MS - (i % 3) * day_ms + i, f"m{i}", 28) for i in range(2 * SLICE_EVENTS)]
+    too_old = Event(NOW_MS - 15 * day_ms, "old", 29)
+    pauses: list[None] = []
+    cut = cut_batches(
+        PackedEvents([too_old, *events]), now_ms=NOW_MS, pause=lambda: pauses.append(None)
+    )
+    assert cut.aged_out == [("too_old", [too_old])]
+    sent = [list(batch) for batch in cut.batches]
+    assert sorted(event for batch in sent for event in batch) == sorted(events)
+    for batch in sent:
+        times = [event.timestamp_ms for event in batch]
+        assert times == sorted(times)
+        assert times[-1] - times[0] <= day_ms
+    assert len(pauses) >= 2

@@ -8,13 +8,16 @@ import time
 from typing import Any
 
 import boto3
+import pytest
 from botocore.serialize import create_serializer
 from handler_factory import HandlerFactory, unique_group
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aws_cloudwatch_logs_handler import _slices as slices_module
 from aws_cloudwatch_logs_handler._encoder import encode_put_log_events
 from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._sender import SENDER
 from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 from local_aws.moto_endpoint import REGION, MotoEndpoint
 
@@ -52,12 +55,12 @@ def test_body_is_botocores_byte_for_byte(group: str, stream: str, events: list[E
 
 
 def test_long_batches_are_encoded_in_slices_with_pauses() -> None:
-    """A batch longer than one slice pauses between slices and still encodes exactly."""
+    """A batch longer than one slice pauses around every slice and still encodes exactly."""
     events = [Event(1_700_000_000_000 + i, f'line "{i}"\n', 0) for i in range(2 * SLICE_EVENTS + 1)]
     pauses: list[None] = []
     body = encode_put_log_events("g", "s", events, pause=lambda: pauses.append(None))
     assert body == botocore_body("g", "s", events)
-    assert len(pauses) == 2
+    assert len(pauses) == 4  # before each of the three slices, and after the last
 
 
 def _wire_bodies(session: Any) -> list[bytes]:
@@ -137,3 +140,29 @@ def test_a_shared_client_still_serves_the_users_own_calls(
         logEvents=[{"timestamp": time.time_ns() // 1_000_000, "message": "from the user"}],
     )
     assert moto_server.messages(group, "s") == ["from the handler", "from the user"]
+
+
+def test_the_sender_encodes_a_full_batch_without_its_lock_pausing_between_slices(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender encodes a batch of several slices with its lock released, pausing between
+    slices, so a logging call never waits for that work; every record arrives once, in order."""
+    free_at_each_pause: list[bool] = []
+
+    def pause() -> None:
+        acquired = SENDER._lock.acquire(blocking=False)
+        if acquired:
+            SENDER._lock.release()
+        free_at_each_pause.append(acquired)
+
+    monkeypatch.setattr(slices_module, "pause", pause)
+    group = unique_group()
+    handler = make_handler(group, endpoint_url=moto_server.url, log_stream="s")
+    logger = make_handler.logger(handler)
+    messages = [f"m{i}" for i in range(2 * SLICE_EVENTS + 1)]
+    for message in messages:
+        logger.info(message)
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "s") == messages
+    assert len(free_at_each_pause) >= 2
+    assert all(free_at_each_pause)

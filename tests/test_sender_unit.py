@@ -14,11 +14,9 @@ import pytest
 from handler_factory import HandlerFactory
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
-from aws_cloudwatch_logs_handler import _sender as sender_module
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
 from aws_cloudwatch_logs_handler._sender import SENDER
-from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 from aws_cloudwatch_logs_handler.testing import FakeLogsClient
 
 GROUP = "/unit/app"
@@ -238,28 +236,3 @@ def test_a_lost_group_is_created_again_without_waiting_the_backoff(
     assert handler.flush(10.0)
     assert client.messages(GROUP, "s") == ["second"]
     assert client.calls.count("create_log_group") == 2
-
-
-def test_a_full_batch_is_cut_without_the_lock_pausing_between_slices(
-    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The sender cuts a batch with its lock released and pauses between slices, so a logging
-    call never waits for that work; every record still arrives once, in order."""
-    free_at_each_pause: list[bool] = []
-
-    def pause() -> None:
-        acquired = SENDER._lock.acquire(blocking=False)
-        if acquired:
-            SENDER._lock.release()
-        free_at_each_pause.append(acquired)
-
-    monkeypatch.setattr(sender_module, "pause", pause)
-    client = FakeLogsClient()
-    handler, log = handler_with(make_handler, client)
-    count = 2 * SLICE_EVENTS + 1
-    for i in range(count):
-        log.info("m%d", i)
-    assert handler.flush(10.0)
-    assert client.messages(GROUP, "s") == [f"m{i}" for i in range(count)]
-    assert len(free_at_each_pause) >= 2
-    assert all(free_at_each_pause)

@@ -17,8 +17,10 @@ from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from typing import Final
 
+from . import _slices
 from ._events import Event
-from ._slices import SLICE_EVENTS, Pause, pause
+from ._packed import PackedEvents
+from ._slices import SLICE_EVENTS, Pause
 
 _EVENT: Final = '{"timestamp": %d, "message": %s}, '
 _TIMESTAMPS = itemgetter(0)
@@ -28,9 +30,9 @@ _MESSAGES = itemgetter(1)
 def encode_put_log_events(
     group: str,
     stream: str,
-    events: Sequence[Event],
+    events: Sequence[Event] | PackedEvents,
     *,
-    pause: Pause = pause,
+    pause: Pause | None = None,
 ) -> bytes:
     """Return the body botocore would send for ``put_log_events(logGroupName=group,
     logStreamName=stream, logEvents=[{"timestamp": ..., "message": ...}, ...])``.
@@ -38,27 +40,38 @@ def encode_put_log_events(
     Args:
         group: the log group's name.
         stream: the log stream's name.
-        events: the batch, in the order it is sent.
-        pause: called between slices of `SLICE_EVENTS` events, to let other threads run.
+        events: the batch, in the order it is sent: a list, or the sender's packed batch (read
+            by columns, with no tuple per event).
+        pause: called before each slice of `SLICE_EVENTS` events and once at the end, to let
+            other threads run (`_slices.pause` by default).
     """
+    pause = pause or _slices.pause
     head = (
         f'{{"logGroupName": {encode_basestring_ascii(group)}, '
         f'"logStreamName": {encode_basestring_ascii(stream)}, "logEvents": ['
     )
     parts = [head]
     for start in range(0, len(events), SLICE_EVENTS):
-        if start:
-            pause()
-        parts.append(_encode_slice(events[start : start + SLICE_EVENTS]))
+        pause()  # before each slice: the work before this one (cutting a batch) had no pause
+        end = min(start + SLICE_EVENTS, len(events))
+        times: Sequence[int]
+        if isinstance(events, PackedEvents):
+            times, messages = events.columns(start, end)
+        else:
+            times = list(map(_TIMESTAMPS, events[start:end]))
+            messages = list(map(_MESSAGES, events[start:end]))
+        parts.append(_encode_slice(times, messages))
     if events:
         parts[-1] = parts[-1][:-2]  # the last event's ", "
     parts.append("]}")
-    return "".join(parts).encode("ascii")  # two copies of the body, not four
+    body = "".join(parts).encode("ascii")  # two copies of the body, not four
+    pause()  # and after: botocore's own work on the request follows at once
+    return body
 
 
-def _encode_slice(events: Sequence[Event]) -> str:
-    """Encode ``events`` as ``{"timestamp": t, "message": "m"}, `` each, in C-level calls only."""
-    fields: list[object] = [None] * (2 * len(events))
-    fields[0::2] = map(_TIMESTAMPS, events)
-    fields[1::2] = map(encode_basestring_ascii, map(_MESSAGES, events))
-    return (_EVENT * len(events)) % tuple(fields)
+def _encode_slice(times: Sequence[int], messages: Sequence[str]) -> str:
+    """Encode ``{"timestamp": t, "message": "m"}, `` for each event, in C-level calls only."""
+    fields: list[object] = [None] * (2 * len(times))
+    fields[0::2] = times
+    fields[1::2] = map(encode_basestring_ascii, messages)
+    return (_EVENT * len(times)) % tuple(fields)

@@ -9,11 +9,12 @@ https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogE
 from __future__ import annotations
 
 import contextlib
+import gc
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from ._encoder import encode_put_log_events
-from ._events import Event
+from ._packed import PackedEvents
 from ._queues import DeliverySettings
 from ._stats import DropReason
 
@@ -132,6 +133,11 @@ class LogsApi:
             client = source.build_after_fork() if self._after_fork else source.build()
             self._encodes = install_encoded_body_hooks(client)
             self._client = client
+            # Building a client leaves tens of thousands of young objects (its service model).
+            # The interpreter's next young collection would walk them all, in whichever thread
+            # allocates next: a logging call stalled for a millisecond or two. Collect them
+            # here, on the sender, as part of the set-up they come from.
+            gc.collect(1)
         return self._client
 
     def forget_client_after_fork(self) -> None:
@@ -173,7 +179,7 @@ class LogsApi:
             return  # someone else created it: its retention is theirs to set
         self._retention_pending = self._settings.retention_days is not None
 
-    def put(self, stream: str, batch: list[Event]) -> PutResult:
+    def put(self, stream: str, batch: PackedEvents) -> PutResult:
         """Send one batch to ``stream``: a body we encoded if the client takes one, else plainly."""
         client, group = self.client, self._settings.log_group
         response = None

@@ -119,6 +119,20 @@ class PackedEvents:
         head = self._head
         return sum(self._sizes[head : head + limit])
 
+    def total_size(self) -> int:
+        """The size of every waiting event, as AWS counts it, summed in C."""
+        return sum(self._sizes[self._head :])
+
+    def timestamps(self) -> array[int]:
+        """The waiting events' timestamps, oldest first (a copy)."""
+        return self._times[self._head :]
+
+    def columns(self, start: int, end: int) -> tuple[array[int], list[str]]:
+        """Timestamps and messages of waiting events ``start`` to ``end`` (0 is the oldest), as
+        the encoder reads them: no tuple per event."""
+        head = self._head
+        return self._times[head + start : head + end], self._messages(start, end)
+
     def popleft(self) -> Event:
         """Remove and return the oldest event."""
         head = self._head

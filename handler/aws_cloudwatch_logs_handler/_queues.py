@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Final, Literal
 
-from ._batching import AgeSplit, batch_bytes, is_full, take_prefix
+from ._batching import Cut, batch_bytes, is_full, take_prefix
 from ._client import ClientSource
 from ._events import Event
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
@@ -78,8 +79,8 @@ class StreamQueue:
         self.owner = owner
         self.name = name
         self.queue = PackedEvents()
-        self.in_flight: list[list[Event]] = []
-        """Batches taken off the queue and not yet settled, oldest first."""
+        self.in_flight: list[PackedEvents] = []
+        """Batches taken off the queue and not yet settled, oldest first (packed, as queued)."""
         self.taking: PackedEvents | None = None
         """Events detached from ``queue`` that the sender is cutting into batches (unlocked)."""
         self.queued_size = 0
@@ -274,32 +275,23 @@ class HandlerQueues:
             stream.taking = taken
         return stream.taking
 
-    def admit(self, stream: StreamQueue, batches: list[AgeSplit]) -> list[tuple[DropReason, int]]:
+    def admit(self, stream: StreamQueue, cut: Cut) -> list[tuple[DropReason, int]]:
         """Put the batches `detach` led to in flight; return what aged out, by reason.
 
         Events CloudWatch would refuse for their age are settled here, once, as dropped, rather
         than sent (and counted again at every retry).
         """
         stream.taking = None
-        aged_out: list[tuple[DropReason, int]] = []
-        for ages in batches:
-            if ages.sendable:
-                stream.in_flight.append(ages.sendable)
-            aged: tuple[tuple[DropReason, list[Event]], ...] = (
-                ("too_old", ages.too_old),
-                ("too_new", ages.too_new),
-            )
-            for reason, events in aged:
-                if events:
-                    self.counters.dropped[reason] += len(events)
-                    self.release(stream, events, counts_as_success=False)
-                    aged_out.append((reason, len(events)))
-        return aged_out
+        stream.in_flight += cut.batches
+        for reason, events in cut.aged_out:
+            self.counters.dropped[reason] += len(events)
+            self.release(stream, events, counts_as_success=False)
+        return [(reason, len(events)) for reason, events in cut.aged_out]
 
     def release(
         self,
         stream: StreamQueue,
-        batch: list[Event],
+        batch: list[Event] | PackedEvents,
         *,
         counts_as_success: bool = True,
         size: int | None = None,
@@ -318,7 +310,7 @@ class HandlerQueues:
             size = batch_bytes(batch)
         self.bytes_queued -= size + self.overhead_per_event * len(batch)
         if self.on_settled is not None:
-            self.on_settled(stream, batch)
+            self.on_settled(stream, batch if isinstance(batch, list) else list(batch))
         return Released(recovered_after)
 
     def settle_first(
@@ -343,7 +335,7 @@ class HandlerQueues:
             counters.batches += 1
         counters.events_delivered += end - start
         whole = start == 0 and end == len(batch)
-        counters.bytes_delivered += size if whole else batch_bytes(batch[start:end])
+        counters.bytes_delivered += size if whole else sum(islice(batch.sizes(end), start, None))
         for reason, number in rejected.items():
             counters.dropped[reason] += number
         return self.release(stream, batch, size=size)
@@ -356,8 +348,7 @@ class HandlerQueues:
         """
         batch = stream.in_flight.pop(0)
         if len(batch) > 1:
-            middle = len(batch) // 2
-            stream.in_flight[0:0] = [batch[:middle], batch[middle:]]
+            stream.in_flight[0:0] = [batch.detach(len(batch) // 2), batch]
             return False
         self.counters.dropped["invalid"] += 1
         self.release(stream, batch)

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Final, Literal
 
+from . import _slices
 from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
@@ -39,7 +40,6 @@ from ._logs_api import LogsApi
 from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
-from ._slices import pause
 from ._stats import DeliveryStats, DropReason
 
 # botocore imports concurrent.futures.thread when the sender builds its first client, and that
@@ -407,12 +407,12 @@ class Sender:
         """
         taking = stream.taking
         assert taking is not None  # checked by the caller
-        batches = cut_batches(taking, now_ms=_now_ms(), pause=pause)
+        cut = cut_batches(taking, now_ms=_now_ms(), pause=_slices.pause)
         queues = stream.owner
         with self._lock:
             if stream.taking is not taking:
                 return  # forgotten meanwhile (a fork's child, or a reset): nothing to admit
-            aged_out = queues.admit(stream, batches)
+            aged_out = queues.admit(stream, cut)
             if aged_out:
                 self._settled.notify_all()
         for reason, number in aged_out:
