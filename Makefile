@@ -61,8 +61,12 @@ synth: $(INFRA_STAMP) node_modules/.installed
 deploy: $(INFRA_STAMP) node_modules/.installed
 	$(PY) -m infra.deploy $(if $(TARGET),--target $(TARGET),)
 
+# Every figure of the performance issue in one go: the contenders side by side on a quiet machine,
+# then again beside a process that keeps one core busy (bench/results/neighbour/), then the JSON
+# formatter's row, Lambda's latency and the fleet sharing one account's quotas.
 bench: $(STAMP) layer
 	$(PY) -m bench.run
+	$(PY) -m bench.run --neighbour --out bench/results/neighbour
 	$(PY) -m bench.json_row
 	$(PY) -m bench.lambda_latency
 	$(PY) -m bench.fleet

@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=FleetConfig.processes)
     parser.add_argument("--seconds", type=float, default=FleetConfig.seconds)
     parser.add_argument("--rate-per-process", type=float, default=FleetConfig.rate_per_process)
-    parser.add_argument("--out", type=Path, default=Path("build/bench"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     config = FleetConfig(
         processes=args.processes, seconds=args.seconds, rate_per_process=args.rate_per_process

@@ -13,8 +13,7 @@ from aws_cloudwatch_logs_handler._batching import (
     BatchLimits,
     batch_bytes,
     cut_batches,
-    split_by_age,
-    take_batches,
+    take_prefix,
 )
 from aws_cloudwatch_logs_handler._events import Event, make_events
 from aws_cloudwatch_logs_handler._limits import (
@@ -24,7 +23,6 @@ from aws_cloudwatch_logs_handler._limits import (
     MAX_EVENT_BYTES,
 )
 from aws_cloudwatch_logs_handler._packed import PackedEvents
-from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 
 HOUR_MS = 3_600_000
 NOW_MS = 1_800_000_000_000
@@ -44,27 +42,35 @@ def event_streams(draw: st.DrawFn) -> list[Event]:
     return events
 
 
-def drain(events: list[Event], limits: BatchLimits) -> list[list[Event]]:
+def drain(events: list[Event], limits: BatchLimits) -> tuple[list[list[Event]], list[Event]]:
+    """Take and cut calls until the queue is empty, as the sender does: (batches, aged out).
+
+    "Now" is the newest event's time: nothing is too new, the oldest may be too old.
+    """
+    now_ms = max((event.timestamp_ms for event in events), default=NOW_MS)
     queue = PackedEvents(events)
     batches: list[list[Event]] = []
+    aged: list[Event] = []
     while queue:  # bounded: every call takes at least one event
-        batches.extend(take_batches(queue, limits))
-    return batches
+        cut = cut_batches(take_prefix(queue, limits), now_ms=now_ms, limits=limits)
+        batches += [list(batch) for batch in cut.batches]
+        aged += [event for _, part in cut.aged_out for event in part]
+    return batches, aged
 
 
 @settings(max_examples=300)
 @given(event_streams())
 def test_every_event_lands_in_exactly_one_batch(events: list[Event]) -> None:
-    """No event is lost or duplicated by batching."""
-    batches = drain(events, SMALL)
-    assert Counter(e for b in batches for e in b) == Counter(events)
+    """No event is lost or duplicated by batching: each is sent once or set aside as too old."""
+    batches, aged = drain(events, SMALL)
+    assert Counter([e for b in batches for e in b] + aged) == Counter(events)
 
 
 @settings(max_examples=300)
 @given(event_streams())
 def test_every_batch_holds_every_limit(events: list[Event]) -> None:
     """Each batch is chronological and within count, bytes (+26 each) and span."""
-    for batch in drain(events, SMALL):
+    for batch in drain(events, SMALL)[0]:
         assert 1 <= len(batch) <= SMALL.max_events
         assert batch_bytes(batch) <= SMALL.max_bytes
         assert sum(len(e.message.encode()) + 26 for e in batch) == batch_bytes(batch)
@@ -78,14 +84,15 @@ def test_every_batch_holds_every_limit(events: list[Event]) -> None:
 def test_order_is_kept_for_events_logged_in_time_order(events: list[Event]) -> None:
     """Events whose timestamps never go back come out in the order they went in."""
     ordered = sorted(events, key=lambda e: e.timestamp_ms)  # stable: equal stamps keep order
-    assert [e for b in drain(ordered, SMALL) for e in b] == ordered
+    batches, aged = drain(ordered, SMALL)
+    assert [e for b in batches for e in b] == [e for e in ordered if e not in aged]
 
 
 @given(st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=40))
 def test_equal_timestamps_keep_their_order_inside_a_batch(offsets: list[int]) -> None:
     """The sort is stable: split parts with one timestamp stay in sequence."""
     events = [Event(NOW_MS + o, f"m{i}", 28) for i, o in enumerate(offsets)]
-    [batch] = drain(events, AWS_LIMITS)
+    [batch] = drain(events, AWS_LIMITS)[0]
     for a, b in itertools.pairwise(batch):
         if a.timestamp_ms == b.timestamp_ms:
             assert int(a.message[1:]) < int(b.message[1:])
@@ -104,20 +111,21 @@ def test_aws_limits_are_the_documented_ones() -> None:
 def test_ten_thousand_and_one_small_events_make_two_batches() -> None:
     """The event count limit cuts at exactly 10,000."""
     events = [Event(NOW_MS, "x", 27)] * 10_001
-    assert [len(b) for b in drain(events, AWS_LIMITS)] == [10_000, 1]
+    assert [len(b) for b in drain(events, AWS_LIMITS)[0]] == [10_000, 1]
 
 
 def test_a_full_size_event_stands_alone() -> None:
     """Two maximal events never share a batch: each fills 1,048,576 bytes."""
     big = make_events(NOW_MS, "a" * MAX_EVENT_BYTES, max_event_bytes=MAX_EVENT_BYTES)
-    assert [len(b) for b in drain(big * 2, AWS_LIMITS)] == [1, 1]
+    assert [len(b) for b in drain(big * 2, AWS_LIMITS)[0]] == [1, 1]
     assert batch_bytes(big) == MAX_BATCH_BYTES
 
 
 def test_events_spanning_more_than_a_day_are_cut_apart() -> None:
     """Events 25 hours apart go in separate calls."""
     events = [Event(NOW_MS - 25 * HOUR_MS, "old", 29), Event(NOW_MS, "new", 29)]
-    assert [[e.message for e in b] for b in drain(events, AWS_LIMITS)] == [["old"], ["new"]]
+    batches, _ = drain(events, AWS_LIMITS)
+    assert [[e.message for e in b] for b in batches] == [["old"], ["new"]]
 
 
 def test_age_split_sets_aside_what_the_service_would_drop() -> None:
@@ -129,10 +137,16 @@ def test_age_split_sets_aside_what_the_service_would_drop() -> None:
         Event(NOW_MS + 2 * HOUR_MS, "newest kept", 0),
         Event(NOW_MS + 2 * HOUR_MS + 1, "too new", 0),
     ]
-    split = split_by_age(events, now_ms=NOW_MS)
-    assert [e.message for e in split.sendable] == ["oldest kept", "newest kept"]
-    assert [e.message for e in split.too_old] == ["too old"]
-    assert [e.message for e in split.too_new] == ["too new"]
+    cut = cut_batches(PackedEvents(events), now_ms=NOW_MS)
+    # Kept, and more than a day apart: two calls.
+    assert [[e.message for e in batch] for batch in cut.batches] == [
+        ["oldest kept"],
+        ["newest kept"],
+    ]
+    assert [(reason, [e.message for e in part]) for reason, part in cut.aged_out] == [
+        ("too_old", ["too old"]),
+        ("too_new", ["too new"]),
+    ]
 
 
 def test_events_in_order_are_sent_as_packed_without_a_tuple() -> None:
@@ -143,21 +157,22 @@ def test_events_in_order_are_sent_as_packed_without_a_tuple() -> None:
     assert cut.aged_out == []
 
 
-def test_events_out_of_order_are_sorted_and_aged_ones_set_aside_pausing_between_slices() -> None:
+def test_events_out_of_order_are_sorted_and_aged_ones_set_aside_keeping_journal_numbers() -> None:
     """Out of order, spanning days, some too old: sorted, cut at 24 hours, the too-old set aside,
-    with pauses while the tuples are built."""
+    and every event keeps its journal number (so the spool settles exactly those)."""
     day_ms = 24 * 60 * 60 * 1000
-    events = [Event(NOW_MS - (i % 3) * day_ms + i, f"m{i}", 28) for i in range(2 * SLICE_EVENTS)]
+    events = [Event(NOW_MS - (i % 3) * day_ms + i, f"m{i}", 28) for i in range(50)]
     too_old = Event(NOW_MS - 15 * day_ms, "old", 29)
-    pauses: list[None] = []
-    cut = cut_batches(
-        PackedEvents([too_old, *events]), now_ms=NOW_MS, pause=lambda: pauses.append(None)
-    )
-    assert cut.aged_out == [("too_old", [too_old])]
+    taken = PackedEvents()
+    taken.extend([too_old, *events], first_number=100)
+    number_of = {event: 100 + i for i, event in enumerate([too_old, *events])}
+    cut = cut_batches(taken, now_ms=NOW_MS)
+    [(reason, aged)] = cut.aged_out
+    assert (reason, list(aged), list(aged.journal_numbers() or [])) == ("too_old", [too_old], [100])
     sent = [list(batch) for batch in cut.batches]
     assert sorted(event for batch in sent for event in batch) == sorted(events)
-    for batch in sent:
+    for batch, part in zip(sent, cut.batches, strict=True):
         times = [event.timestamp_ms for event in batch]
         assert times == sorted(times)
         assert times[-1] - times[0] <= day_ms
-    assert len(pauses) >= 2
+        assert list(part.journal_numbers() or []) == [number_of[event] for event in batch]

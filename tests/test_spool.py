@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._reporting import Reporter
 from aws_cloudwatch_logs_handler._spool import _ACK, Spool, encode_frame, group_key, read_frames
 
@@ -27,39 +29,64 @@ def acked(spool_dir: Path) -> int:
     return _ACK.unpack(data)[0] if data else 0
 
 
+def journaled(spool: Spool, stream: Stream, events: list[Event]) -> PackedEvents:
+    """Journal ``events`` and queue them as the sender does, each with its frame's number."""
+    queued = PackedEvents()
+    queued.extend(events, spool.append(stream, events))
+    return queued
+
+
 def test_out_of_order_settlement_acknowledges_only_the_settled_prefix(tmp_path: Path) -> None:
     """Frames settled ahead of an unsettled one are not acknowledged until it settles too."""
     spool = Spool(tmp_path, group="/g", reporter=Reporter())
     a, b = Stream("a"), Stream("b")
     events = [Event(1_000 + i, f"m{i}", 28) for i in range(4)]
-    for i, event in enumerate(events):
-        spool.append(a if i % 2 == 0 else b, [event])
+    queued = [journaled(spool, a if i % 2 == 0 else b, [event]) for i, event in enumerate(events)]
     sizes = [len(encode_frame("a" if i % 2 == 0 else "b", e)) for i, e in enumerate(events)]
-    spool.settle(b, [events[1], events[3]])  # stream b settles first
+    stream_b = queued[1]
+    stream_b.absorb(queued[3])
+    spool.settle(b, stream_b)  # stream b settles first
     assert acked(tmp_path) == 0
-    spool.settle(a, [events[0]])
+    spool.settle(a, queued[0])
     assert acked(tmp_path) == sizes[0] + sizes[1]
     [journal] = tmp_path.glob("*.journal")
     frames, corrupt = read_frames(journal.read_bytes()[acked(tmp_path) :])
     assert [f.event.message for f in frames] == ["m2", "m3"] and corrupt == 0
-    spool.settle(a, [events[2]])
+    spool.settle(a, queued[2])
     assert journal.stat().st_size == 0 and acked(tmp_path) == 0  # emptied, not grown forever
 
 
-def test_equal_events_are_settled_by_content_one_frame_each(tmp_path: Path) -> None:
-    """Equal copies of journaled events settle one frame per event, whichever copy comes back."""
+def test_equal_events_settle_one_frame_each_by_the_number_they_carry(tmp_path: Path) -> None:
+    """Equal events have frames of their own; each settled batch acknowledges exactly its own."""
     spool = Spool(tmp_path, group="/g", reporter=Reporter())
     s = Stream("s")
     twice = [Event(1_000, "same", 30), Event(1_000, "same", 30), Event(1_001, "other", 31)]
-    spool.append(s, twice)
+    queue = journaled(spool, s, twice)
     size = len(encode_frame("s", twice[0]))
-    spool.settle(s, [Event(1_000, "same", 30)])  # a copy, not the object journaled
+    spool.settle(s, queue.detach(1))
     assert acked(tmp_path) == size
-    spool.settle(s, [Event(1_000, "same", 30)])
+    spool.settle(s, queue.detach(1))
     assert acked(tmp_path) == 2 * size
-    spool.settle(s, [Event(1_001, "other", 31)])
+    spool.settle(s, queue.detach(1))
     [journal] = tmp_path.glob("*.journal")
     assert journal.stat().st_size == 0
+
+
+def test_a_long_run_of_settled_batches_keeps_the_acknowledged_offset_exact(
+    tmp_path: Path,
+) -> None:
+    """Thousands of frames settled batch by batch, as the sender does: the offset is always
+    the end of the last settled frame, across the index's compaction."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    s = Stream("s")
+    events = [Event(1_000 + i, f"message {i}", 36) for i in range(12_000)]
+    queue = journaled(spool, s, events)
+    ends = list(itertools.accumulate(len(encode_frame("s", e)) for e in events))
+    settled = 0
+    for count in (1, 999, 3_000, 5_000, 2_999):
+        spool.settle(s, queue.detach(count))
+        settled += count
+        assert acked(tmp_path) == ends[settled - 1]
 
 
 def test_frames_round_trip_with_their_stream_and_text(tmp_path: Path) -> None:

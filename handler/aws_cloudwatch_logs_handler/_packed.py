@@ -59,7 +59,7 @@ def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
 class PackedEvents:
     """A first-in, first-out queue of events: two arrays, and messages in chunks."""
 
-    __slots__ = ("_chunks", "_head", "_sizes", "_skip", "_tail", "_times")
+    __slots__ = ("_chunks", "_head", "_numbers", "_sizes", "_skip", "_tail", "_times")
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._times = array("q")
@@ -72,6 +72,9 @@ class PackedEvents:
         """Messages of the first chunk already taken."""
         self._tail: list[str] = []
         """The newest messages, not sealed into a chunk yet."""
+        self._numbers: array[int] | None = None
+        """Each event's number in the spool's journal (-1: not journaled), kept only once a
+        spooling handler gives one: the journal is told exactly which events are settled."""
         self.extend(events)
 
     def __len__(self) -> int:
@@ -87,13 +90,38 @@ class PackedEvents:
         )
         return map(_as_event, rows)
 
-    def extend(self, events: Iterable[Event]) -> None:
-        """Append ``events`` at the back (the logging call's path: a few C calls per event)."""
+    def extend(self, events: Iterable[Event], first_number: int | None = None) -> None:
+        """Append ``events`` at the back (the logging call's path: a few C calls per event).
+
+        Args:
+            first_number: the journal number of the first event; the others follow it.
+        """
         tail = self._tail
+        before = len(self._times)
         for timestamp_ms, message, size in events:
             self._times.append(timestamp_ms)
             tail.append(message)
             self._sizes.append(size)
+        if first_number is not None or self._numbers is not None:
+            count = len(self._times) - before
+            given = None if first_number is None else range(first_number, first_number + count)
+            self._number(count, given)
+        self._seal_full_chunks()
+
+    def absorb(self, other: PackedEvents) -> None:
+        """Append every waiting event of ``other``, journal numbers included, and empty it."""
+        count = len(other)
+        self._times += other.timestamps()
+        self._sizes += other._sizes[other._head :]
+        self._tail += other._messages(0, count)
+        numbers = other.journal_numbers()
+        if numbers is not None or self._numbers is not None:
+            self._number(count, numbers)
+        self._seal_full_chunks()
+        other.clear()
+
+    def _seal_full_chunks(self) -> None:
+        tail = self._tail
         while len(tail) >= CHUNK_MESSAGES:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
             del tail[:CHUNK_MESSAGES]
@@ -104,10 +132,37 @@ class PackedEvents:
         times.append(timestamp_ms)
         tail.append(message)
         self._sizes.append(size)
+        if self._numbers is not None:
+            self._numbers.append(-1)
         if len(tail) >= CHUNK_MESSAGES:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
             del tail[:CHUNK_MESSAGES]
         return len(times) - self._head
+
+    def _number(self, count: int, given: Iterable[int] | None) -> None:
+        """Record the journal numbers of the ``count`` events just appended (None: not any)."""
+        numbers = self._numbers
+        if numbers is None:  # the first numbered events: the ones before them had none
+            numbers = self._numbers = array("q", [-1]) * (len(self._times) - count)
+        numbers.extend(array("q", [-1]) * count if given is None else given)
+
+    def journal_numbers(self) -> array[int] | None:
+        """The waiting events' journal numbers (-1: not journaled); None if none has one."""
+        numbers = self._numbers
+        return None if numbers is None else numbers[self._head :]
+
+    def select(self, rows: list[int]) -> PackedEvents:
+        """A new queue of the waiting events at ``rows`` (0 is the oldest), in that order."""
+        head, times, sizes = self._head, self._times, self._sizes
+        messages = self._messages(0, len(self))
+        part = PackedEvents()
+        part._times = array("q", [times[head + row] for row in rows])
+        part._sizes = array("i", [sizes[head + row] for row in rows])
+        part._tail = [messages[row] for row in rows]  # a part's tail may exceed one chunk
+        if self._numbers is not None:
+            numbers = self._numbers
+            part._numbers = array("q", [numbers[head + row] for row in rows])
+        return part
 
     def sizes(self, limit: int) -> Iterator[int]:
         """The sizes of the first ``limit`` events, as AWS counts them."""
@@ -151,6 +206,8 @@ class PackedEvents:
         part = PackedEvents()
         part._times = self._times[head : head + count]
         part._sizes = self._sizes[head : head + count]
+        if self._numbers is not None:
+            part._numbers = self._numbers[head : head + count]
         begin, end = self._skip, self._skip + count
         sealed = CHUNK_MESSAGES * len(self._chunks)
         if begin < sealed:
@@ -187,6 +244,7 @@ class PackedEvents:
         self._chunks = []
         self._skip = 0
         self._tail = []
+        self._numbers = None
 
     def _messages(self, start: int, end: int) -> list[str]:
         """The messages of waiting events ``start`` to ``end`` (0 is the oldest waiting)."""
@@ -211,6 +269,8 @@ class PackedEvents:
         self._head = end
         if end >= _COMPACT_AFTER and 2 * end >= len(self._times):
             del self._times[:end], self._sizes[:end]
+            if self._numbers is not None:
+                del self._numbers[:end]
             self._head = 0
         position = self._skip + count
         sealed = CHUNK_MESSAGES * len(self._chunks)

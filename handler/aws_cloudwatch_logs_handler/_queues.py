@@ -139,11 +139,12 @@ class HandlerQueues:
         """The stream written last: kept when idle, since the next record likely goes there too."""
         self.pending_fallback: Callable[[], str] | None = None
         """Names a stream for `PENDING_STREAM` events that nothing claimed (set in Lambda)."""
-        self.on_enqueued: Callable[[StreamQueue, list[Event]], None] | None = None
+        self.on_enqueued: Callable[[StreamQueue, list[Event]], int] | None = None
         """Called (by the sender, before `add`) with the events about to be queued: the spool's
-        journal."""
-        self.on_settled: Callable[[StreamQueue, list[Event]], None] | None = None
-        """Called with each settled batch: the spool's acknowledgement."""
+        journal, which returns the journal number of the first (the others follow it)."""
+        self.on_settled: Callable[[StreamQueue, PackedEvents], None] | None = None
+        """Called with each settled batch, which carries its journal numbers: the spool's
+        acknowledgement."""
 
     # ----------------------------------------------------------------------------------------
     # Queueing (the logging call's side).
@@ -160,9 +161,20 @@ class HandlerQueues:
         batch = events if isinstance(events, list) else list(events)
         return batch_bytes(batch) + self.overhead_per_event * len(batch)
 
-    def add(self, stream: StreamQueue, events: list[Event], size: int, cost: int) -> bool:
-        """Queue ``events`` (of ``size`` bytes as AWS counts them); True if a batch is due now."""
-        stream.queue.extend(events)
+    def add(
+        self,
+        stream: StreamQueue,
+        events: list[Event],
+        size: int,
+        cost: int,
+        first_number: int | None = None,
+    ) -> bool:
+        """Queue ``events`` (of ``size`` bytes as AWS counts them); True if a batch is due now.
+
+        Args:
+            first_number: the first event's number in the spool's journal, if it was journaled.
+        """
+        stream.queue.extend(events, first_number)
         return self._added(stream, len(events), len(stream.queue), size, cost)
 
     def add_one(
@@ -203,7 +215,7 @@ class HandlerQueues:
                 count += 1
                 size += event_size
             if count:
-                dropped = stream.queue.pop_first(count)
+                dropped = stream.queue.detach(count)
                 stream.queued_size -= size
                 self.counters.dropped["queue_full"] += count
                 self.release(stream, dropped, counts_as_success=False, size=size)
@@ -216,7 +228,7 @@ class HandlerQueues:
             return False
         target = self.stream(stream_name)
         moved = len(pending.queue)
-        target.queue.extend(pending.queue)
+        target.queue.absorb(pending.queue)  # with their journal numbers
         target.queued_size += pending.queued_size
         target.enqueued += moved
         if target.first_waiting_at is None:
@@ -224,7 +236,6 @@ class HandlerQueues:
         # The moved events are now accounted for by ``target``; flushes that waited for them
         # under the pending name wait for ``target`` too (they move pending events first).
         pending.settled += moved
-        pending.queue.clear()
         pending.queued_size = 0
         pending.first_waiting_at = None
         return True
@@ -291,7 +302,7 @@ class HandlerQueues:
     def release(
         self,
         stream: StreamQueue,
-        batch: list[Event] | PackedEvents,
+        batch: PackedEvents,
         *,
         counts_as_success: bool = True,
         size: int | None = None,
@@ -307,10 +318,10 @@ class HandlerQueues:
             stream.recreations = 0
             recovered_after, stream.attempts = stream.attempts, 0
         if size is None:
-            size = batch_bytes(batch)
+            size = batch.total_size()
         self.bytes_queued -= size + self.overhead_per_event * len(batch)
         if self.on_settled is not None:
-            self.on_settled(stream, batch if isinstance(batch, list) else list(batch))
+            self.on_settled(stream, batch)
         return Released(recovered_after)
 
     def settle_first(

@@ -26,7 +26,6 @@ import threading
 import time
 from typing import Final, Literal
 
-from . import _slices
 from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
@@ -168,12 +167,13 @@ class Sender:
                     # handler: its record is still delivered, as a file handler's would be.
                     self._handlers.append(queues)
                 target = queues.streams.get(stream) or queues.stream(stream)
+                first_number = None
                 if queues.on_enqueued is not None:
                     try:
-                        queues.on_enqueued(target, events)  # the spool's journal, first
+                        first_number = queues.on_enqueued(target, events)  # the journal, first
                     except OSError as error:  # a full disk must not cost the memory copy
                         journal_error = error
-                if queues.add(target, events, size, cost):
+                if queues.add(target, events, size, cost, first_number):
                     self._work.notify()
                 if self._thread is None:
                     self._locked_start(queues)
@@ -407,7 +407,7 @@ class Sender:
         """
         taking = stream.taking
         assert taking is not None  # checked by the caller
-        cut = cut_batches(taking, now_ms=_now_ms(), pause=_slices.pause)
+        cut = cut_batches(taking, now_ms=_now_ms())
         queues = stream.owner
         with self._lock:
             if stream.taking is not taking:

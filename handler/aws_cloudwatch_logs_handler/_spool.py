@@ -30,25 +30,31 @@ import os
 import stat
 import struct
 import zlib
-from collections import deque
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Final, Protocol
 
 from ._events import Event
 from ._journal_file import MappedJournal
 from ._limits import EVENT_OVERHEAD_BYTES
+from ._packed import PackedEvents
 from ._queues import HandlerQueues
 from ._reporting import Reporter
 from ._sender import SENDER
 
 MAGIC: Final = b"\xc1\x0b"
 SPOOL_OVERHEAD_PER_EVENT: Final = 150
-"""Memory the spool's bookkeeping holds per waiting event (its frame entry and index)."""
+"""Memory the spool holds per waiting event beside the queue's: its frame's header and stream
+name in the journal's mapped pages, its frame's end offset and its number in the queue (8 bytes
+each), and room for the pages the map grows by."""
 _HEADER: Final = struct.Struct(">2sII")
 _BODY: Final = struct.Struct(">qH")
 _ACK: Final = struct.Struct(">Q")
+_COMPACT_ENDS_AFTER: Final = 4_096
+"""Settled frames' offsets are dropped from ``_ends`` once this many, and half, have gathered."""
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
@@ -62,10 +68,12 @@ class NamedStream(Protocol):
 
 def encode_frame(stream: str, event: Event) -> bytes:
     """Return the journal frame that records ``event`` for ``stream``."""
-    stream_bytes = stream.encode("utf-8")
-    body = _BODY.pack(event.timestamp_ms, len(stream_bytes)) + stream_bytes
-    body += event.message.encode("utf-8")
-    return _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
+    return _frame(stream.encode("utf-8"), event.timestamp_ms, event.message)
+
+
+def _frame(stream: bytes, timestamp_ms: int, message: str) -> bytes:
+    body = b"".join((_BODY.pack(timestamp_ms, len(stream)), stream, message.encode("utf-8")))
+    return b"".join((_HEADER.pack(MAGIC, len(body), zlib.crc32(body)), body))
 
 
 @dataclass(frozen=True)
@@ -138,17 +146,16 @@ class Spool:
         self._path = directory
         self._journal: MappedJournal | None = None
         self._acked = 0
-        # Frames are numbered in journal order; ``_ends`` holds the end offset of every frame from
-        # number ``_first`` on. Plain ints, not an object per frame: nothing here for the garbage
-        # collector to walk on every logging call.
+        # Frames are numbered in journal order, and the queue keeps each event's number beside
+        # it (`_packed.PackedEvents`), so a settled batch names exactly its frames. ``_ends``
+        # holds the end offset of every frame from number ``_first`` on, from index
+        # ``_ends_head``: plain ints in an array, nothing for the garbage collector to walk.
         self._first = 0
         self._next = 0
-        self._ends: deque[int] = deque()
-        self._number_of: dict[tuple[str, int, str], int | list[int]] = {}
-        """(stream, timestamp, message) -> its frame's number, or numbers for equal events: the
-        queue hands back equal events, not the same objects, and equal events are interchangeable
-        for a replay."""
+        self._ends = array("q")
+        self._ends_head = 0
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
+        self._stream_names: dict[str, bytes] = {}  # each stream's name, encoded once
 
     @classmethod
     def open(cls, directory: Path, *, group: str, reporter: Reporter) -> Spool:
@@ -189,55 +196,62 @@ class Spool:
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._journal = MappedJournal(self._fd)
         self._ack_fd = os.open(self._path.with_suffix(".ack"), os.O_RDWR | new_file, 0o600)
-        self._acked = self._first = self._next = 0
-        self._ends.clear()
-        self._number_of.clear()
+        self._acked = self._first = self._next = self._ends_head = 0
+        self._ends = array("q")
         self._settled.clear()
 
-    def append(self, stream: NamedStream, events: list[Event]) -> None:
-        """Write ``events`` to the journal (called under the sender's lock, before queueing)."""
+    def append(self, stream: NamedStream, events: list[Event]) -> int:
+        """Write ``events`` to the journal (called under the sender's lock, before queueing);
+        return the number of the first one's frame (the others follow it)."""
         self._ensure_open()
         journal = self._journal
         assert journal is not None  # opened above
-        encoded = [encode_frame(stream.name, event) for event in events]
-        ends, number_of, size, number = self._ends, self._number_of, journal.size, self._next
-        journal.append(b"".join(encoded) if len(encoded) > 1 else encoded[0])
-        name = stream.name
-        for event, frame_bytes in zip(events, encoded, strict=True):
-            size += len(frame_bytes)
-            ends.append(size)
-            key = (name, event.timestamp_ms, event.message)
-            earlier = number_of.setdefault(key, number)
-            if isinstance(earlier, list):  # equal events wait already
-                earlier.append(number)
-            elif earlier != number:  # an equal event waits already
-                number_of[key] = [earlier, number]
-            number += 1
-        self._next = number
+        name = self._stream_names.get(stream.name)
+        if name is None:
+            name = self._stream_names[stream.name] = stream.name.encode("utf-8")
+        size, first = journal.size, self._next
+        if len(events) == 1:
+            event = events[0]
+            frame = _frame(name, event.timestamp_ms, event.message)
+            journal.append(frame)
+            self._ends.append(size + len(frame))
+        else:
+            frames = [_frame(name, event.timestamp_ms, event.message) for event in events]
+            journal.append(b"".join(frames))
+            self._ends.extend(islice(accumulate(map(len, frames), initial=size), 1, None))
+        self._next = first + len(events)
+        return first
 
-    def settle(self, stream: NamedStream, events: list[Event]) -> None:
-        """Mark ``events`` settled; advance the acknowledged offset (sender's lock held)."""
-        number_of, name = self._number_of, stream.name
-        for event in events:
-            key = (name, event.timestamp_ms, event.message)
-            found = number_of.pop(key, None)
-            if isinstance(found, list):
-                self._settled.add(found.pop(0))
-                number_of[key] = found if len(found) > 1 else found[0]
-            elif found is not None:
-                self._settled.add(found)
-        advanced = False
+    def settle(self, stream: NamedStream, batch: PackedEvents) -> None:
+        """Mark the frames of ``batch`` settled; advance the acknowledged offset (sender's lock
+        held). The usual batch is the next frames in order: settled in a few C calls."""
+        numbers = batch.journal_numbers()
+        if not numbers:
+            return
+        first = self._first
+        count = len(numbers)
+        if numbers[0] == first and numbers == array("q", range(first, first + count)):
+            self._first = first + count
+        else:  # out of order (several streams, a journal that failed): one frame at a time
+            self._settled.update(numbers)
+            self._settled.discard(-1)
         while self._first in self._settled:
             self._settled.discard(self._first)
-            self._acked = self._ends.popleft()
             self._first += 1
-            advanced = True
+        advanced = self._first - first
         if not advanced or self._journal is None:
             return
-        if not self._ends:
+        ends = self._ends
+        self._ends_head += advanced
+        self._acked = ends[self._ends_head - 1]
+        if self._ends_head == len(ends):
             # Everything is settled: start the journal afresh rather than let it grow forever.
             self._journal.reset()
-            self._acked = 0
+            self._acked = self._ends_head = 0
+            self._ends = array("q")
+        elif self._ends_head >= _COMPACT_ENDS_AFTER and 2 * self._ends_head >= len(ends):
+            del ends[: self._ends_head]
+            self._ends_head = 0
         os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
 
     def replay_orphans(self, queues: HandlerQueues) -> int:
