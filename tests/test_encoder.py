@@ -146,7 +146,8 @@ def test_the_sender_encodes_a_full_batch_without_its_lock_pausing_between_slices
     moto_server: MotoEndpoint, make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sender encodes a batch of several slices with its lock released, pausing between
-    slices, so a logging call never waits for that work; every record arrives once, in order."""
+    slices and within botocore's work on the request, so a logging call never waits for that
+    work whole; every record arrives once, in order."""
     free_at_each_pause: list[bool] = []
 
     def pause() -> None:
@@ -164,5 +165,6 @@ def test_the_sender_encodes_a_full_batch_without_its_lock_pausing_between_slices
         logger.info(message)
     assert handler.flush(timeout_s=30)
     assert moto_server.messages(group, "s") == messages
-    assert len(free_at_each_pause) >= 2
+    # Per call: before each of three slices, after the body, and twice inside botocore's work.
+    assert len(free_at_each_pause) >= 6
     assert all(free_at_each_pause)

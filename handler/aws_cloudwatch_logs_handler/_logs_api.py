@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from . import _slices
 from ._encoder import encode_put_log_events
 from ._packed import PackedEvents
 from ._queues import DeliverySettings
@@ -50,12 +52,30 @@ def _stash_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> No
         context[_CONTEXT_KEY] = events
 
 
+_OURS_ON_THIS_THREAD = threading.local()
+"""Set between our ``before-call`` and ``before-send``: the request being sent is the sender's."""
+
+
 def _swap_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    """``before-call``: replace the serialized stand-in with our body, before signing."""
+    """``before-call``: replace the serialized stand-in with our body, before signing.
+
+    botocore's own work on a request (resolving the endpoint, serializing, signing, sending) is a
+    few milliseconds holding the GIL; a pause here and one before the send cut it in three, so a
+    logging call waits for none of it whole (`_slices`).
+    """
     encoded = context.pop(_CONTEXT_KEY, None)
     if type(encoded) is _EncodedEvents and isinstance(params.get("body"), bytes):
         params["body"] = encoded.body
         encoded.swapped = True
+        _OURS_ON_THIS_THREAD.sending = True
+        _slices.pause()
+
+
+def _pause_before_send(**_: Any) -> None:
+    """``before-send``: signed, about to be sent: let logging threads run first."""
+    if getattr(_OURS_ON_THIS_THREAD, "sending", False):
+        _OURS_ON_THIS_THREAD.sending = False
+        _slices.pause()
 
 
 def install_encoded_body_hooks(client: Any) -> bool:
@@ -73,6 +93,9 @@ def install_encoded_body_hooks(client: Any) -> bool:
             f"provide-client-params.{_OPERATION}", _stash_body, unique_id=f"{_HOOK_ID}-stash"
         )
         events.register(f"before-call.{_OPERATION}", _swap_body, unique_id=f"{_HOOK_ID}-swap")
+        events.register(
+            f"before-send.{_OPERATION}", _pause_before_send, unique_id=f"{_HOOK_ID}-pause"
+        )
     except Exception:
         return False
     return True
