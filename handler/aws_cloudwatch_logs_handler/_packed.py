@@ -126,14 +126,18 @@ class PackedEvents:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
             del tail[:CHUNK_MESSAGES]
 
-    def append(self, timestamp_ms: int, message: str, size: int) -> int:
-        """Append one event (the usual logging call: no tuple, no loop); return the length."""
+    def append(self, timestamp_ms: int, message: str, size: int, number: int = -1) -> int:
+        """Append one event (the usual logging call: no tuple, no loop); return the length.
+
+        Args:
+            number: its journal number (-1: not journaled).
+        """
         times, tail = self._times, self._tail
         times.append(timestamp_ms)
         tail.append(message)
         self._sizes.append(size)
-        if self._numbers is not None:
-            self._numbers.append(-1)
+        if number >= 0 or self._numbers is not None:
+            self._number(1, (number,))
         if len(tail) >= CHUNK_MESSAGES:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
             del tail[:CHUNK_MESSAGES]

@@ -142,6 +142,8 @@ class HandlerQueues:
         self.on_enqueued: Callable[[StreamQueue, list[Event]], int] | None = None
         """Called (by the sender, before `add`) with the events about to be queued: the spool's
         journal, which returns the journal number of the first (the others follow it)."""
+        self.on_enqueued_one: Callable[[StreamQueue, int, str], int] | None = None
+        """`on_enqueued` for one event given by its timestamp and message (the usual call)."""
         self.on_settled: Callable[[StreamQueue, PackedEvents], None] | None = None
         """Called with each settled batch, which carries its journal numbers: the spool's
         acknowledgement."""
@@ -178,10 +180,21 @@ class HandlerQueues:
         return self._added(stream, len(events), len(stream.queue), size, cost)
 
     def add_one(
-        self, stream: StreamQueue, timestamp_ms: int, message: str, size: int, cost: int
+        self,
+        stream: StreamQueue,
+        timestamp_ms: int,
+        message: str,
+        size: int,
+        cost: int,
+        *,
+        number: int = -1,
     ) -> bool:
-        """`add` for a single event given by its fields: the usual logging call, no tuple made."""
-        queued = stream.queue.append(timestamp_ms, message, size)
+        """`add` for a single event given by its fields: the usual logging call, no tuple made.
+
+        Args:
+            number: its number in the spool's journal (-1: not journaled).
+        """
+        queued = stream.queue.append(timestamp_ms, message, size, number)
         return self._added(stream, 1, queued, size, cost)
 
     def _added(self, stream: StreamQueue, count: int, queued: int, size: int, cost: int) -> bool:

@@ -122,12 +122,12 @@ class Sender:
     ) -> bool:
         """`enqueue` one event given by its fields: the usual logging call, made cheap.
 
-        Takes the short way only when nothing but queueing is to be done (the sender runs, the
-        stream exists, the event fits, no journal, no fork since); else it builds the event and
-        takes `enqueue`'s way, which handles every case.
+        Takes the short way only when nothing but queueing (and journaling) is to be done: the
+        sender runs, the stream exists, the event fits, no fork since, the journal takes it.
+        Else it builds the event and takes `enqueue`'s way, which handles every case.
         """
         cost = size + queues.overhead_per_event
-        if self._pid == os.getpid() and queues.on_enqueued is None:
+        if self._pid == os.getpid():
             with self._lock:
                 target = queues.streams.get(stream)
                 if (
@@ -137,9 +137,17 @@ class Sender:
                     and not queues.closed
                     and queues.bytes_queued + cost <= queues.max_queue_bytes
                 ):
-                    if queues.add_one(target, timestamp_ms, message, size, cost):
-                        self._work.notify()
-                    return True
+                    number = -1
+                    journal = queues.on_enqueued_one
+                    if journal is not None:
+                        try:
+                            number = journal(target, timestamp_ms, message)
+                        except OSError:
+                            journal = None  # `enqueue` tries again, and reports it
+                    if journal is not None or queues.on_enqueued_one is None:
+                        if queues.add_one(target, timestamp_ms, message, size, cost, number=number):
+                            self._work.notify()
+                        return True
         return self.enqueue(queues, stream, [Event(timestamp_ms, message, size)])
 
     def enqueue(self, queues: HandlerQueues, stream: str, events: list[Event]) -> bool:

@@ -174,6 +174,7 @@ class Spool:
     def attach(self, queues: HandlerQueues) -> None:
         """Journal ``queues``' events as they are queued, and forget them once settled."""
         queues.on_enqueued = self.append
+        queues.on_enqueued_one = self.append_one
         queues.on_settled = self.settle
         queues.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
 
@@ -221,6 +222,21 @@ class Spool:
             self._ends.extend(islice(accumulate(map(len, frames), initial=size), 1, None))
         self._next = first + len(events)
         return first
+
+    def append_one(self, stream: NamedStream, timestamp_ms: int, message: str) -> int:
+        """`append` for one event given by its fields (the usual logging call); its number."""
+        self._ensure_open()
+        journal = self._journal
+        assert journal is not None  # opened above
+        name = self._stream_names.get(stream.name)
+        if name is None:
+            name = self._stream_names[stream.name] = stream.name.encode("utf-8")
+        frame = _frame(name, timestamp_ms, message)
+        journal.append(frame)
+        self._ends.append(journal.size)
+        number = self._next
+        self._next = number + 1
+        return number
 
     def settle(self, stream: NamedStream, batch: PackedEvents) -> None:
         """Mark the frames of ``batch`` settled; advance the acknowledged offset (sender's lock
