@@ -204,39 +204,34 @@ class Spool:
     def append(self, stream: NamedStream, events: list[Event]) -> int:
         """Write ``events`` to the journal (called under the sender's lock, before queueing);
         return the number of the first one's frame (the others follow it)."""
-        self._ensure_open()
-        journal = self._journal
-        assert journal is not None  # opened above
-        name = self._stream_names.get(stream.name)
-        if name is None:
-            name = self._stream_names[stream.name] = stream.name.encode("utf-8")
-        size, first = journal.size, self._next
         if len(events) == 1:
-            event = events[0]
-            frame = _frame(name, event.timestamp_ms, event.message)
-            journal.append(frame)
-            self._ends.append(size + len(frame))
-        else:
-            frames = [_frame(name, event.timestamp_ms, event.message) for event in events]
-            journal.append(b"".join(frames))
-            self._ends.extend(islice(accumulate(map(len, frames), initial=size), 1, None))
+            return self.append_one(stream, events[0].timestamp_ms, events[0].message)
+        journal, name = self._journal_for(stream)
+        size, first = journal.size, self._next
+        frames = [_frame(name, event.timestamp_ms, event.message) for event in events]
+        journal.append(b"".join(frames))
+        self._ends.extend(islice(accumulate(map(len, frames), initial=size), 1, None))
         self._next = first + len(events)
         return first
 
     def append_one(self, stream: NamedStream, timestamp_ms: int, message: str) -> int:
         """`append` for one event given by its fields (the usual logging call); its number."""
+        journal, name = self._journal_for(stream)
+        journal.append(_frame(name, timestamp_ms, message))
+        self._ends.append(journal.size)
+        number = self._next
+        self._next = number + 1
+        return number
+
+    def _journal_for(self, stream: NamedStream) -> tuple[MappedJournal, bytes]:
+        """This process's journal, opened if need be, and ``stream``'s name as frames hold it."""
         self._ensure_open()
         journal = self._journal
         assert journal is not None  # opened above
         name = self._stream_names.get(stream.name)
         if name is None:
             name = self._stream_names[stream.name] = stream.name.encode("utf-8")
-        frame = _frame(name, timestamp_ms, message)
-        journal.append(frame)
-        self._ends.append(journal.size)
-        number = self._next
-        self._next = number + 1
-        return number
+        return journal, name
 
     def settle(self, stream: NamedStream, batch: PackedEvents) -> None:
         """Mark the frames of ``batch`` settled; advance the acknowledged offset (sender's lock
