@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,9 @@ class MotoEndpoint:
 @contextmanager
 def running_moto_server(port: int = 0) -> Iterator[MotoEndpoint]:
     """Start moto's server on loopback (never its 0.0.0.0 default), stop it on exit."""
+    # werkzeug (moto's server) logs every request at INFO, to a handler of its own if it finds
+    # none: the output of a test or a benchmark should show results, not requests.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

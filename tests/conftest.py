@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,9 +13,6 @@ from local_aws.moto_endpoint import MotoEndpoint, fake_aws_environment, running_
 # The machine is shared and noisy (2 cores): a per-example deadline would fail for load, not bugs.
 settings.register_profile("project", deadline=None, print_blob=True)
 settings.load_profile("project")
-
-# werkzeug (moto's server) logs every request at INFO; the tests' output should show failures.
-logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
