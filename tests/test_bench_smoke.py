@@ -147,3 +147,20 @@ def test_the_neighbour_spins_only_while_the_run_lasts(monkeypatch: pytest.Monkey
     assert process.poll() is not None
     with neighbour.busy_neighbour(False):
         assert len(started) == 1
+
+
+def test_the_phase_profile_names_every_phase_and_delivers() -> None:
+    """`python -m bench.phases` delivers its records and prints a figure for every phase."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.phases", "--calls", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "3,000 calls, then flush() (delivered)" in completed.stdout
+    for phase in ("caller, this handler", "encode the body", "botocore: whole call", "settle"):
+        assert f"| {phase}" in completed.stdout or f"| sender: {phase}" in completed.stdout
+    assert "could not queue" not in completed.stderr

@@ -9,9 +9,12 @@ a list of strings, because joined it would take the width of its widest characte
 message in it. Events leave as `Event` tuples again, built in C-level passes when a batch is
 taken (pure state, no I/O).
 
-Taking a batch is split in two so that the sender's lock is held only for the cheap half:
-`detach` moves the oldest events into a queue of their own (a few slice copies, under the lock),
-and `pop_first` on that queue builds their tuples afterwards, in slices, with the lock released.
+For a spooling handler a fourth array holds each event's number in the journal, so that a settled
+batch tells the journal exactly which frames it settles.
+
+Taking a batch costs the sender's lock only a few slice copies: `detach` moves the oldest events
+into a queue of their own, and that queue is the batch from then on, read with the lock released:
+the encoder reads its `columns` and the journal its `journal_numbers`, with no tuple per event.
 """
 
 from __future__ import annotations

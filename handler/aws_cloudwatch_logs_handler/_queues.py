@@ -10,7 +10,7 @@ the spool's acknowledgement hook (``on_settled``), which only writes to a local 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final, Literal
@@ -157,11 +157,6 @@ class HandlerQueues:
         if queue is None:
             queue = self.streams[name] = StreamQueue(self, name)
         return queue
-
-    def cost(self, events: Iterable[Event]) -> int:
-        """The memory ``events`` are counted as holding while queued."""
-        batch = events if isinstance(events, list) else list(events)
-        return batch_bytes(batch) + self.overhead_per_event * len(batch)
 
     def add(
         self,
