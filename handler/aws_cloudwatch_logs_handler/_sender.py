@@ -410,8 +410,9 @@ class Sender:
     def _cut(self, stream: StreamQueue) -> None:
         """Cut the events `_locked_take` detached into batches, without the lock, and admit them.
 
-        The sender's heaviest pure work on a batch (10,000 tuples, order and age checks) runs
-        here, in slices with pauses, so a logging call never waits for it.
+        The sender's pure work on a batch (the order, span and age checks, and the rebuilding of
+        a batch that fails them) runs here, without the lock, so a logging call never waits
+        for it.
         """
         taking = stream.taking
         assert taking is not None  # checked by the caller
