@@ -110,47 +110,55 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def draw(path: Path, summary: dict[str, Any], title: str) -> None:
-    """Draw caller cost (p50, p99) and CPU per event per contender, log scale, with ranges."""
+    """Draw every headline figure per contender, medians with min-max ranges: the caller's cost
+    (p50, p99, p99.9 and max, log scale), CPU per event (log scale), delivered events per second,
+    and the peak memory rise during an outage."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display here or on CI
     import matplotlib.pyplot as plt
 
-    shown = [
-        c
-        for c in summary
-        if c not in OUTAGE_ONLY and summary[c]["metrics"]["caller_p50_us"]["median"] is not None
-    ]
-    labels = [LABELS[c] for c in shown]
-    positions = list(range(len(shown)))
-    figure, (cost, cpu) = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
+    def having(metric: str) -> list[str]:
+        return [c for c in summary if summary[c]["metrics"][metric]["median"] is not None]
 
-    def bars(axes: Any, metric: str, offset: float, width: float, name: str) -> None:
+    delivering = [c for c in having("caller_p50_us") if c not in OUTAGE_ONLY]
+    figure, grid = plt.subplots(2, 2, figsize=(13, 9.5), layout="constrained")
+    (cost, cpu), (rate, memory) = grid
+
+    def bars(axes: Any, shown: list[str], metric: str, offset: float, width: float) -> None:
         spreads = [summary[c]["metrics"][metric] for c in shown]
         medians = [s["median"] for s in spreads]
         below = [s["median"] - s["min"] for s in spreads]
         above = [s["max"] - s["median"] for s in spreads]
         drawn = axes.bar(
-            [p + offset for p in positions],
+            [p + offset for p in range(len(shown))],
             medians,
             width,
             yerr=[below, above],
             capsize=3,
-            label=name,
+            label=metric.removeprefix("caller_").removesuffix("_us").replace("p999", "p99.9"),
         )
         texts = [f"{m:,.0f}" if m >= 100 else f"{m:.3g}" for m in medians]
-        axes.bar_label(drawn, labels=texts, fontsize=7, padding=2)
+        axes.bar_label(drawn, labels=texts, fontsize=6, padding=2)
+        axes.set_xticks(
+            range(len(shown)), [LABELS[c] for c in shown], rotation=25, ha="right", fontsize=8
+        )
+        axes.grid(axis="y", which="both", alpha=0.3)
 
-    bars(cost, "caller_p50_us", -0.2, 0.4, "p50")
-    bars(cost, "caller_p99_us", 0.2, 0.4, "p99")
+    for index, metric in enumerate(
+        ("caller_p50_us", "caller_p99_us", "caller_p999_us", "caller_max_us")
+    ):
+        bars(cost, delivering, metric, -0.3 + 0.2 * index, 0.2)
     cost.set_title("caller cost of one logger.info call (us)")
-    cost.legend()
-    bars(cpu, "cpu_per_event_us", 0.0, 0.6, "CPU per event")
+    cost.legend(fontsize=8)
+    bars(cpu, delivering, "cpu_per_event_us", 0.0, 0.6)
     cpu.set_title("process CPU per event, first call to completed flush() (us)")
     for axes in (cost, cpu):
         axes.set_yscale("log")
-        axes.set_xticks(positions, labels, rotation=25, ha="right", fontsize=8)
-        axes.grid(axis="y", which="both", alpha=0.3)
+    bars(rate, having("throughput_eps"), "throughput_eps", 0.0, 0.6)
+    rate.set_title("delivered events per second, one process (calls, then flush())")
+    bars(memory, having("outage_peak_delta_mib"), "outage_peak_delta_mib", 0.0, 0.6)
+    memory.set_title("outage: peak RSS rise while records wait (MiB)")
     figure.suptitle(title, fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
