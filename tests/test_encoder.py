@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from aws_cloudwatch_logs_handler import _slices as slices_module
 from aws_cloudwatch_logs_handler._encoder import encode_put_log_events
 from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._sender import SENDER
 from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 from local_aws.moto_endpoint import REGION, MotoEndpoint
@@ -51,14 +52,15 @@ _TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=4
 )
 def test_body_is_botocores_byte_for_byte(group: str, stream: str, events: list[Event]) -> None:
     """Any names and messages (quotes, controls, non-ASCII, emoji) encode as botocore would."""
-    assert encode_put_log_events(group, stream, events) == botocore_body(group, stream, events)
+    packed = PackedEvents(events)
+    assert encode_put_log_events(group, stream, packed) == botocore_body(group, stream, events)
 
 
 def test_long_batches_are_encoded_in_slices_with_pauses() -> None:
     """A batch longer than one slice pauses around every slice and still encodes exactly."""
     events = [Event(1_700_000_000_000 + i, f'line "{i}"\n', 0) for i in range(2 * SLICE_EVENTS + 1)]
     pauses: list[None] = []
-    body = encode_put_log_events("g", "s", events, pause=lambda: pauses.append(None))
+    body = encode_put_log_events("g", "s", PackedEvents(events), pause=lambda: pauses.append(None))
     assert body == botocore_body("g", "s", events)
     assert len(pauses) == 4  # before each of the three slices, and after the last
 

@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import CHUNK_MESSAGES, PackedEvents
-from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
+
+
+def take(queue: PackedEvents, count: int) -> list[Event]:
+    """Detach the ``count`` oldest events and read them back, as the sender's batches are read."""
+    return list(queue.detach(count))
+
 
 _EVENTS = st.builds(
     Event, st.integers(0, 2**62), st.text(min_size=1, max_size=8), st.integers(27, 99)
@@ -36,7 +41,7 @@ def test_events_leave_in_the_order_they_came(steps: list[tuple[str, object]]) ->
             added.extend(argument)
         else:
             assert isinstance(argument, int)
-            taken.extend(queue.pop_first(argument))
+            taken.extend(take(queue, argument))
         assert len(queue) == len(added) - len(taken)
         assert list(queue) == added[len(taken) :]
     assert taken == added[: len(taken)]
@@ -46,21 +51,11 @@ def test_a_long_queue_is_compacted_without_losing_events() -> None:
     """Taking past the compaction point keeps every later event, oldest first."""
     events = [Event(i, f"m{i}", 28) for i in range(10_000)]
     queue = PackedEvents(events)
-    assert queue.pop_first(6_000) == events[:6_000]
-    assert queue.popleft() == events[6_000]
+    assert take(queue, 6_000) == events[:6_000]
+    assert take(queue, 1) == [events[6_000]]
     assert list(queue) == events[6_001:]
     assert list(queue.sizes(3)) == [28, 28, 28]
     queue.clear()
-    assert not queue
-
-
-def test_a_long_take_builds_its_events_in_slices_with_pauses() -> None:
-    """Taking more than one slice pauses between slices, and the events still come out whole."""
-    events = [Event(i, f"m{i}", 28) for i in range(2 * SLICE_EVENTS + 1)]
-    queue = PackedEvents(events)
-    pauses: list[None] = []
-    assert queue.pop_first(len(events), pause=lambda: pauses.append(None)) == events
-    assert len(pauses) == 2
     assert not queue
 
 
@@ -72,7 +67,7 @@ def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
     assert list(part) == events[:4]
     assert part.size_of_first(4) == sum(event.size for event in events[:4])
     assert list(queue) == events[4:]
-    assert queue.popleft() == events[4]
+    assert take(queue, 1) == [events[4]]
     assert list(queue) == events[5:]
 
 
@@ -84,7 +79,7 @@ def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
             st.lists(_EVENTS, max_size=20).map(lambda events: ("add", events)),
             st.integers(0, 700).map(lambda count: ("take", count)),
             st.tuples(st.integers(0, 700), st.integers(1, 300)).map(lambda c: ("detach", c)),
-            st.just(("popleft", 0)),
+            st.just(("one", 0)),
         ),
         max_size=25,
     )
@@ -106,16 +101,16 @@ def test_chunked_messages_leave_whole_and_in_order(steps: list[tuple[str, object
             added.extend(events)
         elif kind == "take":
             assert isinstance(argument, int)
-            taken.extend(queue.pop_first(argument))
+            taken.extend(take(queue, argument))
         elif kind == "detach":
             assert isinstance(argument, tuple)
             count, piece = argument
             part = queue.detach(count)
             assert list(part) == added[len(taken) : len(taken) + len(part)]
             while part:
-                taken.extend(part.pop_first(piece))
+                taken.extend(take(part, piece))
         elif queue:
-            taken.append(queue.popleft())
+            taken += take(queue, 1)
         assert taken == added[: len(taken)]
         assert list(queue) == added[len(taken) :]
 
@@ -126,4 +121,4 @@ def test_a_chunk_whose_message_holds_the_separator_comes_back_exactly() -> None:
     events[3] = Event(3, "a\x1eb", 29)
     events[CHUNK_MESSAGES + 5] = Event(CHUNK_MESSAGES + 5, "é and \U0001f600", 40)
     queue = PackedEvents(events)
-    assert queue.pop_first(len(events)) == events
+    assert take(queue, len(events)) == events

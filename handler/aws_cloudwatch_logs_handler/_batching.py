@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate, islice
-from operator import itemgetter, le
+from operator import le
 
-from ._events import Event
 from ._limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -26,9 +24,6 @@ from ._limits import (
 )
 from ._packed import PackedEvents
 from ._stats import DropReason
-
-_SIZE = itemgetter(2)
-"""An event's size, for a C-level sum over a batch given as a list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +54,6 @@ def take_prefix(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> Packed
         return queue.detach(limits.max_events)
     ends = list(accumulate(queue.sizes(limits.max_events)))
     return queue.detach(max(1, bisect_right(ends, limits.max_bytes)))
-
-
-def batch_bytes(events: Iterable[Event] | PackedEvents) -> int:
-    """Return a batch's size as AWS counts it."""
-    if isinstance(events, PackedEvents):
-        return events.total_size()
-    return sum(map(_SIZE, events))
 
 
 @dataclass(frozen=True, slots=True)

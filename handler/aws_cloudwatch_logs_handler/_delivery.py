@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._batching import batch_bytes
 from ._logs_api import LogsApi, classify
 from ._queues import HandlerQueues, StreamQueue
 from ._retry import RetrySchedule
@@ -65,7 +64,7 @@ class Delivery:
                     continue
                 self.schedule_retry(stream, reason)
                 return
-            size = batch_bytes(batch)  # summed before the lock: a logging call may wait for it
+            size = batch.total_size()  # summed before the lock: a logging call may wait for it
             with self._lock:
                 released = queues.settle_first(stream, result.delivered, result.rejected, size=size)
                 self._settled.notify_all()

@@ -14,23 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
-from operator import itemgetter
 from typing import Final
 
 from . import _slices
-from ._events import Event
 from ._packed import PackedEvents
 from ._slices import SLICE_EVENTS, Pause
 
 _EVENT: Final = '{"timestamp": %d, "message": %s}, '
-_TIMESTAMPS = itemgetter(0)
-_MESSAGES = itemgetter(1)
 
 
 def encode_put_log_events(
     group: str,
     stream: str,
-    events: Sequence[Event] | PackedEvents,
+    events: PackedEvents,
     *,
     pause: Pause | None = None,
 ) -> bytes:
@@ -40,8 +36,7 @@ def encode_put_log_events(
     Args:
         group: the log group's name.
         stream: the log stream's name.
-        events: the batch, in the order it is sent: a list, or the sender's packed batch (read
-            by columns, with no tuple per event).
+        events: the batch, in the order it is sent, read by columns (no tuple per event).
         pause: called before each slice of `SLICE_EVENTS` events and once at the end, to let
             other threads run (`_slices.pause` by default).
     """
@@ -53,13 +48,7 @@ def encode_put_log_events(
     parts = [head]
     for start in range(0, len(events), SLICE_EVENTS):
         pause()  # before each slice: the work before this one (cutting a batch) had no pause
-        end = min(start + SLICE_EVENTS, len(events))
-        times: Sequence[int]
-        if isinstance(events, PackedEvents):
-            times, messages = events.columns(start, end)
-        else:
-            times = list(map(_TIMESTAMPS, events[start:end]))
-            messages = list(map(_MESSAGES, events[start:end]))
+        times, messages = events.columns(start, min(start + SLICE_EVENTS, len(events)))
         parts.append(_encode_slice(times, messages))
     if events:
         parts[-1] = parts[-1][:-2]  # the last event's ", "

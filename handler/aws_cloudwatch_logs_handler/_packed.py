@@ -6,8 +6,7 @@ live in two arrays (12 bytes an event), and every `CHUNK_MESSAGES` ASCII message
 one string, separated by a character none of them holds (1 byte an event), and split again in C
 when taken: a waiting event costs little more than its text. A chunk that is not all ASCII stays
 a list of strings, because joined it would take the width of its widest character for every
-message in it. Events leave as `Event` tuples again, built in C-level passes when a batch is
-taken (pure state, no I/O).
+message in it (pure state, no I/O).
 
 For a spooling handler a fourth array holds each event's number in the journal, so that a settled
 batch tells the journal exactly which frames it settles.
@@ -26,7 +25,6 @@ from itertools import islice
 from typing import Final, TypeAlias
 
 from ._events import Event
-from ._slices import SLICE_EVENTS, Pause, no_pause
 
 _COMPACT_AFTER: Final = 4_096
 """Taken events leave a gap at the front; it is closed once it is this long and half the queue."""
@@ -142,8 +140,7 @@ class PackedEvents:
         if number >= 0 or self._numbers is not None:
             self._number(1, (number,))
         if len(tail) >= CHUNK_MESSAGES:
-            self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
-            del tail[:CHUNK_MESSAGES]
+            self._seal_full_chunks()
         return len(times) - self._head
 
     def _number(self, count: int, given: Iterable[int] | None) -> None:
@@ -195,13 +192,6 @@ class PackedEvents:
         head = self._head
         return self._times[head + start : head + end], self._messages(start, end)
 
-    def popleft(self) -> Event:
-        """Remove and return the oldest event."""
-        head = self._head
-        event = _as_event((self._times[head], self._messages(0, 1)[0], self._sizes[head]))
-        self._forget_first(1)
-        return event
-
     def detach(self, count: int) -> PackedEvents:
         """Move the ``count`` oldest events (all if fewer wait) into a new queue and return it.
 
@@ -225,23 +215,6 @@ class PackedEvents:
         part._tail = self._tail[max(0, begin - sealed) : max(0, end - sealed)]
         self._forget_first(count)
         return part
-
-    def pop_first(self, count: int, *, pause: Pause = no_pause) -> list[Event]:
-        """Remove and return the ``count`` oldest events (all of them if fewer wait).
-
-        The tuples are built `SLICE_EVENTS` at a time, with ``pause`` called between slices.
-        """
-        part = self.detach(count)
-        times, sizes = part._times, part._sizes
-        taken: list[Event] = []
-        for start in range(0, len(part), SLICE_EVENTS):
-            if start:
-                pause()
-            end = min(start + SLICE_EVENTS, len(part))
-            messages = part._messages(start, end)
-            rows = zip(times[start:end], messages, sizes[start:end], strict=True)
-            taken.extend(map(_as_event, rows))
-        return taken
 
     def clear(self) -> None:
         """Forget every event, and the memory the arrays held."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final, Literal
 
-from ._batching import Cut, batch_bytes, is_full, take_prefix
+from ._batching import Cut, is_full, take_prefix
 from ._client import ClientSource
 from ._events import Event
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
@@ -281,18 +281,17 @@ class HandlerQueues:
             next_at = wake_at if next_at is None else min(next_at, wake_at)
         return due, next_at
 
-    def detach(self, stream: StreamQueue) -> PackedEvents | None:
-        """Detach the events of ``stream``'s next call into ``stream.taking``; None if none wait.
+    def detach(self, stream: StreamQueue) -> None:
+        """Detach the events of ``stream``'s next call into ``stream.taking``, if any wait.
 
         The cheap half of taking a batch, done under the sender's lock: the sender then cuts
         them with `_batching.cut_batches` without the lock, and hands them back to `admit`.
         """
         if stream.taking is None and stream.queue:
             taken = take_prefix(stream.queue)
-            stream.queued_size -= taken.size_of_first(len(taken))
+            stream.queued_size -= taken.total_size()
             stream.first_waiting_at = time.monotonic() if stream.queue else None
             stream.taking = taken
-        return stream.taking
 
     def admit(self, stream: StreamQueue, cut: Cut) -> list[tuple[DropReason, int]]:
         """Put the batches `detach` led to in flight; return what aged out, by reason.
@@ -318,7 +317,7 @@ class HandlerQueues:
         """Mark ``batch`` settled (delivered, or dropped and counted) and free its memory.
 
         Args:
-            size: the batch's `batch_bytes`, if the caller summed it before taking the lock.
+            size: the batch's `total_size`, if the caller summed it before taking the lock.
         """
         stream.settled += len(batch)
         recovered_after = 0
@@ -343,11 +342,11 @@ class HandlerQueues:
         """Count the first in-flight batch as sent: ``delivered`` is the accepted slice.
 
         Args:
-            size: the batch's `batch_bytes`, if the caller summed it before taking the lock.
+            size: the batch's `total_size`, if the caller summed it before taking the lock.
         """
         batch = stream.in_flight.pop(0)
         if size is None:
-            size = batch_bytes(batch)
+            size = batch.total_size()
         start, end = delivered
         counters = self.counters
         if batch:

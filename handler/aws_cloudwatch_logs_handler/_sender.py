@@ -137,14 +137,12 @@ class Sender:
                     and not queues.closed
                     and queues.bytes_queued + cost <= queues.max_queue_bytes
                 ):
-                    number = -1
                     journal = queues.on_enqueued_one
-                    if journal is not None:
-                        try:
-                            number = journal(target, timestamp_ms, message)
-                        except OSError:
-                            journal = None  # `enqueue` tries again, and reports it
-                    if journal is not None or queues.on_enqueued_one is None:
+                    try:
+                        number = -1 if journal is None else journal(target, timestamp_ms, message)
+                    except OSError:
+                        pass  # a full disk: `enqueue` below tries again, and reports it
+                    else:
                         if queues.add_one(target, timestamp_ms, message, size, cost, number=number):
                             self._work.notify()
                         return True

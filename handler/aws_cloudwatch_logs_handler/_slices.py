@@ -27,7 +27,3 @@ Pause = Callable[[], None]
 def pause() -> None:
     """Release the GIL for a moment, so a thread waiting for it runs."""
     time.sleep(PAUSE_S)
-
-
-def no_pause() -> None:
-    """For pure callers (tests, tools) that want the work done in one go."""
