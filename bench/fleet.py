@@ -31,9 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-import boto3
-
-from bench.endpoint import REGION, fake_aws_environment, moto_server
+from bench.endpoint import fake_aws_environment, moto_server
 from bench.fleet_figures import (
     Waves,
     bin_count,
@@ -44,7 +42,7 @@ from bench.fleet_figures import (
 )
 from bench.fleet_worker import DRAIN_TIMEOUT_S, READY_LINE, RESULT_PREFIX, message
 from local_aws.aws_front import AwsFront, Call, Refusal
-from local_aws.moto_endpoint import FAKE_CREDENTIALS, read_events
+from local_aws.moto_endpoint import logs_client, read_events
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_RATES: Final[Mapping[str, float]] = {"CreateLogStream": 5.0, "PutLogEvents": 50.0}
@@ -187,17 +185,9 @@ def _started(group: str, config: FleetConfig, env: dict[str, str]) -> Iterator[l
             worker.close()
 
 
-def _moto_client(moto_url: str) -> Any:
-    return boto3.session.Session(
-        region_name=REGION,
-        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
-    ).client("logs", endpoint_url=moto_url)
-
-
 def _arrived(moto_url: str, group: str, streams: list[str]) -> dict[str, Counter[str]]:
     """Every message moto holds per stream, read from moto directly (not through the front)."""
-    client = _moto_client(moto_url)
+    client = logs_client(moto_url)
     held: dict[str, Counter[str]] = {}
     for stream in streams:
         try:
@@ -212,7 +202,7 @@ def run_fleet(config: FleetConfig) -> FleetReport:
     group = f"/fleet/{uuid.uuid4().hex[:12]}"
     with moto_server() as moto_url:
         # An existing group, as a deployed fleet has; made in moto directly, outside the quotas.
-        _moto_client(moto_url).create_log_group(logGroupName=group)
+        logs_client(moto_url).create_log_group(logGroupName=group)
         with AwsFront(moto_url, rates=config.rates) as front:
             env = fake_aws_environment(front.url)
             # This checkout's library, whichever one the interpreter has installed.

@@ -15,7 +15,6 @@ machine, so the parent can put the workers' times and the front's call log on on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -68,6 +67,7 @@ def run(group: str, stream: str, *, seconds: float, rate_per_s: float) -> dict[s
     import boto3  # noqa: F401
 
     from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+    from bench.peers import plain_data
 
     handler = CloudWatchLogsHandler(group, log_stream=stream)
     logger = logging.getLogger("fleet")
@@ -104,11 +104,7 @@ def run(group: str, stream: str, *, seconds: float, rate_per_s: float) -> dict[s
         "drained": drained,
         "drain_s": drained - last_call,
         "flush_settled": delivered,
-        # Field by field: asdict() would deep-copy `dropped`, a read-only mapping it cannot copy.
-        "stats": {
-            **{field.name: getattr(stats, field.name) for field in dataclasses.fields(stats)},
-            "dropped": dict(stats.dropped),
-        },
+        "stats": plain_data(stats),
         "samples": sampler.samples,
     }
 

@@ -177,7 +177,7 @@ def _ours(
 
     def details() -> dict[str, Any]:
         figures: dict[str, Any] = {"max_queue_bytes": bound}
-        figures["stats"] = _plain(handler.stats())
+        figures["stats"] = plain_data(handler.stats())
         return figures
 
     return Contender(
@@ -191,14 +191,14 @@ def _ours(
     )
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     """Return ``value`` as JSON-ready data: dataclasses and read-only mappings become dicts."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_data(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_data(item) for item in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)

@@ -386,10 +386,8 @@ class AwsFront(StartStop):
         }
         self._lock = threading.Lock()
         self._refused: list[Refusal] = []
-        self._calls: Counter[str] = Counter()
-        self._faults: Counter[str] = Counter()
-        self._throttled: Counter[str] = Counter()
         self._call_log: list[Call] = []
+        """Every call screened: the per-operation counts below are read from it."""
         self._batches: list[Batch] = []
         self._plans: list[_FaultPlan] = []
         self._sockets: set[socket.socket] = set()
@@ -472,21 +470,18 @@ class AwsFront(StartStop):
 
     @property
     def calls(self) -> dict[str, int]:
-        """How many requests arrived per operation, whatever their fate (a copy)."""
-        with self._lock:
-            return dict(self._calls)
+        """How many requests arrived per operation, whatever their fate."""
+        return self._count()
 
     @property
     def faults(self) -> dict[str, int]:
-        """How many faults were injected per operation (a copy)."""
-        with self._lock:
-            return dict(self._faults)
+        """How many faults were injected per operation."""
+        return self._count("fault")
 
     @property
     def throttled(self) -> dict[str, int]:
-        """How many calls were over their operation's rate, per operation (a copy)."""
-        with self._lock:
-            return dict(self._throttled)
+        """How many calls were over their operation's rate, per operation."""
+        return self._count("throttled")
 
     @property
     def rates(self) -> dict[str, float]:
@@ -521,7 +516,6 @@ class AwsFront(StartStop):
             if operation == "PutRetentionPolicy" and retention not in RETENTION_DAYS:
                 refusals.append(Refusal(operation, "retention", f"retentionInDays={retention!r}"))
         with self._lock:
-            self._calls[operation] += 1
             outcome, answer = self._locked_judge(operation, body, refusals)
             self._call_log.append(Call(self._clock(), operation, outcome))
         return answer
@@ -534,19 +528,22 @@ class AwsFront(StartStop):
         # The rate is checked first: the service's front door throttles before it reads the
         # request, and a throttled call costs no token (it is not served).
         if bucket is not None and not bucket.take():
-            self._throttled[operation] += 1
             return "throttled", _FAULTS["throttling"]
         if refusals:
             self._refused.extend(refusals)
             return "refused", (400, "InvalidParameterException", refusals[0].detail)
         for plan in self._plans:
             if plan.decide(operation):
-                self._faults[operation] += 1
                 return "fault", _FAULTS[plan.kind]
         if operation == "PutLogEvents":
             assert isinstance(body, dict)
             self._batches.append(_batch(body["logEvents"]))
         return "passed", None
+
+    def _count(self, outcome: Outcome | None = None) -> dict[str, int]:
+        """Calls per operation in the log, of one ``outcome`` or all."""
+        calls = self.call_log
+        return dict(Counter(c.operation for c in calls if outcome in (None, c.outcome)))
 
     def _opened(self, sock: socket.socket) -> None:
         with self._lock:

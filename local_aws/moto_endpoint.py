@@ -25,12 +25,7 @@ class MotoEndpoint:
 
     def logs_client(self) -> Any:
         """Return a CloudWatch Logs client pointed at this endpoint."""
-        session = boto3.session.Session(
-            region_name=REGION,
-            aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
-        )
-        return session.client("logs", endpoint_url=self.url)
+        return logs_client(self.url)
 
     def reset(self) -> None:
         """Forget every resource, as an endpoint restarted with no state would."""
@@ -47,6 +42,16 @@ class MotoEndpoint:
     def streams(self, group: str) -> list[str]:
         """Return the names of a group's streams."""
         return stream_names(self.logs_client(), group)
+
+
+def logs_client(endpoint_url: str) -> Any:
+    """Return a CloudWatch Logs client for ``endpoint_url``, with the fake credentials."""
+    session = boto3.session.Session(
+        region_name=REGION,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+    )
+    return session.client("logs", endpoint_url=endpoint_url)
 
 
 @contextmanager
