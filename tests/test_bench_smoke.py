@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench.neighbour import busy_neighbour
 
 pytestmark = pytest.mark.slow  # runs benchmark workers against a moto server
 
@@ -164,3 +168,50 @@ def test_the_phase_profile_names_every_phase_and_delivers() -> None:
     for phase in ("caller, this handler", "encode the body", "botocore: whole call", "settle"):
         assert f"| {phase}" in completed.stdout or f"| sender: {phase}" in completed.stdout
     assert "could not queue" not in completed.stderr
+
+
+def _children_spinning() -> list[int]:
+    """Process ids of this process's children that run the neighbour's busy loop."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"while True" in cmdline:
+                found.append(int(pid))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_neighbour_keeps_a_core_busy_only_while_the_block_runs() -> None:
+    """`--neighbour`'s process spins on a core for as long as the measurement runs, then ends."""
+    with busy_neighbour(True):
+        [spinning] = _children_spinning()
+        deadline = time.monotonic() + 30
+        while _cpu_seconds(spinning) < 0.3:  # bounded: a spinning process gets there in 0.3 s
+            assert time.monotonic() < deadline, "the neighbour used no CPU"
+            time.sleep(0.05)
+    assert _children_spinning() == []
+
+
+def test_the_bench_runs_beside_a_busy_neighbour_as_the_flag_says(tmp_path: Path) -> None:
+    """`python -m bench.run --neighbour` measures with the neighbour on and says so."""
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench.run", "--quick", "--neighbour"),
+            *("--contenders", "ours,floor-format", "--out", str(tmp_path)),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert results["meta"]["cpu_bound_neighbour"] is True
+    assert set(results["summary"]) == {"ours", "floor-format"}
+    assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
