@@ -189,9 +189,13 @@ def _cpu_seconds(pid: int) -> float:
 def test_the_neighbour_keeps_a_core_busy_only_while_the_block_runs() -> None:
     """`--neighbour`'s process spins on a core for as long as the measurement runs, then ends."""
     with busy_neighbour(True):
-        [spinning] = _children_spinning()
         deadline = time.monotonic() + 30
-        while _cpu_seconds(spinning) < 0.3:  # bounded: a spinning process gets there in 0.3 s
+        # Bounded: the child shows its command line once it has executed the interpreter.
+        while not (spinning := _children_spinning()):
+            assert time.monotonic() < deadline, "no neighbour started"
+            time.sleep(0.05)
+        [child] = spinning
+        while _cpu_seconds(child) < 0.3:  # bounded: a spinning process gets there in 0.3 s
             assert time.monotonic() < deadline, "the neighbour used no CPU"
             time.sleep(0.05)
     assert _children_spinning() == []
