@@ -125,7 +125,7 @@ class FaultProxy(StartStop):
         self.mode = Mode.PASS
         self._lock = threading.Lock()
         self._opened = threading.Condition(self._lock)
-        """Notified when a connection is admitted, for `wait_open`."""
+        """Notified when a connection is admitted or forgotten, for `wait_open` and `wait_idle`."""
         self._connections: set[_Connection] = set()
         self._stopping = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -184,6 +184,15 @@ class FaultProxy(StartStop):
         """
         with self._opened:
             return self._opened.wait_for(lambda: len(self._connections) >= count, timeout_s)
+
+    def wait_idle(self, timeout_s: float = 5.0) -> bool:
+        """Wait until no connection is open through the proxy (or time out).
+
+        The proxy forgets a connection on its own thread once either end closes it; a test that
+        counts the connections a fault drops must first let earlier exchanges finish closing.
+        """
+        with self._opened:
+            return self._opened.wait_for(lambda: not self._connections, timeout_s)
 
     def counters(self) -> ProxyCounters:
         """Return a consistent snapshot of the proxy's counters."""
@@ -246,6 +255,7 @@ class FaultProxy(StartStop):
     def _forget(self, connection: _Connection) -> None:
         with self._lock:
             self._connections.discard(connection)
+            self._opened.notify_all()
 
     def _count(self, *, up: int = 0, down: int = 0) -> None:
         with self._lock:

@@ -393,7 +393,9 @@ def test_proxy_forwards_then_cut_gives_connection_errors(moto_server: MotoEndpoi
     with fault_proxy(moto_server.url) as proxy:
         client = direct_client(proxy.url)
         group, stream = new_stream(client)
-        # moto's server closes after each answer, so hold a connection open to see cut() drop it.
+        # moto's server closes after each answer, so hold a connection open to see cut() drop it,
+        # once the proxy has seen the set-up calls' connections close (else cut() drops those too).
+        assert proxy.wait_idle()
         held = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
         assert proxy.wait_open(1)
         proxy.cut()
