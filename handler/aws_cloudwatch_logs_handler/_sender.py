@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401 (see below)
 import logging
-import os
 import threading
 import time
 from typing import Final, Literal
@@ -29,6 +28,7 @@ from typing import Final, Literal
 from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
+from ._forks import ProcessMark
 from ._lifecycle import (
     ProcessLifecycle,
     block_termination_signal_in_this_thread,
@@ -94,8 +94,9 @@ class Sender:
         self.thread_ident: int | None = None
         self._stopping = False
         self._stopped = False
-        self._pid = os.getpid()
-        """The process this state belongs to: a fork below Python's hooks changes it."""
+        self._mark = ProcessMark()
+        """Set in the process this state belongs to: a fork below Python's hooks clears it."""
+        self._mark.set()
         self._delivery = Delivery(
             lock=self._lock,
             settled=self._settled,
@@ -127,7 +128,7 @@ class Sender:
         Else it builds the event and takes `enqueue`'s way, which handles every case.
         """
         cost = size + queues.overhead_per_event
-        if self._pid == os.getpid():
+        if self._mark.byte[0]:  # no fork since (`ProcessMark.here`, inlined)
             with self._lock:
                 target = queues.streams.get(stream)
                 if (
@@ -153,7 +154,7 @@ class Sender:
 
         Never does I/O; waits only under the "block" overflow policy, and then boundedly.
         """
-        if self._pid != os.getpid():
+        if not self._mark.here():
             # A fork that ran no Python hook (uWSGI, fork() from C): this process's first call.
             self.after_fork_in_child()
         size = events[0].size if len(events) == 1 else sum(event.size for event in events)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from ._events import Event
+from ._forks import ProcessMark
 from ._journal_file import MappedJournal
 from ._limits import EVENT_OVERHEAD_BYTES
 from ._packed import PackedEvents
@@ -140,7 +141,8 @@ class Spool:
         self._directory = directory
         self._key = group_key(group)
         self._reporter = reporter
-        self._pid = -1
+        self._opened_here = ProcessMark()
+        """Set once this process opened its journal: a fork's child opens a journal of its own."""
         self._fd = -1
         self._ack_fd = -1
         self._path = directory
@@ -180,7 +182,7 @@ class Spool:
 
     def _ensure_open(self) -> None:
         """Open this process's journal (again after a fork: the parent's is not ours)."""
-        if self._pid == os.getpid():
+        if self._opened_here.byte[0]:
             return
         if self._journal is not None:
             self._journal.forget()
@@ -188,8 +190,8 @@ class Spool:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._pid = os.getpid()
-        name = f"{self._key}.{self._pid}.{os.urandom(4).hex()}"
+        self._opened_here.set()
+        name = f"{self._key}.{os.getpid()}.{os.urandom(4).hex()}"
         self._path = self._directory / f"{name}.journal"
         # O_EXCL and O_NOFOLLOW: a file or link someone planted under our new name is refused.
         new_file = os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
