@@ -5,8 +5,9 @@ several microseconds per event, most of the sender's work. The body of a JSON-pr
 only ``json.dumps`` of the parameters (`botocore.serialize.JSONSerializer`: default separators,
 ASCII only), so we write the same bytes with C-level calls and no Python step per event.
 
-The work is done in slices with a pause between them (`_slices`): each slice holds the GIL for a
-fraction of a millisecond, so a thread that logs meanwhile never waits for a 1 MB body's encoding.
+The work is done in slices with a checkpoint between them (`_slices`): the sender lets logging
+threads in there once it has had its turn, so a thread that logs meanwhile never waits for a 1 MB
+body's encoding.
 https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
 """
 
@@ -37,8 +38,8 @@ def encode_put_log_events(
         group: the log group's name.
         stream: the log stream's name.
         events: the batch, in the order it is sent, read by columns (no tuple per event).
-        pause: called before each slice of `SLICE_EVENTS` events and once at the end, to let
-            other threads run (`_slices.pause` by default).
+        pause: called before each slice of `SLICE_EVENTS` events and once at the end, where
+            other threads may run (`_slices.pause` by default).
     """
     pause = pause or _slices.pause
     head = (

@@ -1,22 +1,32 @@
 """Letting logging threads run while the sender works through a batch of 10,000 events.
 
 CPython hands the GIL to a waiting thread only when the holder releases it or after the switch
-interval (5 ms by default). The sender's work on one batch (cutting it, encoding it) is a few
-milliseconds of pure computation, so done in one stretch it would stall a logging call for up to
-the switch interval. Instead the sender works in slices of `SLICE_EVENTS` events and calls
-`pause` between them: a short sleep that releases the GIL, so a logging call waits at most one
-slice (a fraction of a millisecond). Only the sender pauses, never a logging call, and never while
-it holds its lock.
+interval (5 ms by default). The sender's work on one batch (cutting it, encoding it, botocore's
+signing) is a few milliseconds of pure computation, so done in one stretch it would stall a
+logging call for up to the switch interval. Instead the sender works in slices of `SLICE_EVENTS`
+events and calls `pause` between them.
+
+A pause is a checkpoint, not always a sleep: the sender sleeps (releasing the GIL) only once it
+has run `TURN_S` of CPU time since its last sleep. The sleep is what costs: when a logging thread
+is busy, the sender waits a whole switch interval to get the GIL back, so sleeping after every
+slice (a tenth of a millisecond of work) made a batch take over 80 ms under load, longer than the
+logging thread took to fill the next one. Turns of `TURN_S` keep each stall of a logging call
+under a millisecond while the sender keeps pace. Only the sender pauses, never a logging call,
+and never while it holds its lock.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
-SLICE_EVENTS: Final = 1_024
-"""Events handled between two pauses: about half a millisecond of work holding the GIL."""
+SLICE_EVENTS: Final = 512
+"""Events handled between two checkpoints: about a tenth of a millisecond of work."""
+TURN_S: Final = 0.0005
+"""CPU time the sender runs between two sleeps. A logging call that comes in meanwhile waits at
+most this plus one slice (or one stretch of botocore's work between two of its hooks)."""
 PAUSE_S: Final = 0.00002
 """A sleep, not ``sleep(0)``: a thread waiting for the GIL must have time to wake and take it."""
 
@@ -24,6 +34,33 @@ Pause = Callable[[], None]
 """What is called between slices; tests pass a recorder or a no-op."""
 
 
+class Turns(threading.local):
+    """When the thread that calls `pause` last slept, by its own CPU clock.
+
+    Thread CPU time, not wall time: the time a thread spends blocked (on the network, on its
+    lock, waiting for the GIL) holds nobody up, so it does not use up a turn.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.thread_time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._turn_ends = clock() + TURN_S
+
+    def pause(self) -> None:
+        """Release the GIL for a moment if this thread has run a whole turn since it last did."""
+        if self._clock() < self._turn_ends:
+            return
+        self._sleep(PAUSE_S)
+        self._turn_ends = self._clock() + TURN_S
+
+
+_TURNS: Final = Turns()
+
+
 def pause() -> None:
-    """Release the GIL for a moment, so a thread waiting for it runs."""
-    time.sleep(PAUSE_S)
+    """Let a thread waiting for the GIL run, if the calling thread has had its turn."""
+    _TURNS.pause()

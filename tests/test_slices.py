@@ -1,0 +1,55 @@
+"""The sender's turns: it lets logging threads in once per `TURN_S` of its own CPU time."""
+
+from __future__ import annotations
+
+import threading
+
+from aws_cloudwatch_logs_handler._slices import PAUSE_S, TURN_S, Turns
+
+
+class _Clock:
+    """A thread CPU clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_checkpoints_within_a_turn_do_not_sleep_and_the_first_past_it_does() -> None:
+    """Between two sleeps the sender runs a whole turn: checkpoints inside it cost no GIL
+    hand-over; the first one past it sleeps once, and a new turn starts from there."""
+    clock, sleeps = _Clock(), list[float]()
+    turns = Turns(clock=clock, sleep=sleeps.append)
+    for _ in range(5):
+        clock.now += TURN_S / 10
+        turns.pause()
+    assert sleeps == []
+    clock.now += TURN_S
+    turns.pause()
+    assert sleeps == [PAUSE_S]
+    turns.pause()  # the new turn has only begun
+    assert sleeps == [PAUSE_S]
+    clock.now += TURN_S
+    turns.pause()
+    assert sleeps == [PAUSE_S, PAUSE_S]
+
+
+def test_each_thread_has_turns_of_its_own() -> None:
+    """A thread's turn is measured by its own clock: another thread's work does not use it up."""
+    clock, sleeps = _Clock(), list[float]()
+    turns = Turns(clock=clock, sleep=sleeps.append)
+    clock.now += 2 * TURN_S  # the first thread has run two turns' worth...
+    slept_in_new_thread: list[int] = []
+
+    def other() -> None:
+        turns.pause()  # ...but this thread's turn starts at its first use
+        slept_in_new_thread.append(len(sleeps))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert slept_in_new_thread == [0]
+    turns.pause()
+    assert sleeps == [PAUSE_S]
