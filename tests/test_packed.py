@@ -76,6 +76,9 @@ def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
     steps=st.lists(
         st.one_of(
             st.integers(1, 2 * CHUNK_MESSAGES + 50).map(lambda count: ("ascii", count)),
+            st.tuples(st.integers(1, 2 * CHUNK_MESSAGES + 50), st.integers(-1, 600)).map(
+                lambda c: ("append", c)
+            ),
             st.lists(_EVENTS, max_size=20).map(lambda events: ("add", events)),
             st.integers(0, 700).map(lambda count: ("take", count)),
             st.tuples(st.integers(0, 700), st.integers(1, 300)).map(lambda c: ("detach", c)),
@@ -86,12 +89,20 @@ def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
 )
 def test_chunked_messages_leave_whole_and_in_order(steps: list[tuple[str, object]]) -> None:
     """Joined ASCII chunks, list chunks and the open tail give back every message exactly,
-    whether taken at once, detached and then taken in pieces, or one at a time."""
+    whether taken at once, detached and then taken in pieces, or one at a time; appended one by
+    one (the logging call's way), a message holding the separator keeps its chunk unjoined."""
     queue = PackedEvents()
     added: list[Event] = []
     taken: list[Event] = []
     for kind, argument in steps:
-        if kind in ("add", "ascii"):
+        if kind == "append":
+            assert isinstance(argument, tuple)
+            count, holding_separator = argument
+            for i in range(count):
+                message = "x\x1ey" if i == holding_separator else f"p{len(added)}"
+                assert queue.append(len(added), message, 28) == len(added) + 1 - len(taken)
+                added.append(Event(len(added), message, 28))
+        elif kind in ("add", "ascii"):
             if isinstance(argument, int):  # enough ASCII messages in a row to seal joined chunks
                 events = [Event(i, f"a{len(added) + i}", 28) for i in range(argument)]
             else:

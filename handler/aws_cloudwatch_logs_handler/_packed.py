@@ -42,9 +42,11 @@ _Chunk: TypeAlias = "str | list[str]"
 _as_event = partial(tuple.__new__, Event)
 
 
-def _seal(messages: list[str]) -> _Chunk:
+def _seal(messages: list[str], checked: bool) -> _Chunk:
+    """Join ``messages`` if they can be; ``checked``: none of them is known to hold the separator
+    (counting them in the joined text is most of the cost of a seal, paid on a logging call)."""
     text = _SEPARATOR.join(messages)
-    if text.isascii() and text.count(_SEPARATOR) == len(messages) - 1:
+    if text.isascii() and (checked or text.count(_SEPARATOR) == len(messages) - 1):
         return text
     return messages  # not ASCII, or a message holds the separator: kept as they are
 
@@ -60,7 +62,16 @@ def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
 class PackedEvents:
     """A first-in, first-out queue of events: two arrays, and messages in chunks."""
 
-    __slots__ = ("_chunks", "_head", "_numbers", "_sizes", "_skip", "_tail", "_times")
+    __slots__ = (
+        "_chunks",
+        "_head",
+        "_numbers",
+        "_sizes",
+        "_skip",
+        "_tail",
+        "_tail_checked",
+        "_times",
+    )
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._times = array("q")
@@ -73,6 +84,9 @@ class PackedEvents:
         """Messages of the first chunk already taken."""
         self._tail: list[str] = []
         """The newest messages, not sealed into a chunk yet."""
+        self._tail_checked = True
+        """No message in the tail holds the separator: `append` looks as it goes (a memchr),
+        so that the seal need not count separators in the joined text; other ways in do not."""
         self._numbers: array[int] | None = None
         """Each event's number in the spool's journal (-1: not journaled), kept only once a
         spooling handler gives one: the journal is told exactly which events are settled."""
@@ -103,6 +117,7 @@ class PackedEvents:
             self._times.append(timestamp_ms)
             tail.append(message)
             self._sizes.append(size)
+        self._tail_checked = False
         if first_number is not None or self._numbers is not None:
             count = len(self._times) - before
             given = None if first_number is None else range(first_number, first_number + count)
@@ -115,6 +130,7 @@ class PackedEvents:
         self._times += other.timestamps()
         self._sizes += other._sizes[other._head :]
         self._tail += other._messages(0, count)
+        self._tail_checked = False
         numbers = other.journal_numbers()
         if numbers is not None or self._numbers is not None:
             self._number(count, numbers)
@@ -122,10 +138,12 @@ class PackedEvents:
         other.clear()
 
     def _seal_full_chunks(self) -> None:
-        tail = self._tail
+        tail, checked = self._tail, self._tail_checked
         while len(tail) >= CHUNK_MESSAGES:
-            self._chunks.append(_seal(tail[:CHUNK_MESSAGES]))
+            self._chunks.append(_seal(tail[:CHUNK_MESSAGES], checked))
             del tail[:CHUNK_MESSAGES]
+        if not tail:
+            self._tail_checked = True
 
     def append(self, timestamp_ms: int, message: str, size: int, number: int = -1) -> int:
         """Append one event (the usual logging call: no tuple, no loop); return the length.
@@ -136,6 +154,8 @@ class PackedEvents:
         times, tail = self._times, self._tail
         times.append(timestamp_ms)
         tail.append(message)
+        if _SEPARATOR in message:
+            self._tail_checked = False
         self._sizes.append(size)
         if number >= 0 or self._numbers is not None:
             self._number(1, (number,))
@@ -163,6 +183,7 @@ class PackedEvents:
         part._times = array("q", [times[head + row] for row in rows])
         part._sizes = array("i", [sizes[head + row] for row in rows])
         part._tail = [messages[row] for row in rows]  # a part's tail may exceed one chunk
+        part._tail_checked = False
         if self._numbers is not None:
             numbers = self._numbers
             part._numbers = array("q", [numbers[head + row] for row in rows])
@@ -213,6 +234,7 @@ class PackedEvents:
             part._skip = begin % CHUNK_MESSAGES
         # A part's chunks may run past its end: `_messages` reads only the first len(part).
         part._tail = self._tail[max(0, begin - sealed) : max(0, end - sealed)]
+        part._tail_checked = self._tail_checked
         self._forget_first(count)
         return part
 
@@ -224,6 +246,7 @@ class PackedEvents:
         self._chunks = []
         self._skip = 0
         self._tail = []
+        self._tail_checked = True
         self._numbers = None
 
     def _messages(self, start: int, end: int) -> list[str]:
