@@ -57,12 +57,12 @@ def test_body_is_botocores_byte_for_byte(group: str, stream: str, events: list[E
 
 
 def test_long_batches_are_encoded_in_slices_with_pauses() -> None:
-    """A batch longer than one slice pauses around every slice and still encodes exactly."""
+    """A batch longer than one slice pauses before every slice and still encodes exactly."""
     events = [Event(1_700_000_000_000 + i, f'line "{i}"\n', 0) for i in range(2 * SLICE_EVENTS + 1)]
     pauses: list[None] = []
     body = encode_put_log_events("g", "s", PackedEvents(events), pause=lambda: pauses.append(None))
     assert body == botocore_body("g", "s", events)
-    assert len(pauses) == 4  # before each of the three slices, and after the last
+    assert len(pauses) == 3  # before each of the three slices
 
 
 def _wire_bodies(session: Any) -> list[bytes]:
@@ -152,7 +152,7 @@ def test_the_sender_encodes_a_full_batch_without_its_lock_pausing_between_slices
     work whole; every record arrives once, in order."""
     free_at_each_pause: list[bool] = []
 
-    def pause() -> None:
+    def pause(ahead_s: float = 0.0) -> None:
         acquired = SENDER._lock.acquire(blocking=False)
         if acquired:
             SENDER._lock.release()
@@ -167,6 +167,6 @@ def test_the_sender_encodes_a_full_batch_without_its_lock_pausing_between_slices
         logger.info(message)
     assert handler.flush(timeout_s=30)
     assert moto_server.messages(group, "s") == messages
-    # Per call: before each of three slices, after the body, and twice inside botocore's work.
+    # Per call: before each of three slices, before the call, and twice inside botocore's work.
     assert len(free_at_each_pause) >= 6
     assert all(free_at_each_pause)

@@ -53,3 +53,15 @@ def test_each_thread_has_turns_of_its_own() -> None:
     assert slept_in_new_thread == [0]
     turns.pause()
     assert sleeps == [PAUSE_S]
+
+
+def test_a_checkpoint_before_a_long_stretch_sleeps_unless_the_stretch_fits_the_turn() -> None:
+    """Before work that has no checkpoint of its own (botocore's, up to our hook), the thread
+    sleeps first if that work would run past its turn: a logging call never waits for both."""
+    clock, sleeps = _Clock(), list[float]()
+    turns = Turns(clock=clock, sleep=sleeps.append)
+    clock.now += TURN_S * 0.6
+    turns.pause(ahead_s=TURN_S * 0.3)  # fits in what is left
+    assert sleeps == []
+    turns.pause(ahead_s=TURN_S * 0.5)  # would not
+    assert sleeps == [PAUSE_S]

@@ -38,25 +38,26 @@ def encode_put_log_events(
         group: the log group's name.
         stream: the log stream's name.
         events: the batch, in the order it is sent, read by columns (no tuple per event).
-        pause: called before each slice of `SLICE_EVENTS` events and once at the end, where
-            other threads may run (`_slices.pause` by default).
+        pause: called before each slice of `SLICE_EVENTS` events, where other threads may run
+            (`_slices.pause` by default).
     """
     pause = pause or _slices.pause
     head = (
         f'{{"logGroupName": {encode_basestring_ascii(group)}, '
         f'"logStreamName": {encode_basestring_ascii(stream)}, "logEvents": ['
     )
-    parts = [head]
+    # Each slice becomes bytes at once, and only the body's final join makes a large block.
+    # Joining text and then encoding it made two 1 MB blocks live at once: the allocator took
+    # fresh pages for one of them every time, 0.6 ms of page faults holding the GIL.
+    parts = [head.encode("ascii")]
     for start in range(0, len(events), SLICE_EVENTS):
         pause()  # before each slice: the work before this one (cutting a batch) had no pause
         times, messages = events.columns(start, min(start + SLICE_EVENTS, len(events)))
-        parts.append(_encode_slice(times, messages))
+        parts.append(_encode_slice(times, messages).encode("ascii"))
     if events:
         parts[-1] = parts[-1][:-2]  # the last event's ", "
-    parts.append("]}")
-    body = "".join(parts).encode("ascii")  # two copies of the body, not four
-    pause()  # and after: botocore's own work on the request follows at once
-    return body
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def _encode_slice(times: Sequence[int], messages: Sequence[str]) -> str:

@@ -28,6 +28,9 @@ INVALID: Final = frozenset({"InvalidParameterException", "ValidationException"})
 _OPERATION: Final = "cloudwatch-logs.PutLogEvents"
 _CONTEXT_KEY: Final = "aws_cloudwatch_logs_handler_body"
 _HOOK_ID: Final = "aws-cloudwatch-logs-handler-encoded-body"
+_UNTIL_OUR_HOOK_S: Final = 0.0003
+"""botocore's work from the call to our ``before-call`` hook (validating, serializing the stand-in,
+resolving the endpoint), with no checkpoint in it: about 0.3 ms, measured under a busy logger."""
 
 
 class _EncodedEvents(list[dict[str, Any]]):
@@ -208,6 +211,7 @@ class LogsApi:
         response = None
         if self._encodes:
             encoded = _EncodedEvents(encode_put_log_events(group, stream, batch))
+            _slices.pause(ahead_s=_UNTIL_OUR_HOOK_S)
             response = client.put_log_events(
                 logGroupName=group, logStreamName=stream, logEvents=encoded
             )

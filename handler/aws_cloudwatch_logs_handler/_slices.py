@@ -31,7 +31,7 @@ PAUSE_S: Final = 0.00002
 """A sleep, not ``sleep(0)``: a thread waiting for the GIL must have time to wake and take it."""
 
 Pause = Callable[[], None]
-"""What is called between slices; tests pass a recorder or a no-op."""
+"""What the encoder calls between slices; tests pass a recorder."""
 
 
 class Turns(threading.local):
@@ -50,9 +50,14 @@ class Turns(threading.local):
         self._sleep = sleep
         self._turn_ends = clock() + TURN_S
 
-    def pause(self) -> None:
-        """Release the GIL for a moment if this thread has run a whole turn since it last did."""
-        if self._clock() < self._turn_ends:
+    def pause(self, ahead_s: float = 0.0) -> None:
+        """Release the GIL for a moment if this thread has run a whole turn since it last did.
+
+        Args:
+            ahead_s: how long the work up to the next checkpoint runs without one: the thread
+                sleeps now unless that work too fits in what is left of its turn.
+        """
+        if self._clock() + ahead_s < self._turn_ends:
             return
         self._sleep(PAUSE_S)
         self._turn_ends = self._clock() + TURN_S
@@ -61,6 +66,6 @@ class Turns(threading.local):
 _TURNS: Final = Turns()
 
 
-def pause() -> None:
-    """Let a thread waiting for the GIL run, if the calling thread has had its turn."""
-    _TURNS.pause()
+def pause(ahead_s: float = 0.0) -> None:
+    """Let a thread waiting for the GIL run, if the calling thread has had its turn (`Turns`)."""
+    _TURNS.pause(ahead_s)
