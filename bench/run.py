@@ -43,12 +43,14 @@ class Settings:
     """Longer than watchtower's default 60 s send interval, so that its figure is real."""
     import_reps: int
     quick: bool
+    sustained_records: int
+    """Records of the sustained-throughput run, per contender (not the article's handler)."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
         """Full counts by default; tiny ones with ``--quick``; explicit flags win over both."""
-        quick = cls(1, 2_000, 20, 5_000, 20.0, 100, 5.0, 1, True)
-        full = cls(3, 20_000, 500, 100_000, 60.0, 1_000, 75.0, 3, False)
+        quick = cls(1, 2_000, 20, 5_000, 20.0, 100, 5.0, 1, True, 5_000)
+        full = cls(3, 20_000, 500, 100_000, 60.0, 1_000, 75.0, 3, False, 200_000)
         base = quick if args.quick else full
         return cls(
             reps=args.reps or base.reps,
@@ -60,6 +62,7 @@ class Settings:
             latency_deadline_s=base.latency_deadline_s,
             import_reps=args.reps or base.import_reps,
             quick=base.quick,
+            sustained_records=args.sustained_records or base.sustained_records,
         )
 
     def calls_for(self, contender: str) -> int:
@@ -120,21 +123,44 @@ def _failed(contender: str, mode: str, reason: str) -> dict[str, Any]:
     return {"contender": contender, "mode": mode, "available": False, "reason": reason}
 
 
+def _latency_line(result: dict[str, Any]) -> str:
+    seconds = result.get("visible_unflushed_s")
+    if seconds is None:
+        return "not all visible without flush() within the deadline"
+    return f"all visible without flush() after {seconds:.2f} s"
+
+
+def _sustain_line(result: dict[str, Any]) -> str:
+    eps = result.get("sustained_eps")
+    if eps is None:
+        return "not every event delivered"
+    return f"{eps:,.0f} events/s over {result['calls']:,} records"
+
+
+def _deliver_line(result: dict[str, Any]) -> str:
+    return (
+        f"p50 {result['caller_p50_us']:.2f} us, p99 {result['caller_p99_us']:.2f} us, "
+        f"CPU/event {result['cpu_per_event_us']:.2f} us"
+    )
+
+
+def _outage_line(result: dict[str, Any]) -> str:
+    return f"peak +{result.get('outage_peak_delta_mib', float('nan')):.1f} MiB"
+
+
+_PROGRESS_LINES = {
+    "latency": _latency_line,
+    "sustain": _sustain_line,
+    "deliver": _deliver_line,
+    "outage": _outage_line,
+}
+
+
 def _progress(rep: int, result: dict[str, Any]) -> str:
     name = f"rep {rep + 1} {result['contender']:<13} {result['mode']:<8}"
     if not result.get("available"):
         return f"{name} n/a: {result.get('reason')}"
-    if result["mode"] == "latency":
-        seconds = result.get("visible_unflushed_s")
-        if seconds is None:
-            return f"{name} not all visible without flush() within the deadline"
-        return f"{name} all visible without flush() after {seconds:.2f} s"
-    if result["mode"] == "deliver":
-        return (
-            f"{name} p50 {result['caller_p50_us']:.2f} us, p99 {result['caller_p99_us']:.2f} us, "
-            f"CPU/event {result['cpu_per_event_us']:.2f} us"
-        )
-    return f"{name} peak +{result.get('outage_peak_delta_mib', float('nan')):.1f} MiB"
+    return f"{name} {_PROGRESS_LINES[result['mode']](result)}"
 
 
 def measure(settings: Settings, chosen: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -146,11 +172,15 @@ def measure(settings: Settings, chosen: tuple[str, ...]) -> list[dict[str, Any]]
             endpoint.reset(url)  # each repetition writes into an empty endpoint
             order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
             for contender in order:
-                group = f"/bench/{run_id}/rep{rep}/{contender}"
                 jobs = [("outage", dead, settings.outage_records)]
                 if contender not in OUTAGE_ONLY:
                     jobs.insert(0, ("deliver", url, settings.calls_for(contender)))
+                    if contender != ARTICLE:  # 2 ms a call: 200,000 would take minutes
+                        jobs.insert(1, ("sustain", url, settings.sustained_records))
                 for mode, url_for_mode, count in jobs:
+                    # A group per run: a handler whose stream name is fixed (watchtower's) would
+                    # otherwise find the deliver run's events in the stream the reader counts.
+                    group = f"/bench/{run_id}/rep{rep}/{contender}/{mode}"
                     result = WorkerJob(
                         contender, mode, url_for_mode, group, count, settings.outage_deadline_s
                     ).run()
@@ -256,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, help="timed calls per contender (default 20,000)")
     parser.add_argument("--article-calls", type=int, help="for the article's handler (500)")
     parser.add_argument("--outage-records", type=int, help="records during the outage (100,000)")
+    parser.add_argument(
+        "--sustained-records", type=int, help="records of the sustained run (200,000)"
+    )
     parser.add_argument(
         "--neighbour", action="store_true", help="run beside a process busy on one core"
     )
