@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from handler_factory import HandlerFactory
 
 from aws_cloudwatch_logs_handler._client import ClientSource
@@ -13,19 +15,27 @@ def test_reprs_and_reports_never_show_the_secret_key(make_handler: HandlerFactor
     """The handler's, its settings' and its client source's reprs, and every problem report of a
     failing delivery, leave the secret key out."""
     reports: list[str] = []
+    reported = threading.Event()
+
+    def on_problem(message: str) -> None:
+        reports.append(message)
+        reported.set()
+
     handler = make_handler(
         access_key="AKIAEXAMPLE",
         secret_key=SECRET,
         region="us-east-1",
         endpoint_url="http://127.0.0.1:9",  # nothing listens: every attempt fails and is reported
         shutdown_timeout_s=0,
-        on_problem=reports.append,
+        on_problem=on_problem,
     )
     make_handler.logger(handler).info("hello")
-    assert not handler.flush(0.5)
+    assert not handler.flush(0.5)  # sends at once, and fails
+    # The process's one sender may still be busy with what earlier tests' handlers left: wait
+    # (boundedly) for this handler's first failed attempt rather than for a fixed time.
+    assert reported.wait(30), "the failing delivery was not reported: the check would prove nothing"
     settings = handler._queues.settings
     shown = [repr(handler), repr(settings), repr(settings.client_source), repr(handler.stats())]
-    assert reports, "the failing delivery was not reported: the check below would prove nothing"
     for text in shown + reports:
         assert SECRET not in text
 
