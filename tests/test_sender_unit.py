@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
+from typing import Any
 
 import pytest
 from handler_factory import HandlerFactory
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+from aws_cloudwatch_logs_handler import _slices as slices_module
+from aws_cloudwatch_logs_handler._limits import MAX_BATCH_EVENTS
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
 from aws_cloudwatch_logs_handler._sender import SENDER
+from aws_cloudwatch_logs_handler._slices import BEHIND_TURN_S, TURN_S
 from aws_cloudwatch_logs_handler.testing import FakeLogsClient
 
 GROUP = "/unit/app"
@@ -236,3 +241,40 @@ def test_a_lost_group_is_created_again_without_waiting_the_backoff(
     assert handler.flush(10.0)
     assert client.messages(GROUP, "s") == ["second"]
     assert client.calls.count("create_log_group") == 2
+
+
+class _GatedClient(FakeLogsClient):
+    """Holds its first PutLogEvents call until released, and notes the sender's turn at each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_first_put = threading.Event()
+        self.release = threading.Event()
+        self.turns: list[float] = []
+
+    def put_log_events(self, **params: Any) -> dict[str, Any]:
+        self.turns.append(slices_module._TURNS.turn_s)  # the calling thread's: the sender's
+        if len(self.turns) == 1:
+            self.in_first_put.set()
+            assert self.release.wait(30)
+        return super().put_log_events(**params)
+
+
+def test_a_sender_behind_by_a_full_batch_takes_longer_turns_until_it_catches_up(
+    make_handler: HandlerFactory,
+) -> None:
+    """While the first batch is held up, two more batches' worth queue behind it: the sender
+    then sends with `BEHIND_TURN_S` turns, and with `TURN_S` again once one batch or less is left
+    behind the one it takes. Everything arrives, in order."""
+    client = _GatedClient()
+    handler, log = handler_with(make_handler, client)
+    full = MAX_BATCH_EVENTS
+    for i in range(full):  # the first batch: due, taken, held in the call
+        log.info("m%d", i)
+    assert client.in_first_put.wait(30)
+    for i in range(full, 3 * full + 10):  # two batches and a few events behind it
+        log.info("m%d", i)
+    client.release.set()
+    assert handler.flush(30)
+    assert client.messages(GROUP, "s") == [f"m{i}" for i in range(3 * full + 10)]
+    assert client.turns == [TURN_S, BEHIND_TURN_S, TURN_S, TURN_S]

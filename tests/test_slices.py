@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from aws_cloudwatch_logs_handler._slices import PAUSE_S, TURN_S, Turns
+from aws_cloudwatch_logs_handler._slices import BEHIND_TURN_S, PAUSE_S, TURN_S, Turns
 
 
 class _Clock:
@@ -65,3 +65,19 @@ def test_a_checkpoint_before_a_long_stretch_sleeps_unless_the_stretch_fits_the_t
     assert sleeps == []
     turns.pause(ahead_s=TURN_S * 0.5)  # would not
     assert sleeps == [PAUSE_S]
+
+
+def test_a_thread_behind_runs_longer_turns() -> None:
+    """With `BEHIND_TURN_S` turns, checkpoints within the longer turn do not sleep."""
+    clock, sleeps = _Clock(), list[float]()
+    turns = Turns(clock=clock, sleep=sleeps.append)
+    turns.turn_s = BEHIND_TURN_S
+    clock.now += TURN_S * 1.5  # past a normal turn: this one started before the change
+    turns.pause()
+    assert sleeps == [PAUSE_S]
+    clock.now += TURN_S * 1.5  # within the long turn that began at that sleep
+    turns.pause()
+    assert sleeps == [PAUSE_S]
+    clock.now += BEHIND_TURN_S
+    turns.pause()
+    assert sleeps == [PAUSE_S, PAUSE_S]

@@ -25,7 +25,8 @@ import threading
 import time
 from typing import Final, Literal
 
-from ._batching import cut_batches
+from . import _slices
+from ._batching import cut_batches, is_full
 from ._delivery import Delivery
 from ._events import Event
 from ._forks import ProcessMark
@@ -362,8 +363,13 @@ class Sender:
             try:
                 with self._lock:
                     due = self._locked_wait_for_batches()
+                    # Behind: a full batch already waits behind the one being taken.
+                    behind = due is not None and any(
+                        is_full(len(stream.queue), stream.queued_size) for stream in due
+                    )
                 if due is None:
                     return
+                _slices.take_turns(behind=behind)
             except Exception as error:  # the sender must outlive any bug of ours
                 self._pause_after_bug(error)
                 continue

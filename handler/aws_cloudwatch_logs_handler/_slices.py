@@ -13,6 +13,11 @@ slice (a tenth of a millisecond of work) made a batch take over 80 ms under load
 logging thread took to fill the next one. Turns of `TURN_S` keep each stall of a logging call
 under a millisecond while the sender keeps pace. Only the sender pauses, never a logging call,
 and never while it holds its lock.
+
+When the sender falls behind all the same (a thread logging flat out for many seconds gets about
+ten times the sender's share of the GIL), its turns grow to `BEHIND_TURN_S` until it has caught
+up: a logging call then waits up to two milliseconds at times, rather than the queue growing
+until its bound drops records.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ SLICE_EVENTS: Final = 512
 TURN_S: Final = 0.0005
 """CPU time the sender runs between two sleeps. A logging call that comes in meanwhile waits at
 most this plus one slice (or one stretch of botocore's work between two of its hooks)."""
+BEHIND_TURN_S: Final = 0.002
+"""The sender's turn while a full batch already waits behind the one it sends: about a quarter
+of the GIL against a busy logging thread, twice what it needs to catch up."""
 PAUSE_S: Final = 0.00002
 """A sleep, not ``sleep(0)``: a thread waiting for the GIL must have time to wake and take it."""
 
@@ -48,6 +56,8 @@ class Turns(threading.local):
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self.turn_s = TURN_S
+        """The length of this thread's turns (`TURN_S`, or `BEHIND_TURN_S` while behind)."""
         self._turn_ends = clock() + TURN_S
 
     def pause(self, ahead_s: float = 0.0) -> None:
@@ -60,10 +70,15 @@ class Turns(threading.local):
         if self._clock() + ahead_s < self._turn_ends:
             return
         self._sleep(PAUSE_S)
-        self._turn_ends = self._clock() + TURN_S
+        self._turn_ends = self._clock() + self.turn_s
 
 
 _TURNS: Final = Turns()
+
+
+def take_turns(*, behind: bool) -> None:
+    """Set the calling thread's turns: longer while it is behind (`BEHIND_TURN_S`)."""
+    _TURNS.turn_s = BEHIND_TURN_S if behind else TURN_S
 
 
 def pause(ahead_s: float = 0.0) -> None:
