@@ -16,8 +16,8 @@ and never while it holds its lock.
 
 When the sender falls behind all the same (a thread logging flat out for many seconds gets about
 ten times the sender's share of the GIL), its turns grow to `BEHIND_TURN_S` until it has caught
-up: a logging call then waits up to two milliseconds at times, rather than the queue growing
-until its bound drops records.
+up: a logging call then waits a turn's length (two milliseconds) at times, rather than the queue
+growing until its bound drops records.
 """
 
 from __future__ import annotations
