@@ -41,8 +41,8 @@ def _queue_one(queues: HandlerQueues, stream: StreamQueue) -> float:
 
 
 def test_a_batch_goes_once_its_drawn_share_of_the_interval_has_passed() -> None:
-    """Not a millisecond before ``patience x flush_interval_s``, and from then on; the sender is
-    told to wake exactly then."""
+    """Not a moment before ``patience x flush_interval_s``, and at once from then on; the sender
+    is told to wake exactly then."""
     queues = _queues()
     stream = queues.stream("s")
     started = _queue_one(queues, stream)
@@ -51,7 +51,7 @@ def test_a_batch_goes_once_its_drawn_share_of_the_interval_has_passed() -> None:
     due, wake_at = queues.due(started + wait_s - 0.001, stopping=False)
     assert due == []
     assert wake_at == pytest.approx(started + wait_s)
-    due, _ = queues.due(started + wait_s + 0.001, stopping=False)
+    due, _ = queues.due(started + wait_s, stopping=False)
     assert due == [stream]
 
 
