@@ -104,9 +104,7 @@ class CloudWatchLogsHandler(logging.Handler):
             endpoint_url: send to this endpoint instead of AWS's (a local stand-in, a VPC endpoint).
             create_log_group: create the group if it is missing; with ``False`` a missing group is
                 retried until it appears.
-            flush_interval_s: the longest a record waits before its batch is sent. Each batch
-                waits between 80% and 100% of it, drawn at random, so that processes started
-                together do not send in step.
+            flush_interval_s: the longest a record waits before its batch is sent.
             max_queue_bytes: the memory that waiting records may hold (text plus
                 `MEMORY_OVERHEAD_PER_EVENT` each); past it, ``overflow`` decides.
             overflow: ``"drop_newest"`` (default: the caller never waits), ``"drop_oldest"``, or

@@ -21,24 +21,11 @@ from ._events import Event
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._packed import PackedEvents
 from ._reporting import Reporter
-from ._retry import FreshAfterFork
 from ._stats import Counters, DropReason
 
 OverflowPolicy = Literal["block", "drop_newest", "drop_oldest"]
 """What a logging call does when ``max_queue_bytes`` is reached: wait (at most ``block_timeout_s``)
 for room, then drop the new record; drop the new record at once; or drop the oldest waiting ones."""
-
-PATIENCE_JITTER: Final = 0.2
-"""A batch that is not full goes after between 80% and 100% of ``flush_interval_s``, drawn afresh
-for every batch. Processes started together (a deploy, a Pool) that log at a steady rate would
-otherwise send in step, every interval, as one wave against the account's PutLogEvents quota."""
-_PATIENCE: Final = FreshAfterFork()
-"""Draws each batch's patience; a forked child draws from a fresh seed, unlike its siblings."""
-
-
-def _draw_patience() -> float:
-    return 1.0 - PATIENCE_JITTER * _PATIENCE.random()
-
 
 PENDING_STREAM: Final = ""
 """Stands for a stream not known yet (Lambda's init phase); never sent to under this name."""
@@ -79,7 +66,6 @@ class StreamQueue:
         "in_flight",
         "name",
         "owner",
-        "patience",
         "queue",
         "queued_size",
         "ready",
@@ -105,8 +91,6 @@ class StreamQueue:
         self.ready = False
         """The stream is known to exist."""
         self.first_waiting_at: float | None = None
-        self.patience = _draw_patience()
-        """The share of ``flush_interval_s`` the waiting events' batch waits (`PATIENCE_JITTER`)."""
         self.attempts = 0
         """Failed attempts in a row, for the backoff."""
         self.recreations = 0
@@ -125,7 +109,6 @@ class StreamQueue:
         self.taking = None
         self.queued_size = self.enqueued = self.settled = self.attempts = self.recreations = 0
         self.first_waiting_at = None
-        self.patience = _draw_patience()
         self.retry_at = 0.0
 
 
@@ -289,12 +272,12 @@ class HandlerQueues:
                 or stream.taking is not None
                 or is_full(len(stream.queue), stream.queued_size)
                 or stream.first_waiting_at is None
-                or now - stream.first_waiting_at >= interval * stream.patience
+                or now - stream.first_waiting_at >= interval
             ):
                 due.append(stream)
                 continue
             else:
-                wake_at = stream.first_waiting_at + interval * stream.patience
+                wake_at = stream.first_waiting_at + interval
             next_at = wake_at if next_at is None else min(next_at, wake_at)
         return due, next_at
 
@@ -308,7 +291,6 @@ class HandlerQueues:
             taken = take_prefix(stream.queue)
             stream.queued_size -= taken.total_size()
             stream.first_waiting_at = time.monotonic() if stream.queue else None
-            stream.patience = _draw_patience()  # for the next batch
             stream.taking = taken
 
     def admit(self, stream: StreamQueue, cut: Cut) -> list[tuple[DropReason, int]]:
