@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import platform
 import sys
 from typing import Final, Protocol
 
@@ -47,7 +46,8 @@ class _PidByte:
 
 
 def _wiped_on_fork() -> _Byte:
-    if sys.platform != "linux" or platform.machine().lower() not in _GENERIC_HEADERS:
+    # os.uname, not the platform module: importing that costs a Lambda cold start over 1 ms.
+    if sys.platform != "linux" or os.uname().machine.lower() not in _GENERIC_HEADERS:
         return _PidByte()
     try:
         page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
