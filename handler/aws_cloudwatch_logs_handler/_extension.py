@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from ._forks import ProcessMark
 from ._lifecycle import block_termination_signal_in_this_thread
 from ._reporting import write_to_stderr
 
@@ -231,13 +232,15 @@ class PostResponseDelivery:
         self.timeout_margin_ms = 0
         self._lock = threading.Lock()
         self._tried = False
-        self._pid = os.getpid()
+        self._here = ProcessMark()
+        """Set in the process that may use the extension: a fork's child may not."""
+        self._here.set()
         self._thread: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
         """The extension is registered and its thread serves invocations in this process."""
-        return self.handoff.open and self._pid == os.getpid()
+        return self.handoff.open and self._here.here()
 
     def start(self, client: ExtensionsClient, *, timeout_margin_ms: int) -> bool:
         """Register with ``client`` and start the thread, once per process; True if running.
@@ -270,7 +273,7 @@ class PostResponseDelivery:
 
     def hand_over(self, request_id: str, job: Job) -> bool:
         """Leave ``job`` for the extension thread; False if it does not run in this process."""
-        return self._pid == os.getpid() and self.handoff.hand_over(request_id, job)
+        return self._here.here() and self.handoff.hand_over(request_id, job)
 
     def refuse(self, reason: str) -> None:
         """Deliver before returning from now on, and say ``reason`` once."""
@@ -331,7 +334,7 @@ class PostResponseDelivery:
             self._tried = False
             self.fallback_reason = None
             self.carried_events = 0
-            self._pid = os.getpid()
+            self._here.set()
 
 
 EXTENSION: Final = PostResponseDelivery()

@@ -74,10 +74,6 @@ class ProcessMark:
         """Mark this process."""
         self.byte[0] = 1
 
-    def clear(self) -> None:
-        """Unmark this process: the next check says "another process", as after a fork."""
-        self.byte[0] = 0
-
     def here(self) -> bool:
         """True if this process set the mark (and no fork came between)."""
         return self.byte[0] == 1

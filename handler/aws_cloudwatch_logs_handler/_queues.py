@@ -98,6 +98,11 @@ class StreamQueue:
         self.retry_at = 0.0
 
     @property
+    def holds_full_batch(self) -> bool:
+        """Whether the queued events (not those in flight) fill at least one batch."""
+        return is_full(len(self.queue), self.queued_size)
+
+    @property
     def pending(self) -> bool:
         """Whether events wait here (queued or in flight)."""
         return bool(self.queue or self.in_flight or self.taking is not None)
@@ -270,7 +275,7 @@ class HandlerQueues:
                 urgent
                 or stream.in_flight
                 or stream.taking is not None
-                or is_full(len(stream.queue), stream.queued_size)
+                or stream.holds_full_batch
                 or stream.first_waiting_at is None
                 or now - stream.first_waiting_at >= interval
             ):

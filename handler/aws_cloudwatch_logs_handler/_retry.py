@@ -7,10 +7,11 @@ https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass, field
 from typing import Final
+
+from ._forks import ProcessMark
 
 IMMEDIATE_RECREATIONS: Final = 2
 """A lost group or stream is created again at once this many times in a row before backing off:
@@ -22,18 +23,19 @@ class FreshAfterFork(random.Random):
 
     Python reseeds only the `random` module's global generator in a fork's child; any other
     `random.Random` is copied with its state, so every worker forked from one parent (a Pool,
-    gunicorn, uWSGI) would draw the same jitter and retry in lockstep. The process id is checked
-    at each draw, so a fork made below Python's hooks (``fork()`` from C) is covered too.
+    gunicorn, uWSGI) would draw the same jitter and retry in lockstep. A `ProcessMark` is
+    checked at each draw, so a fork made below Python's hooks (``fork()`` from C) is covered too.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._pid = os.getpid()
+        self._seeded_here = ProcessMark()
+        self._seeded_here.set()
 
     def random(self) -> float:
         """Return the next float in [0, 1), after seeding afresh if this is a new process."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if not self._seeded_here.here():
+            self._seeded_here.set()
             self.seed()  # from os.urandom: unlike the parent's and every sibling's
         return super().random()
 

@@ -26,7 +26,7 @@ import time
 from typing import Final, Literal
 
 from . import _slices
-from ._batching import cut_batches, is_full
+from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
 from ._forks import ProcessMark
@@ -363,12 +363,10 @@ class Sender:
             try:
                 with self._lock:
                     due = self._locked_wait_for_batches()
+                    if due is None:
+                        return
                     # Behind: a full batch already waits behind the one being taken.
-                    behind = due is not None and any(
-                        is_full(len(stream.queue), stream.queued_size) for stream in due
-                    )
-                if due is None:
-                    return
+                    behind = any(stream.holds_full_batch for stream in due)
                 _slices.take_turns(behind=behind)
             except Exception as error:  # the sender must outlive any bug of ours
                 self._pause_after_bug(error)

@@ -58,7 +58,7 @@ class Turns(threading.local):
         self._sleep = sleep
         self.turn_s = TURN_S
         """The length of this thread's turns (`TURN_S`, or `BEHIND_TURN_S` while behind)."""
-        self._turn_ends = clock() + TURN_S
+        self._turn_ends = clock() + self.turn_s
 
     def pause(self, ahead_s: float = 0.0) -> None:
         """Release the GIL for a moment if this thread has run a whole turn since it last did.
