@@ -17,6 +17,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
+from fake_clock import FakeClock
 from fault_proxy import FaultProxy, fault_proxy
 
 from local_aws.aws_front import (
@@ -111,16 +112,6 @@ def test_front_throttles_when_told(front: AwsFront, moto_server: MotoEndpoint) -
     put_events(client, group, stream, "kept")
     assert moto_server.messages(group, stream) == ["kept"]
     assert front.faults == {"PutLogEvents": 1}
-
-
-class FakeClock:
-    """A clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def test_bucket_lets_one_seconds_worth_through_then_the_rate() -> None:
