@@ -14,6 +14,7 @@ from handler_factory import HandlerFactory, unique_group
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aws_cloudwatch_logs_handler import _encoder as encoder_module
 from aws_cloudwatch_logs_handler import _slices as slices_module
 from aws_cloudwatch_logs_handler._encoder import encode_put_log_events
 from aws_cloudwatch_logs_handler._events import Event
@@ -54,6 +55,59 @@ def test_body_is_botocores_byte_for_byte(group: str, stream: str, events: list[E
     """Any names and messages (quotes, controls, non-ASCII, emoji) encode as botocore would."""
     packed = PackedEvents(events)
     assert encode_put_log_events(group, stream, packed) == botocore_body(group, stream, events)
+
+
+# Characters JSON keeps as they are (the printf-like ones too), so that slices take the one-pass
+# way for plain text; the test puts messages with something to escape among them.
+_PLAIN_TEXT = st.text(st.sampled_from("abc %d%s{}:,'"), max_size=12)
+_TO_ESCAPE = ('q"1', "back\\slash", "sep\x1earator", "line\n", "del\x7f", "é", "\U0001f600")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    messages=st.lists(_PLAIN_TEXT, min_size=1, max_size=3 * SLICE_EVENTS),
+    special_every=st.sampled_from([0, 7, 600]),
+    taken_first=st.integers(0, 150),
+)
+def test_batches_queued_the_logging_calls_way_encode_as_botocore_would(
+    messages: list[str], special_every: int, taken_first: int
+) -> None:
+    """Events appended one by one (sealed into chunks), some taken off the front first (so that
+    slices start inside a chunk), encode exactly as botocore would, whatever mix of plain and
+    escaped messages each slice holds."""
+    queue = PackedEvents()
+    events = []
+    for i, plain in enumerate(messages):
+        special = special_every and i % special_every == special_every - 1
+        message = _TO_ESCAPE[i % len(_TO_ESCAPE)] if special else plain
+        queue.append(1_700_000_000_000 + i // 3, message, 0)
+        events.append(Event(1_700_000_000_000 + i // 3, message, 0))
+    taken = min(taken_first, len(events) - 1)
+    queue.detach(taken)
+    assert encode_put_log_events("g", "s", queue) == botocore_body("g", "s", events[taken:])
+
+
+def test_plain_log_lines_are_encoded_without_escaping_each_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch of the usual log lines (printable ASCII, no quotes) takes the one-pass way: the
+    message-by-message escaping runs only for the one slice that holds a quote."""
+    escaped_slices: list[int] = []
+    original = encoder_module._encode_slice
+
+    def counting(times: Any, messages: Any) -> str:
+        escaped_slices.append(len(messages))
+        return original(times, messages)
+
+    monkeypatch.setattr(encoder_module, "_encode_slice", counting)
+    lines = [f"2026-12-01 08:00:00,123 INFO app request {i} took 3% longer" for i in range(1500)]
+    lines[700] = 'user said "hi"'
+    queue = PackedEvents()
+    for i, line in enumerate(lines):
+        queue.append(1_700_000_000_000 + i, line, 0)
+    events = [Event(1_700_000_000_000 + i, line, 0) for i, line in enumerate(lines)]
+    assert encode_put_log_events("g", "s", queue) == botocore_body("g", "s", events)
+    assert escaped_slices == [SLICE_EVENTS]  # the second slice, events 512 to 1023
 
 
 def test_long_batches_are_encoded_in_slices_with_pauses() -> None:

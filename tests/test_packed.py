@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
-from aws_cloudwatch_logs_handler._packed import CHUNK_MESSAGES, PackedEvents
+from aws_cloudwatch_logs_handler._packed import CHUNK_MESSAGES, SEPARATOR, PackedEvents
 
 
 def take(queue: PackedEvents, count: int) -> list[Event]:
@@ -124,6 +124,21 @@ def test_chunked_messages_leave_whole_and_in_order(steps: list[tuple[str, object
             taken += take(queue, 1)
         assert taken == added[: len(taken)]
         assert list(queue) == added[len(taken) :]
+        assert_ranges_read_as_queued(queue)
+
+
+def assert_ranges_read_as_queued(queue: PackedEvents) -> None:
+    """Every way the encoder reads a range (timestamps, messages, joined text) gives the queue's
+    events: the whole queue, and ranges that start and end inside chunks."""
+    events = list(queue)
+    size = len(events)
+    for start, end in ((0, size), (size // 3, 2 * size // 3), (1, max(1, size - 1))):
+        if start > end or end > size:
+            continue
+        wanted = events[start:end]
+        assert list(queue.timestamps(start, end)) == [event.timestamp_ms for event in wanted]
+        assert queue.messages(start, end) == [event.message for event in wanted]
+        assert queue.text(start, end) == SEPARATOR.join(event.message for event in wanted)
 
 
 def test_a_chunk_whose_message_holds_the_separator_comes_back_exactly() -> None:

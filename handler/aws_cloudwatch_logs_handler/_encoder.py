@@ -5,6 +5,12 @@ several microseconds per event, most of the sender's work. The body of a JSON-pr
 only ``json.dumps`` of the parameters (`botocore.serialize.JSONSerializer`: default separators,
 ASCII only), so we write the same bytes with C-level calls and no Python step per event.
 
+Most log lines need no escaping at all: printable ASCII without quotes or backslashes. For a slice
+of those the messages are read as one text (`PackedEvents.text`, whole chunks as they are queued),
+checked in one pass, and the text becomes the body's slice with two replacements and one
+formatting of the timestamps: about a third of the cost of escaping message by message, which is
+still the way for a slice with anything to escape.
+
 The work is done in slices with a checkpoint between them (`_slices`): the sender lets logging
 threads in there once it has had its turn, so a thread that logs meanwhile never waits for a 1 MB
 body's encoding.
@@ -13,15 +19,21 @@ https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogE
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from . import _slices
-from ._packed import PackedEvents
+from ._packed import SEPARATOR, PackedEvents
 from ._slices import SLICE_EVENTS, Pause
 
 _EVENT: Final = '{"timestamp": %d, "message": %s}, '
+_OPEN: Final = b'{"timestamp": %d, "message": "'
+_CLOSE: Final = b'"}, '
+_PLAIN: Final = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
+"""The bytes JSON writes as they are (``json.dumps`` with ``ensure_ascii`` escapes the others)."""
+_SEPARATOR_BYTES: Final = SEPARATOR.encode("ascii")
 
 
 def encode_put_log_events(
@@ -52,8 +64,12 @@ def encode_put_log_events(
     parts = [head.encode("ascii")]
     for start in range(0, len(events), SLICE_EVENTS):
         pause()  # before each slice: the work before this one (cutting a batch) had no pause
-        times, messages = events.columns(start, min(start + SLICE_EVENTS, len(events)))
-        parts.append(_encode_slice(times, messages).encode("ascii"))
+        end = min(start + SLICE_EVENTS, len(events))
+        times, text = events.timestamps(start, end), events.text(start, end)
+        part = _encode_plain_slice(times, text)
+        if part is None:
+            part = _encode_slice(times, events.messages(start, end)).encode("ascii")
+        parts.append(part)
     if events:
         parts[-1] = parts[-1][:-2]  # the last event's ", "
     parts.append(b"]}")
@@ -66,3 +82,16 @@ def _encode_slice(times: Sequence[int], messages: Sequence[str]) -> str:
     fields[0::2] = times
     fields[1::2] = map(encode_basestring_ascii, messages)
     return (_EVENT * len(times)) % tuple(fields)
+
+
+def _encode_plain_slice(times: array[int], text: str) -> bytes | None:
+    """`_encode_slice` for messages joined in ``text`` that hold nothing JSON escapes (nor the
+    separator); None if one does."""
+    if not text.isascii():
+        return None
+    data = text.encode("ascii")
+    # What is left once the plain bytes are deleted: the separators, and anything to escape.
+    if len(data.translate(None, _PLAIN)) != len(times) - 1:
+        return None
+    events = data.replace(b"%", b"%%").replace(_SEPARATOR_BYTES, _CLOSE + _OPEN)
+    return (_OPEN + events + _CLOSE) % tuple(times)

@@ -34,11 +34,11 @@ CHUNK_MESSAGES: Final = 64
 freeing the messages joined (about 1 us at 64; 3.5 us at 256, enough to lift one call in 256 into
 the caller's p99); a chunk's own cost, under 1 byte an event, stays small beside the text."""
 
-_SEPARATOR: Final = "\x1e"
+SEPARATOR: Final = "\x1e"
 """ASCII's record separator: messages are joined with it when none of them holds it."""
 
 _Chunk: TypeAlias = "str | list[str]"
-"""Messages joined with `_SEPARATOR`, or a list of them when they cannot be joined."""
+"""Messages joined with `SEPARATOR`, or a list of them when they cannot be joined."""
 
 # Builds an Event without NamedTuple's Python-level __new__, so a batch is rebuilt in C.
 _as_event = partial(tuple.__new__, Event)
@@ -47,8 +47,8 @@ _as_event = partial(tuple.__new__, Event)
 def _seal(messages: list[str], checked: bool) -> _Chunk:
     """Join ``messages`` if they can be; ``checked``: none of them is known to hold the separator
     (counting them in the joined text is most of the cost of a seal, paid on a logging call)."""
-    text = _SEPARATOR.join(messages)
-    if text.isascii() and (checked or text.count(_SEPARATOR) == len(messages) - 1):
+    text = SEPARATOR.join(messages)
+    if text.isascii() and (checked or text.count(SEPARATOR) == len(messages) - 1):
         return text
     return messages  # not ASCII, or a message holds the separator: kept as they are
 
@@ -57,7 +57,7 @@ def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
     """Messages ``start`` to ``end`` of one chunk, split from its text in C."""
     if isinstance(chunk, list):
         return chunk[start:end]
-    messages = chunk.split(_SEPARATOR)
+    messages = chunk.split(SEPARATOR)
     return messages if start == 0 and end == len(messages) else messages[start:end]
 
 
@@ -102,9 +102,7 @@ class PackedEvents:
 
     def __iter__(self) -> Iterator[Event]:
         head = self._head
-        rows = zip(
-            self._times[head:], self._messages(0, len(self)), self._sizes[head:], strict=True
-        )
+        rows = zip(self._times[head:], self.messages(0, len(self)), self._sizes[head:], strict=True)
         return map(_as_event, rows)
 
     def extend(self, events: Iterable[Event], first_number: int | None = None) -> None:
@@ -131,7 +129,7 @@ class PackedEvents:
         count = len(other)
         self._times += other.timestamps()
         self._sizes += other._sizes[other._head :]
-        self._tail += other._messages(0, count)
+        self._tail += other.messages(0, count)
         self._tail_checked = False
         numbers = other.journal_numbers()
         if numbers is not None or self._numbers is not None:
@@ -156,7 +154,7 @@ class PackedEvents:
         times, tail = self._times, self._tail
         times.append(timestamp_ms)
         tail.append(message)
-        if _SEPARATOR in message:
+        if SEPARATOR in message:
             self._tail_checked = False
         self._sizes.append(size)
         if number >= 0 or self._numbers is not None:
@@ -180,7 +178,7 @@ class PackedEvents:
     def select(self, rows: list[int]) -> PackedEvents:
         """A new queue of the waiting events at ``rows`` (0 is the oldest), in that order."""
         head, times, sizes = self._head, self._times, self._sizes
-        messages = self._messages(0, len(self))
+        messages = self.messages(0, len(self))
         part = PackedEvents()
         part._times = array("q", [times[head + row] for row in rows])
         part._sizes = array("i", [sizes[head + row] for row in rows])
@@ -205,15 +203,10 @@ class PackedEvents:
         """The size of every waiting event, as AWS counts it, summed in C."""
         return sum(self._sizes[self._head :])
 
-    def timestamps(self) -> array[int]:
-        """The waiting events' timestamps, oldest first (a copy)."""
-        return self._times[self._head :]
-
-    def columns(self, start: int, end: int) -> tuple[array[int], list[str]]:
-        """Timestamps and messages of waiting events ``start`` to ``end`` (0 is the oldest), as
-        the encoder reads them: no tuple per event."""
+    def timestamps(self, start: int = 0, end: int | None = None) -> array[int]:
+        """The timestamps of waiting events ``start`` to ``end`` (all: oldest first), a copy."""
         head = self._head
-        return self._times[head + start : head + end], self._messages(start, end)
+        return self._times[head + start : len(self._times) if end is None else head + end]
 
     def detach(self, count: int) -> PackedEvents:
         """Move the ``count`` oldest events (all if fewer wait) into a new queue and return it.
@@ -251,19 +244,37 @@ class PackedEvents:
         self._tail_checked = True
         self._numbers = None
 
-    def _messages(self, start: int, end: int) -> list[str]:
+    def text(self, start: int, end: int) -> str:
+        """The messages of waiting events ``start`` to ``end``, joined with `SEPARATOR`, as the
+        encoder reads them: a sealed chunk read whole is taken as it is, never split and joined
+        again. Only a sealed chunk is known to be free of the separator: a message elsewhere may
+        hold one, which a reader must check for."""
+        return SEPARATOR.join(
+            chunk
+            if isinstance(chunk, str) and stop - offset == CHUNK_MESSAGES
+            else SEPARATOR.join(_chunk_messages(chunk, offset, stop))
+            for chunk, offset, stop in self._spans(start, end)
+        )
+
+    def messages(self, start: int, end: int) -> list[str]:
         """The messages of waiting events ``start`` to ``end`` (0 is the oldest waiting)."""
+        messages: list[str] = []
+        for chunk, offset, stop in self._spans(start, end):
+            messages += _chunk_messages(chunk, offset, stop)
+        return messages
+
+    def _spans(self, start: int, end: int) -> Iterator[tuple[_Chunk, int, int]]:
+        """The chunks that hold waiting events ``start`` to ``end`` (the unsealed tail last,
+        as a list), each with the range of its messages that those events are."""
         position, end = self._skip + start, self._skip + end
         sealed = CHUNK_MESSAGES * len(self._chunks)
-        messages: list[str] = []
         while position < min(end, sealed):
             index, offset = divmod(position, CHUNK_MESSAGES)
             stop = min(end - index * CHUNK_MESSAGES, CHUNK_MESSAGES)
-            messages += _chunk_messages(self._chunks[index], offset, stop)
+            yield self._chunks[index], offset, stop
             position = index * CHUNK_MESSAGES + stop
         if position < end:
-            messages += self._tail[position - sealed : end - sealed]
-        return messages
+            yield self._tail, position - sealed, end - sealed
 
     def _forget_first(self, count: int) -> None:
         """Drop the ``count`` oldest events, closing the gap they leave in the arrays once long."""
