@@ -40,14 +40,16 @@ class MappedJournal:
         self.size = 0
         """Bytes written so far."""
 
-    def append(self, data: bytes) -> None:
-        """Add ``data`` at the end; it is in the page cache when this returns."""
+    def append(self, data: bytes) -> int:
+        """Add ``data`` at the end; it is in the page cache when this returns. Returns the new
+        size (where ``data`` ends)."""
         end = self.size + len(data)
         if end > self._capacity:
             self._grow(end)
         assert self._map is not None  # made by _grow
         self._map[self.size : end] = data
         self.size = end
+        return end
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, 2 * self._capacity, GROWTH_BYTES)

@@ -157,7 +157,10 @@ class PackedEvents:
         if SEPARATOR in message:
             self._tail_checked = False
         self._sizes.append(size)
-        if number >= 0 or self._numbers is not None:
+        numbers = self._numbers
+        if numbers is not None:
+            numbers.append(number)
+        elif number >= 0:
             self._number(1, (number,))
         if len(tail) >= CHUNK_MESSAGES:
             self._seal_full_chunks()
