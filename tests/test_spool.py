@@ -13,7 +13,14 @@ import pytest
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._reporting import Reporter
-from aws_cloudwatch_logs_handler._spool import _ACK, Spool, encode_frame, group_key, read_frames
+from aws_cloudwatch_logs_handler._spool import (
+    _ACK,
+    ROTATE_AFTER_BYTES,
+    Spool,
+    encode_frame,
+    group_key,
+    read_frames,
+)
 
 
 @dataclass
@@ -87,6 +94,67 @@ def test_a_long_run_of_settled_batches_keeps_the_acknowledged_offset_exact(
         spool.settle(s, queue.detach(count))
         settled += count
         assert acked(tmp_path) == ends[settled - 1]
+
+
+def on_disk(spool_dir: Path) -> list[str]:
+    """The messages a crash now would leave to replay: the journal's frames past its ``.ack``."""
+    [journal] = spool_dir.glob("*.journal")
+    frames, corrupt = read_frames(journal.read_bytes()[acked(spool_dir) :])
+    assert corrupt == 0
+    return [frame.event.message for frame in frames]
+
+
+def log_without_pause(spool: Spool, rounds: int) -> tuple[PackedEvents, int]:
+    """Log as a busy service does: each batch is settled while the next records already wait,
+    so that everything is never settled at once. Checks after each round that a crash would
+    replay exactly what waits; returns the waiting queue and the bytes of frames written."""
+    s = Stream("s")
+    waiting = journaled(spool, s, [Event(0, "first", 31)])
+    written = len(encode_frame("s", Event(0, "first", 31)))
+    for round_number in range(rounds):
+        events = [
+            Event(1 + i, f"round {round_number} record {i} " + "x" * 60, 100) for i in range(1_000)
+        ]
+        written += sum(len(encode_frame("s", event)) for event in events)
+        waiting.extend(events, spool.append(s, events))  # logged while the last batch was out
+        spool.settle(s, waiting.detach(len(waiting) - len(events)))  # that batch is delivered
+        assert on_disk(spool._directory) == [event.message for event in waiting]
+    return waiting, written
+
+
+def test_a_process_that_never_stops_logging_keeps_a_small_journal(tmp_path: Path) -> None:
+    """With logging that never pauses the journal is never emptied, yet it stays about the size
+    of what waits: once its settled frames fill ROTATE_AFTER_BYTES, the waiting ones move to a
+    new file and the old one is deleted (not a journal that grows by all that is ever logged)."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    _, written = log_without_pause(spool, rounds=60)
+    [journal] = tmp_path.glob("*.journal")
+    assert written > 5 * ROTATE_AFTER_BYTES
+    assert journal.stat().st_size <= 2 * ROTATE_AFTER_BYTES
+    assert len(list(tmp_path.iterdir())) == 2  # the journal and its .ack: the old ones are gone
+
+
+def test_a_journal_that_cannot_move_to_a_new_file_keeps_its_frames_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No new journal can be made (a full disk): the old one stays in use, nothing waiting is
+    lost, and the side channel says why."""
+    reports: list[str] = []
+    spool = Spool(tmp_path, group="/g", reporter=Reporter(reports.append))
+    first_journal = spool._new_files
+    made: list[Path] = []
+
+    def no_room_after_the_first() -> tuple[Path, int, int]:
+        if made:
+            raise OSError(28, "No space left on device")
+        files = first_journal()
+        made.append(files[0])
+        return files
+
+    monkeypatch.setattr(spool, "_new_files", no_room_after_the_first)
+    log_without_pause(spool, rounds=20)
+    assert list(tmp_path.glob("*.journal")) == made  # still the first journal
+    assert any("could not start a new journal" in report for report in reports)
 
 
 def test_frames_round_trip_with_their_stream_and_text(tmp_path: Path) -> None:

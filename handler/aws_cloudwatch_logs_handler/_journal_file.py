@@ -40,16 +40,14 @@ class MappedJournal:
         self.size = 0
         """Bytes written so far."""
 
-    def append(self, data: bytes) -> int:
-        """Add ``data`` at the end; it is in the page cache when this returns. Returns the new
-        size (where ``data`` ends)."""
+    def append(self, data: bytes) -> None:
+        """Add ``data`` at the end; it is in the page cache when this returns."""
         end = self.size + len(data)
         if end > self._capacity:
             self._grow(end)
         assert self._map is not None  # made by _grow
         self._map[self.size : end] = data
         self.size = end
-        return end
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, 2 * self._capacity, GROWTH_BYTES)
@@ -58,6 +56,10 @@ class MappedJournal:
         self._unmap()
         self._map = mmap.mmap(self._fd, capacity, flags=mmap.MAP_SHARED)
         self._capacity = capacity
+
+    def read(self, start: int) -> bytes:
+        """A copy of what was written from offset ``start`` to the end."""
+        return b"" if self._map is None else self._map[start : self.size]
 
     def reset(self) -> None:
         """Empty the file (everything in it is settled), giving its disk space back."""

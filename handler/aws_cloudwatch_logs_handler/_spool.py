@@ -14,6 +14,11 @@ journal's file lock tells a live owner from a dead one. Frames are copied into a
 map of the file (`_journal_file`), so they are in the OS page cache once copied, with no system
 call per record: they survive the process, not a power cut (that would need an fsync per record).
 
+A journal is emptied whenever everything in it is settled. A process that never stops logging
+has no such moment, so once its settled frames fill `ROTATE_AFTER_BYTES` the frames still
+waiting move to a new journal and the old one is deleted: the files stay about the size of what
+waits, not of everything ever logged.
+
 Trust: a journal is replayed under this process's credentials, so the directory is created
 ``0700`` and every file in it ``0600``, and a journal is replayed only if this user owns it, it is
 not a symbolic link, and the directory is not one that other users may write to (unless it has
@@ -33,13 +38,12 @@ import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import accumulate, islice
 from pathlib import Path
 from typing import Final, Protocol
 
 from ._events import Event
 from ._forks import ProcessMark
-from ._journal_file import MappedJournal
+from ._journal_file import GROWTH_BYTES, MappedJournal
 from ._limits import EVENT_OVERHEAD_BYTES
 from ._packed import PackedEvents
 from ._queues import HandlerQueues
@@ -49,15 +53,17 @@ from ._sender import SENDER
 MAGIC: Final = b"\xc1\x0b"
 SPOOL_OVERHEAD_PER_EVENT: Final = 150
 """Memory the spool holds per waiting event beside the queue's: its frame's header and stream
-name in the journal's mapped pages, its frame's end offset and its number in the queue (8 bytes
+name in the journal's mapped pages, its frame's length and its number in the queue (8 bytes
 each), and room for the pages the map grows by."""
+ROTATE_AFTER_BYTES: Final = GROWTH_BYTES
+"""Settled frames a journal holds before the waiting ones move to a new file (`Spool._rotate`)."""
 _HEADER: Final = struct.Struct(">2sII")
 _BODY: Final = struct.Struct(">qH")
 _TIMESTAMP: Final = struct.Struct(">q")
 _NAME_LENGTH: Final = struct.Struct(">H")
 _ACK: Final = struct.Struct(">Q")
-_COMPACT_ENDS_AFTER: Final = 4_096
-"""Settled frames' offsets are dropped from ``_ends`` once this many, and half, have gathered."""
+_COMPACT_LENGTHS_AFTER: Final = 4_096
+"""Settled frames' lengths are dropped from ``_lengths`` once this many, and half, have gathered."""
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
@@ -158,13 +164,14 @@ class Spool:
         self._journal: MappedJournal | None = None
         self._acked = 0
         # Frames are numbered in journal order, and the queue keeps each event's number beside
-        # it (`_packed.PackedEvents`), so a settled batch names exactly its frames. ``_ends``
-        # holds the end offset of every frame from number ``_first`` on, from index
-        # ``_ends_head``: plain ints in an array, nothing for the garbage collector to walk.
+        # it (`_packed.PackedEvents`), so a settled batch names exactly its frames. ``_lengths``
+        # holds the length of every frame from number ``_first`` on, from index
+        # ``_lengths_head``: plain ints in an array, nothing for the garbage collector to walk.
+        # Lengths, not offsets: a journal's waiting frames move to a new file unchanged.
         self._first = 0
         self._next = 0
-        self._ends = array("q")
-        self._ends_head = 0
+        self._lengths = array("q")
+        self._lengths_head = 0
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
         self._stream_parts: dict[str, bytes] = {}  # each stream's `_stream_part`, made once
 
@@ -199,18 +206,30 @@ class Spool:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        self._fd = self._ack_fd = -1
+        self._journal = None
+        self._path, self._fd, self._ack_fd = self._new_files()  # an OSError: tried again next time
         self._opened_here.set()
+        self._journal = MappedJournal(self._fd)
+        self._acked = self._first = self._next = self._lengths_head = 0
+        self._lengths = array("q")
+        self._settled.clear()
+
+    def _new_files(self) -> tuple[Path, int, int]:
+        """Create and lock a new journal of this process, and its ``.ack``: path and both fds."""
         name = f"{self._key}.{os.getpid()}.{os.urandom(4).hex()}"
-        self._path = self._directory / f"{name}.journal"
+        path = self._directory / f"{name}.journal"
         # O_EXCL and O_NOFOLLOW: a file or link someone planted under our new name is refused.
         new_file = os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
-        self._fd = os.open(self._path, os.O_RDWR | new_file, 0o600)  # mapped: read and write
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._journal = MappedJournal(self._fd)
-        self._ack_fd = os.open(self._path.with_suffix(".ack"), os.O_RDWR | new_file, 0o600)
-        self._acked = self._first = self._next = self._ends_head = 0
-        self._ends = array("q")
-        self._settled.clear()
+        fd = os.open(path, os.O_RDWR | new_file, 0o600)  # mapped: read and write
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            ack_fd = os.open(path.with_suffix(".ack"), os.O_RDWR | new_file, 0o600)
+        except OSError:
+            os.close(fd)
+            path.unlink()
+            raise
+        return path, fd, ack_fd
 
     def append(self, stream: NamedStream, events: list[Event]) -> int:
         """Write ``events`` to the journal (called under the sender's lock, before queueing);
@@ -219,10 +238,10 @@ class Spool:
             return self.append_one(stream, events[0].timestamp_ms, events[0].message)
         part, journal = self._stream_part(stream), self._journal
         assert journal is not None  # opened by _stream_part
-        size, first = journal.size, self._next
+        first = self._next
         frames = [_frame(part, event.timestamp_ms, event.message) for event in events]
         journal.append(b"".join(frames))
-        self._ends.extend(islice(accumulate(map(len, frames), initial=size), 1, None))
+        self._lengths.extend(map(len, frames))
         self._next = first + len(events)
         return first
 
@@ -238,7 +257,8 @@ class Spool:
         journal = self._journal
         assert journal is not None  # opened by _stream_part
         body = b"".join((_TIMESTAMP.pack(timestamp_ms), part, message.encode("utf-8")))
-        self._ends.append(journal.append(_HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body))
+        journal.append(_HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body)
+        self._lengths.append(_HEADER.size + len(body))
         number = self._next
         self._next = number + 1
         return number
@@ -270,18 +290,57 @@ class Spool:
         advanced = self._first - first
         if not advanced or self._journal is None:
             return
-        ends = self._ends
-        self._ends_head += advanced
-        self._acked = ends[self._ends_head - 1]
-        if self._ends_head == len(ends):
+        lengths, head = self._lengths, self._lengths_head
+        self._acked += sum(lengths[head : head + advanced])
+        self._lengths_head = head = head + advanced
+        if head == len(lengths):
             # Everything is settled: start the journal afresh rather than let it grow forever.
             self._journal.reset()
-            self._acked = self._ends_head = 0
-            self._ends = array("q")
-        elif self._ends_head >= _COMPACT_ENDS_AFTER and 2 * self._ends_head >= len(ends):
-            del ends[: self._ends_head]
-            self._ends_head = 0
+            self._acked = self._lengths_head = 0
+            self._lengths = array("q")
+        elif self._acked >= ROTATE_AFTER_BYTES:
+            self._rotate()
+        elif head >= _COMPACT_LENGTHS_AFTER and 2 * head >= len(lengths):
+            del lengths[:head]
+            self._lengths_head = 0
         os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
+
+    def _rotate(self) -> None:
+        """Move the frames still waiting into a new journal, and delete the old one.
+
+        The new file holds them before the old one goes, so a crash in between leaves them in
+        both: replayed twice, never lost. If no new file can be made (a full disk), the old
+        journal stays in use and the failure is reported.
+        """
+        old_journal = self._journal
+        assert old_journal is not None  # settle checked
+        try:
+            path, fd, ack_fd = self._new_files()
+        except OSError as error:
+            self._reporter.report("spool", f"could not start a new journal: {error}")
+            return
+        journal = MappedJournal(fd)
+        try:
+            journal.append(old_journal.read(self._acked))
+        except OSError as error:  # no room for the waiting frames
+            journal.forget()
+            for closing in (fd, ack_fd):
+                os.close(closing)
+            for leftover in (path, path.with_suffix(".ack")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            self._reporter.report("spool", f"could not start a new journal: {error}")
+            return
+        old_journal.forget()
+        for old_fd in (self._fd, self._ack_fd):
+            with contextlib.suppress(OSError):
+                os.close(old_fd)
+        for old_file in (self._path, self._path.with_suffix(".ack")):
+            with contextlib.suppress(FileNotFoundError):
+                old_file.unlink()
+        self._path, self._fd, self._ack_fd, self._journal = path, fd, ack_fd, journal
+        del self._lengths[: self._lengths_head]
+        self._acked = self._lengths_head = 0
 
     def replay_orphans(self, queues: HandlerQueues) -> int:
         """Queue what journals of dead processes hold for this group; return how many events.
