@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from handler_factory import HandlerFactory, unique_group
 from moto import mock_aws
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler, ConfigurationError
-from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
+from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT, HandlerQueues
 
 
 @pytest.fixture
@@ -305,3 +306,40 @@ def test_the_level_defaults_to_lambdas_logging_controls(
     assert make_handler(level=logging.NOTSET).level == logging.NOTSET
     monkeypatch.delenv("AWS_LAMBDA_LOG_LEVEL")
     assert make_handler().level == logging.NOTSET
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_handler_dropped_without_close_delivers_and_is_forgotten() -> None:
+    """A handler made for one job and dropped without close(): what it queued still arrives, and
+    the process's sender lets go of it (its queues and client) instead of keeping it for good."""
+    from aws_cloudwatch_logs_handler._sender import SENDER
+
+    group, stream = unique_group(), "one-job"
+
+    def one_job() -> HandlerQueues:
+        handler = CloudWatchLogsHandler(group, log_stream=stream)
+        logger = logging.getLogger(f"job.{group}")
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.warning("done")
+        logger.removeHandler(handler)
+        queues: HandlerQueues = handler._queues
+        return queues
+
+    queues = one_job()
+    gc.collect()
+    assert queues.closed  # the collected handler closed itself
+    assert SENDER.flush(queues, timeout_s=30)
+    assert events_of(group, stream) == ["done"]
+    run_the_sender_loop_once()  # where it forgets closed handlers with nothing pending
+    assert queues not in SENDER._handlers
+
+
+def run_the_sender_loop_once() -> None:
+    """Send a record through a handler of its own, and wait for it."""
+    handler = CloudWatchLogsHandler(unique_group(), log_stream="wake")
+    try:
+        handler.handle(logging.makeLogRecord({"msg": "wake the sender"}))
+        assert handler.flush(timeout_s=30)
+    finally:
+        handler.close()

@@ -212,6 +212,10 @@ class CloudWatchLogsHandler(logging.Handler):
         SENDER.register(self._queues)
         self._streams.attach(self._queues)
         _LIVE_HANDLERS.add(self)
+        # A handler dropped without close() (one made per job, say) would leave its queues and
+        # client with the sender for good: collected, it is closed, so what it queued is still
+        # delivered and then forgotten. At exit the sender's own shutdown delivers instead.
+        weakref.finalize(self, SENDER.close, self._queues).atexit = False
         if self._spool is not None:
             self._spool.replay_orphans(self._queues)
         if handle_sigterm:
