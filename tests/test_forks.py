@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import platform
 import sys
@@ -15,12 +16,21 @@ from aws_cloudwatch_logs_handler._forks import ProcessMark
 
 
 def _in_a_child(fork: Callable[[], int], check: Callable[[], bool]) -> bool:
-    """Fork with ``fork``, run ``check`` in the child, and return what it answered."""
+    """Fork with ``fork``, run ``check`` in the child, and return what it answered.
+
+    No garbage collection across the fork: in a child made below Python, a collection could run
+    a callback that takes a lock another thread of the parent held at the fork (logging's, when
+    a handler goes), and the child would wait for it forever.
+    """
     read_end, write_end = os.pipe()
-    pid = fork()
-    if pid == 0:  # the child: answer, and leave without running anything of the parent's
-        os.write(write_end, b"1" if check() else b"0")
-        os._exit(0)
+    gc.disable()
+    try:
+        pid = fork()
+        if pid == 0:  # the child: answer, and leave without running anything of the parent's
+            os.write(write_end, b"1" if check() else b"0")
+            os._exit(0)
+    finally:
+        gc.enable()
     os.close(write_end)
     answer = os.read(read_end, 1)
     os.close(read_end)

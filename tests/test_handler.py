@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -333,6 +335,35 @@ def test_a_handler_dropped_without_close_delivers_and_is_forgotten() -> None:
     assert events_of(group, stream) == ["done"]
     run_the_sender_loop_once()  # where it forgets closed handlers with nothing pending
     assert queues not in SENDER._handlers
+
+
+_COLLECTED_UNDER_THE_LOCK = """
+import gc
+from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+from aws_cloudwatch_logs_handler._sender import SENDER
+
+handler = CloudWatchLogsHandler("/test/collected", log_stream="dropped")
+queues = handler._queues
+with SENDER._lock:  # as the sender holds it while it works on the queues
+    del handler
+    gc.collect()
+print("closed" if queues.closed else "still open")
+"""
+
+
+def test_a_handler_collected_while_the_senders_lock_is_held_does_not_deadlock() -> None:
+    """A garbage collection runs at any allocation: on the sender's thread while it holds its
+    lock (which does not nest), or in a child forked below Python that inherited it held. A
+    handler collected then must not wait for that lock (in a process of its own: a deadlock
+    here would otherwise stop every later test)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COLLECTED_UNDER_THE_LOCK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "closed"), done.stderr
 
 
 def run_the_sender_loop_once() -> None:

@@ -45,6 +45,14 @@ _SIGTERM: Final = LIFECYCLE.sigterm
 _LIVE_HANDLERS: Final[weakref.WeakSet[CloudWatchLogsHandler]] = weakref.WeakSet()
 
 
+def _closed_when_collected(queues: HandlerQueues) -> None:
+    """Mark a collected handler's queues closed, without the sender's lock: a collection may run
+    on any thread at any allocation, the sender's own while it holds that lock (which does not
+    nest), or a child forked below Python that inherited it held. The sender reads the flag on
+    its next round, delivers what waits and then forgets the queues."""
+    queues.closed = True
+
+
 def live_handlers() -> list[CloudWatchLogsHandler]:
     """Every handler of this process that is not closed (for `flush_after_invocation`)."""
     return [handler for handler in list(_LIVE_HANDLERS) if not handler._closed]
@@ -213,9 +221,9 @@ class CloudWatchLogsHandler(logging.Handler):
         self._streams.attach(self._queues)
         _LIVE_HANDLERS.add(self)
         # A handler dropped without close() (one made per job, say) would leave its queues and
-        # client with the sender for good: collected, it is closed, so what it queued is still
-        # delivered and then forgotten. At exit the sender's own shutdown delivers instead.
-        weakref.finalize(self, SENDER.close, self._queues).atexit = False
+        # client with the sender for good: collected, it marks them closed, so what it queued is
+        # still delivered and then forgotten. At exit the sender's own shutdown delivers instead.
+        weakref.finalize(self, _closed_when_collected, self._queues).atexit = False
         if self._spool is not None:
             self._spool.replay_orphans(self._queues)
         if handle_sigterm:
