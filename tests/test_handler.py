@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -374,3 +375,29 @@ def run_the_sender_loop_once() -> None:
         assert handler.flush(timeout_s=30)
     finally:
         handler.close()
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_sender_tidies_the_spool_after_settling_without_its_lock(
+    make_handler: HandlerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool's file work after a delivery (deleting journals it moved away from) runs on
+    the sender once it has let go of its lock, so no logging call waits for the file system."""
+    from aws_cloudwatch_logs_handler._sender import SENDER
+    from aws_cloudwatch_logs_handler._spool import Spool
+
+    tidied_with_the_lock_free: list[bool] = []
+
+    def tidy(self: Spool) -> None:
+        # Called under the lock (on this same thread), this would wait the whole timeout; a
+        # logging call that holds it for a moment only delays it.
+        free = SENDER._lock.acquire(timeout=5)
+        if free:
+            SENDER._lock.release()
+        tidied_with_the_lock_free.append(free)
+
+    monkeypatch.setattr(Spool, "tidy", tidy)
+    handler = make_handler(spool_dir=str(tmp_path))
+    make_handler.logger(handler).info("journaled, delivered, then tidied")
+    assert handler.flush(timeout_s=30)
+    assert tidied_with_the_lock_free and all(tidied_with_the_lock_free)

@@ -97,11 +97,15 @@ def test_a_long_run_of_settled_batches_keeps_the_acknowledged_offset_exact(
 
 
 def on_disk(spool_dir: Path) -> list[str]:
-    """The messages a crash now would leave to replay: the journal's frames past its ``.ack``."""
-    [journal] = spool_dir.glob("*.journal")
-    frames, corrupt = read_frames(journal.read_bytes()[acked(spool_dir) :])
-    assert corrupt == 0
-    return [frame.event.message for frame in frames]
+    """The messages a crash now would leave to replay: each journal's frames past its ``.ack``."""
+    messages: list[str] = []
+    for journal in spool_dir.glob("*.journal"):
+        ack = journal.with_suffix(".ack").read_bytes()
+        offset = _ACK.unpack(ack)[0] if ack else 0
+        frames, corrupt = read_frames(journal.read_bytes()[offset:])
+        assert corrupt == 0
+        messages += [frame.event.message for frame in frames]
+    return messages
 
 
 def log_without_pause(spool: Spool, rounds: int) -> tuple[PackedEvents, int]:
@@ -118,6 +122,8 @@ def log_without_pause(spool: Spool, rounds: int) -> tuple[PackedEvents, int]:
         written += sum(len(encode_frame("s", event)) for event in events)
         waiting.extend(events, spool.append(s, events))  # logged while the last batch was out
         spool.settle(s, waiting.detach(len(waiting) - len(events)))  # that batch is delivered
+        assert on_disk(spool._directory) == [event.message for event in waiting]
+        spool.tidy()  # as the sender does once it has let go of its lock
         assert on_disk(spool._directory) == [event.message for event in waiting]
     return waiting, written
 

@@ -152,6 +152,9 @@ class HandlerQueues:
         self.on_settled: Callable[[StreamQueue, PackedEvents], None] | None = None
         """Called with each settled batch, which carries its journal numbers: the spool's
         acknowledgement."""
+        self.after_settled: Callable[[], None] | None = None
+        """Called by the sender after it settled batches, without its lock: the spool's file
+        work that no logging call should wait for."""
 
     # ----------------------------------------------------------------------------------------
     # Queueing (the logging call's side).
