@@ -1,4 +1,4 @@
-"""The spool's mapped journal file: what is appended is in the file, across growth and resets."""
+"""The spool's mapped journal file: what is appended is in the file, across growth and emptying."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import os
 from pathlib import Path
 
 from aws_cloudwatch_logs_handler._events import Event
-from aws_cloudwatch_logs_handler._journal_file import GROWTH_BYTES, MappedJournal
+from aws_cloudwatch_logs_handler._journal_file import (
+    GROWTH_BYTES,
+    REWIND_UP_TO_BYTES,
+    MappedJournal,
+)
 from aws_cloudwatch_logs_handler._spool import encode_frame, read_frames
 
 
@@ -27,9 +31,29 @@ def test_appends_reach_the_file_across_growth(tmp_path: Path) -> None:
             f"message {i} " + "x" * 500 for i in range(5_000)
         ]
         assert corrupt == 0
-        journal.reset()
-        assert path.stat().st_size == 0
+        journal.empty()  # zeroed in place and kept: it is no larger than REWIND_UP_TO_BYTES
+        assert read_frames(path.read_bytes()) == ([], 0)
         journal.append(frames[0])
         assert read_frames(path.read_bytes()) == ([read[0]], 0)
+    finally:
+        os.close(fd)
+
+
+def test_an_emptied_journal_larger_than_the_rewind_limit_gives_its_space_back(
+    tmp_path: Path,
+) -> None:
+    """A journal that an outage grew past REWIND_UP_TO_BYTES is truncated when emptied, and
+    grows again from nothing."""
+    path = tmp_path / "j.journal"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        journal = MappedJournal(fd)
+        frame = encode_frame("s", Event(1, "x" * 60_000, 0))
+        while journal.size <= REWIND_UP_TO_BYTES:
+            journal.append(frame)
+        journal.empty()
+        assert path.stat().st_size == 0
+        journal.append(frame)
+        assert len(read_frames(path.read_bytes())[0]) == 1
     finally:
         os.close(fd)

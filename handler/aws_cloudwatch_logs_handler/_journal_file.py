@@ -19,6 +19,10 @@ from typing import Final
 
 GROWTH_BYTES: Final = 1 << 20
 """The file grows by at least this much (or doubles, whichever is more)."""
+REWIND_UP_TO_BYTES: Final = 4 * GROWTH_BYTES
+"""An emptied file up to this size is zeroed and kept (`rewind`); a larger one (an outage's
+backlog) is truncated, to give its disk space back."""
+_ZEROS: Final = bytes(64 * 1024)
 
 
 def _reserve(fd: int, offset: int, length: int) -> None:
@@ -61,8 +65,21 @@ class MappedJournal:
         """A copy of what was written from offset ``start`` to the end."""
         return b"" if self._map is None else self._map[start : self.size]
 
-    def reset(self) -> None:
-        """Empty the file (everything in it is settled), giving its disk space back."""
+    def empty(self) -> None:
+        """Empty the file (everything in it is settled).
+
+        Up to `REWIND_UP_TO_BYTES`, what was written is zeroed in place and the file and its
+        mapping are kept: a few microseconds, and the next records find their pages mapped,
+        where truncating and unmapping held the sender's lock for 0.2 to 0.5 ms and made the
+        next logging call grow and map the file again. Zeros read as the journal's end, so a
+        crash during or after the zeroing replays nothing settled.
+        """
+        if self._map is not None and self._capacity <= REWIND_UP_TO_BYTES:
+            for start in range(0, self.size, len(_ZEROS)):
+                end = min(start + len(_ZEROS), self.size)
+                self._map[start:end] = _ZEROS[: end - start]
+            self.size = 0
+            return
         self._unmap()  # a mapping past the file's end would fault: unmap before truncating
         os.ftruncate(self._fd, 0)
         self._capacity = self.size = 0

@@ -299,7 +299,9 @@ class Spool:
         self._lengths_head = head = head + advanced
         if head == len(lengths):
             # Everything is settled: start the journal afresh rather than let it grow forever.
-            self._journal.reset()
+            # Said in the .ack first: a crash while it is emptied then replays nothing twice.
+            os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
+            self._journal.empty()
             self._acked = self._lengths_head = 0
             self._lengths = array("q")
         elif self._acked >= ROTATE_AFTER_BYTES:
