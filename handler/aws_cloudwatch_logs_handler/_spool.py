@@ -176,6 +176,8 @@ class Spool:
         self._stream_parts: dict[str, bytes] = {}  # each stream's `_stream_part`, made once
         self._moved_away: list[Path] = []
         """Journals of this process all settled and replaced by a new one, for `tidy` to delete."""
+        self._problems: list[str] = []
+        """What went wrong under the sender's lock, for `tidy` to report."""
 
     @classmethod
     def open(cls, directory: Path, *, group: str, reporter: Reporter) -> Spool:
@@ -217,7 +219,8 @@ class Spool:
         self._acked = self._first = self._next = self._lengths_head = 0
         self._lengths = array("q")
         self._settled.clear()
-        self._moved_away.clear()  # a forked child's list is its parent's
+        self._moved_away.clear()  # a forked child's lists are its parent's
+        self._problems.clear()
 
     def _new_files(self) -> tuple[Path, int, int]:
         """Create and lock a new journal of this process, and its ``.ack``: path and both fds."""
@@ -316,14 +319,15 @@ class Spool:
 
         The new file holds them before the old one goes, so a crash in between leaves them in
         both: replayed twice, never lost. If no new file can be made (a full disk), the old
-        journal stays in use and the failure is reported.
+        journal stays in use and `tidy` reports the failure (the report's callback is the
+        user's: never called under the sender's lock).
         """
         old_journal = self._journal
         assert old_journal is not None  # settle checked
         try:
             path, fd, ack_fd = self._new_files()
         except OSError as error:
-            self._reporter.report("spool", f"could not start a new journal: {error}")
+            self._problems.append(f"could not start a new journal: {error}")
             return
         journal = MappedJournal(fd)
         try:
@@ -335,7 +339,7 @@ class Spool:
             for leftover in (path, path.with_suffix(".ack")):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
-            self._reporter.report("spool", f"could not start a new journal: {error}")
+            self._problems.append(f"could not start a new journal: {error}")
             return
         # The old journal is all settled now (what waits is in the new one): say so in its
         # .ack, so that a crash before it is deleted replays nothing twice. Deleting a file
@@ -353,8 +357,11 @@ class Spool:
         self._acked = self._lengths_head = 0
 
     def tidy(self) -> None:
-        """Delete the journals this process moved away from (called by the sender after it
-        settled a batch, without its lock: no logging call waits for the file system)."""
+        """Delete the journals this process moved away from, and report what went wrong (called
+        by the sender after it settled a batch, without its lock: no logging call waits for the
+        file system or the report's callback)."""
+        while self._problems:
+            self._reporter.report("spool", self._problems.pop(0))
         while self._moved_away:
             path = self._moved_away.pop()
             for old_file in (path, path.with_suffix(".ack")):
