@@ -652,12 +652,30 @@ class LambdaRuntime(StartStop):
                 process.returncode = os.waitstatus_to_exitcode(status)
 
     def thaw(self) -> None:
-        """SIGCONT the runtime if it is frozen, as Lambda thaws it for the next event."""
+        """SIGCONT the runtime if it is frozen, as Lambda thaws it for the next event, and return
+        once it is thawed (`_wait_until_thawed`)."""
         process = self.process
         with self._freeze_lock:
             if self.frozen and process is not None and process.returncode is None:
                 os.kill(process.pid, signal.SIGCONT)
+                self._wait_until_thawed(process.pid)
             self.frozen = False
+
+    def _wait_until_thawed(self, pid: int) -> None:
+        """Return once no thread is marked stopped and the main thread has run since SIGCONT.
+
+        SIGCONT wakes every thread, but each is marked running, and clears its signal-pending
+        flag, only once a CPU takes it: under load, later. Until then the kernel passes a
+        SIGTERM to another thread (it skips a stopped thread, and a sleeping one with a signal
+        pending): awslambdaric's poller, blocked in C, where Python never runs the handler.
+        The kernel offers no event for this, so its state is read, within a bound.
+        """
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            states = self.thread_states()
+            if "T" not in states.values() and states.get(pid) not in ("R", "T"):
+                return
+            time.sleep(0.001)
 
     def thread_states(self) -> dict[int, str]:
         """Map every thread id of the runtime to its state letter in /proc (``T`` = stopped)."""
