@@ -33,6 +33,11 @@ class Stream:
 
 def acked(spool_dir: Path) -> int:
     [ack] = spool_dir.glob("*.ack")
+    return ack_offset(ack)
+
+
+def ack_offset(ack: Path) -> int:
+    """The offset an ``.ack`` file holds (0 while it is empty)."""
     data = ack.read_bytes()
     return _ACK.unpack(data)[0] if data else 0
 
@@ -102,8 +107,7 @@ def on_disk(spool_dir: Path) -> list[str]:
     """The messages a crash now would leave to replay: each journal's frames past its ``.ack``."""
     messages: list[str] = []
     for journal in spool_dir.glob("*.journal"):
-        ack = journal.with_suffix(".ack").read_bytes()
-        offset = _ACK.unpack(ack)[0] if ack else 0
+        offset = ack_offset(journal.with_suffix(".ack"))
         frames, corrupt = read_frames(journal.read_bytes()[offset:])
         assert corrupt == 0
         messages += [frame.event.message for frame in frames]

@@ -68,8 +68,6 @@ class Delivery:
             with self._lock:
                 released = queues.settle_first(stream, result.delivered, result.rejected, size=size)
                 self._settled.notify_all()
-            if queues.after_settled is not None:
-                queues.after_settled()
             self._report_success(queues, released.recovered_after, result.rejected)
 
     def _report_success(

@@ -31,6 +31,7 @@ from ._slices import SLICE_EVENTS, Pause
 _EVENT: Final = '{"timestamp": %d, "message": %s}, '
 _OPEN: Final = b'{"timestamp": %d, "message": "'
 _CLOSE: Final = b'"}, '
+_BETWEEN: Final = _CLOSE + _OPEN
 _PLAIN: Final = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
 """The bytes JSON writes as they are (``json.dumps`` with ``ensure_ascii`` escapes the others)."""
 _SEPARATOR_BYTES: Final = SEPARATOR.encode("ascii")
@@ -93,5 +94,5 @@ def _encode_plain_slice(times: array[int], text: str) -> bytes | None:
     # What is left once the plain bytes are deleted: the separators, and anything to escape.
     if len(data.translate(None, _PLAIN)) != len(times) - 1:
         return None
-    events = data.replace(b"%", b"%%").replace(_SEPARATOR_BYTES, _CLOSE + _OPEN)
+    events = data.replace(b"%", b"%%").replace(_SEPARATOR_BYTES, _BETWEEN)
     return (_OPEN + events + _CLOSE) % tuple(times)

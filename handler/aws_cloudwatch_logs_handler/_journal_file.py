@@ -20,8 +20,8 @@ from typing import Final
 GROWTH_BYTES: Final = 1 << 20
 """The file grows by at least this much (or doubles, whichever is more)."""
 REWIND_UP_TO_BYTES: Final = 4 * GROWTH_BYTES
-"""An emptied file up to this size is zeroed and kept (`rewind`); a larger one (an outage's
-backlog) is truncated, to give its disk space back."""
+"""An emptied file up to this size is zeroed and kept (`MappedJournal.empty`); a larger one (an
+outage's backlog) is truncated, to give its disk space back."""
 _ZEROS: Final = bytes(64 * 1024)
 
 

@@ -153,8 +153,8 @@ class HandlerQueues:
         """Called with each settled batch, which carries its journal numbers: the spool's
         acknowledgement."""
         self.after_settled: Callable[[], None] | None = None
-        """Called by the sender after it settled batches, without its lock: the spool's file
-        work that no logging call should wait for."""
+        """Called by the sender after its work on each stream (where batches settle), without
+        its lock: the spool's file work that no logging call should wait for."""
 
     # ----------------------------------------------------------------------------------------
     # Queueing (the logging call's side).

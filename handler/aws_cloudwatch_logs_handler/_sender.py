@@ -376,6 +376,10 @@ class Sender:
                     if stream.taking is not None:
                         self._cut(stream)
                     self._delivery.deliver(stream)
+                    # Every way a batch settles (delivered, refused, aged out) is behind us.
+                    after_settled = stream.owner.after_settled
+                    if after_settled is not None:
+                        after_settled()
                 except Exception as error:  # the sender must outlive any bug of ours
                     reason = f"unexpected {type(error).__name__}: {error}"
                     self._delivery.schedule_retry(stream, reason)

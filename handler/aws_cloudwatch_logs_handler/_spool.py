@@ -80,6 +80,21 @@ def encode_frame(stream: str, event: Event) -> bytes:
     return _frame(_stream_part(stream), event.timestamp_ms, event.message)
 
 
+def _close_quietly(*fds: int) -> None:
+    """Close the file descriptors that are open (-1: none); a failure leaves nothing to do."""
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _delete_journal(path: Path) -> None:
+    """Delete a journal and its ``.ack``, whichever still exist."""
+    for file in (path, path.with_suffix(".ack")):
+        with contextlib.suppress(FileNotFoundError):
+            file.unlink()
+
+
 def _stream_part(stream: str) -> bytes:
     """The part of a frame's body that names its stream: the name's length, then the name."""
     name = stream.encode("utf-8")
@@ -207,10 +222,7 @@ class Spool:
             return
         if self._journal is not None:
             self._journal.forget()
-        for fd in (self._fd, self._ack_fd):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        _close_quietly(self._fd, self._ack_fd)
         self._fd = self._ack_fd = -1
         self._journal = None
         self._path, self._fd, self._ack_fd = self._new_files()  # an OSError: tried again next time
@@ -243,8 +255,8 @@ class Spool:
         return the number of the first one's frame (the others follow it)."""
         if len(events) == 1:
             return self.append_one(stream, events[0].timestamp_ms, events[0].message)
-        part, journal = self._stream_part(stream), self._journal
-        assert journal is not None  # opened by _stream_part
+        part, journal = self._opened_stream_part(stream), self._journal
+        assert journal is not None  # opened by _opened_stream_part
         first = self._next
         frames = [_frame(part, event.timestamp_ms, event.message) for event in events]
         journal.append(b"".join(frames))
@@ -260,9 +272,9 @@ class Spool:
         """
         part = self._stream_parts.get(stream.name)
         if part is None or not self._opened_here.byte[0]:
-            part = self._stream_part(stream)
+            part = self._opened_stream_part(stream)
         journal = self._journal
-        assert journal is not None  # opened by _stream_part
+        assert journal is not None  # opened by _opened_stream_part
         body = b"".join((_TIMESTAMP.pack(timestamp_ms), part, message.encode("utf-8")))
         journal.append(_HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body)
         self._lengths.append(_HEADER.size + len(body))
@@ -270,7 +282,7 @@ class Spool:
         self._next = number + 1
         return number
 
-    def _stream_part(self, stream: NamedStream) -> bytes:
+    def _opened_stream_part(self, stream: NamedStream) -> bytes:
         """Open this process's journal if need be; ``stream``'s `_stream_part`, made once."""
         self._ensure_open()
         part = self._stream_parts.get(stream.name)
@@ -334,11 +346,9 @@ class Spool:
             journal.append(old_journal.read(self._acked))
         except OSError as error:  # no room for the waiting frames
             journal.forget()
-            for closing in (fd, ack_fd):
-                os.close(closing)
-            for leftover in (path, path.with_suffix(".ack")):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+            _close_quietly(fd, ack_fd)
+            with contextlib.suppress(OSError):
+                _delete_journal(path)
             self._problems.append(f"could not start a new journal: {error}")
             return
         # The old journal is all settled now (what waits is in the new one): say so in its
@@ -348,9 +358,7 @@ class Spool:
         with contextlib.suppress(OSError):
             os.pwrite(self._ack_fd, _ACK.pack(old_journal.size), 0)
         old_journal.forget()
-        for old_fd in (self._fd, self._ack_fd):
-            with contextlib.suppress(OSError):
-                os.close(old_fd)
+        _close_quietly(self._fd, self._ack_fd)
         self._moved_away.append(self._path)
         self._path, self._fd, self._ack_fd, self._journal = path, fd, ack_fd, journal
         del self._lengths[: self._lengths_head]
@@ -358,15 +366,12 @@ class Spool:
 
     def tidy(self) -> None:
         """Delete the journals this process moved away from, and report what went wrong (called
-        by the sender after it settled a batch, without its lock: no logging call waits for the
-        file system or the report's callback)."""
+        by the sender after its work on a stream, without its lock: no logging call waits for
+        the file system or the report's callback)."""
         while self._problems:
             self._reporter.report("spool", self._problems.pop(0))
         while self._moved_away:
-            path = self._moved_away.pop()
-            for old_file in (path, path.with_suffix(".ack")):
-                with contextlib.suppress(FileNotFoundError):
-                    old_file.unlink()
+            _delete_journal(self._moved_away.pop())
 
     def replay_orphans(self, queues: HandlerQueues) -> int:
         """Queue what journals of dead processes hold for this group; return how many events.
@@ -385,9 +390,7 @@ class Spool:
             for frame in frames:
                 SENDER.enqueue(queues, frame.stream, [frame.event])
             replayed += len(frames)
-            for path in (journal, journal.with_suffix(".ack")):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            _delete_journal(journal)
         return replayed
 
     def _orphans(self) -> Iterator[Path]:
