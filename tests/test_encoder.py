@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from array import array
 from typing import Any
 
 import boto3
@@ -68,23 +69,37 @@ _TO_ESCAPE = ('q"1', "back\\slash", "sep\x1earator", "line\n", "del\x7f", "é", 
     messages=st.lists(_PLAIN_TEXT, min_size=1, max_size=3 * SLICE_EVENTS),
     special_every=st.sampled_from([0, 7, 600]),
     taken_first=st.integers(0, 150),
+    events_per_ms=st.sampled_from([1, 3, 100, 1000, -3]),
 )
 def test_batches_queued_the_logging_calls_way_encode_as_botocore_would(
-    messages: list[str], special_every: int, taken_first: int
+    messages: list[str], special_every: int, taken_first: int, events_per_ms: int
 ) -> None:
     """Events appended one by one (sealed into chunks), some taken off the front first (so that
     slices start inside a chunk), encode exactly as botocore would, whatever mix of plain and
-    escaped messages each slice holds."""
+    escaped messages each slice holds, and whether a slice spans one millisecond, a few (each
+    run's timestamp written once) or many; ``-3``: three timestamps out of order."""
     queue = PackedEvents()
     events = []
     for i, plain in enumerate(messages):
         special = special_every and i % special_every == special_every - 1
         message = _TO_ESCAPE[i % len(_TO_ESCAPE)] if special else plain
-        queue.append(1_700_000_000_000 + i // 3, message, 0)
-        events.append(Event(1_700_000_000_000 + i // 3, message, 0))
+        offset = i * 7919 % 3 if events_per_ms < 0 else i // events_per_ms
+        queue.append(1_700_000_000_000 + offset, message, 0)
+        events.append(Event(1_700_000_000_000 + offset, message, 0))
     taken = min(taken_first, len(events) - 1)
     queue.detach(taken)
     assert encode_put_log_events("g", "s", queue) == botocore_body("g", "s", events[taken:])
+
+
+def test_a_slice_of_a_few_milliseconds_is_read_as_runs_of_one_timestamp() -> None:
+    """A busy logger's slice is a few runs of one timestamp each, written once per run; events
+    out of order, or too many runs, take the way that formats every event's timestamp."""
+    assert encoder_module._runs(array("q", [5, 5, 6, 6, 6, 9])) == [(5, 2), (6, 3), (9, 1)]
+    assert encoder_module._runs(array("q", [7] * 600)) == [(7, 600)]
+    assert encoder_module._runs(array("q", [5, 6, 5, 6])) is None
+    assert encoder_module._runs(array("q", [5, 5, 4, 6])) is None
+    assert encoder_module._runs(array("q", range(encoder_module._MAX_RUNS))) is not None
+    assert encoder_module._runs(array("q", range(encoder_module._MAX_RUNS + 1))) is None
 
 
 def test_plain_log_lines_are_encoded_without_escaping_each_message(

@@ -208,6 +208,56 @@ def test_close_is_idempotent_and_late_records_still_arrive(make_handler: Handler
 
 
 @pytest.mark.usefixtures("aws")
+def test_filters_added_to_the_handler_decide_what_is_shipped(make_handler: HandlerFactory) -> None:
+    """A filter added with addFilter (an object or a callable) drops what it refuses; a filter
+    that returns a record (Python 3.12+) ships that record instead."""
+
+    class Redacting(logging.Filter):
+        # typeshed says bool before Python 3.12, which added returning a record.
+        def filter(self, record: logging.LogRecord) -> bool | logging.LogRecord:  # type: ignore[override]
+            if sys.version_info < (3, 12):
+                return True
+            copy = logging.makeLogRecord(record.__dict__)
+            copy.msg = record.getMessage().replace("hunter2", "***")
+            copy.args = None
+            return copy
+
+    handler = make_handler()
+    logger = make_handler.logger(handler)
+    logger.info("before any filter")
+    handler.addFilter(lambda record: "secret" not in record.getMessage())
+    handler.addFilter(Redacting())
+    logger.info("a secret")
+    logger.info("password %s", "hunter2")
+    assert handler.flush(10.0)
+    password = "password ***" if sys.version_info >= (3, 12) else "password hunter2"
+    assert events_of(handler.log_group_name, handler.log_stream_name) == [
+        "before any filter",
+        password,
+    ]
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_subclass_that_overrides_filter_is_asked(make_handler: HandlerFactory) -> None:
+    """A subclass's own ``filter`` decides, with no filter added through addFilter."""
+
+    class OnlyErrors(CloudWatchLogsHandler):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.levelno >= logging.ERROR
+
+    group = unique_group()
+    handler = OnlyErrors(group, log_stream="only-errors")
+    try:
+        logger = make_handler.logger(handler)
+        logger.info("not shipped")
+        logger.error("shipped")
+        assert handler.flush(10.0)
+        assert events_of(group, "only-errors") == ["shipped"]
+    finally:
+        handler.close()
+
+
+@pytest.mark.usefixtures("aws")
 def test_many_threads_log_without_loss(make_handler: HandlerFactory) -> None:
     """Eight threads logging at once lose nothing; each thread's records keep their order."""
     handler = make_handler()

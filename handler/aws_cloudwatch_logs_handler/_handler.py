@@ -177,6 +177,9 @@ class CloudWatchLogsHandler(logging.Handler):
         )
         # In Lambda, the level its logging controls set (AWS_LAMBDA_LOG_LEVEL) unless one is given.
         super().__init__(lambda_log_level() if level is None else level)
+        # `handle` asks `filter` only when it could say no: filters were added, or a subclass
+        # filters its own way.
+        self._plain_filter = type(self).filter is logging.Filterer.filter
         self._max_event_bytes = max_event_bytes
         self._oversize: OversizePolicy = oversize
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -279,6 +282,11 @@ class CloudWatchLogsHandler(logging.Handler):
         ``emit`` is thread-safe on its own (the queue has its own lock), so the handler-wide lock
         that `logging.Handler.handle` takes would only serialise threads that log at once.
         """
+        if not self.filters and self._plain_filter:
+            # What `filter` returns with no filter to ask, without the call: most handlers have
+            # none, and this runs on every logging call.
+            self.emit(record)
+            return True
         verdict = self.filter(record)
         if verdict:
             self.emit(verdict if isinstance(verdict, logging.LogRecord) else record)

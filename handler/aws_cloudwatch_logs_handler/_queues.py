@@ -198,7 +198,16 @@ class HandlerQueues:
             number: its number in the spool's journal (-1: not journaled).
         """
         queued = stream.queue.append(timestamp_ms, message, size, number)
-        return self._added(stream, 1, queued, size, cost)
+        # `_added`, inlined: this runs on every logging call.
+        self.last_stream = stream.name
+        stream.enqueued += 1
+        stream.queued_size += size
+        self.bytes_queued += cost
+        self.counters.records_accepted += 1
+        if stream.first_waiting_at is None:
+            stream.first_waiting_at = time.monotonic()
+            return True
+        return queued >= MAX_BATCH_EVENTS or stream.queued_size >= MAX_BATCH_BYTES
 
     def _added(self, stream: StreamQueue, count: int, queued: int, size: int, cost: int) -> bool:
         """Count ``count`` events just queued on ``stream`` (which now holds ``queued``); True if
