@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections import Counter
 
 from hypothesis import given, settings
@@ -12,7 +13,9 @@ from aws_cloudwatch_logs_handler._batching import (
     AWS_LIMITS,
     BatchLimits,
     cut_batches,
+    in_order_within,
     take_prefix,
+    timestamp_runs,
 )
 from aws_cloudwatch_logs_handler._events import Event, make_events
 from aws_cloudwatch_logs_handler._limits import (
@@ -181,3 +184,37 @@ def test_events_out_of_order_are_sorted_and_aged_ones_set_aside_keeping_journal_
         assert times == sorted(times)
         assert times[-1] - times[0] <= day_ms
         assert list(part.journal_numbers() or []) == [number_of[event] for event in batch]
+
+
+def test_timestamps_are_read_as_rising_runs_or_not_at_all() -> None:
+    """A busy logger's timestamps are a few runs of one millisecond each; out of order, or
+    more runs than asked for, gives None."""
+    assert timestamp_runs(array("q", [5, 5, 6, 6, 6, 9]), limit=8) == [(5, 2), (6, 3), (9, 1)]
+    assert timestamp_runs(array("q", [7] * 600), limit=1) == [(7, 600)]
+    assert timestamp_runs(array("q"), limit=1) == []
+    assert timestamp_runs(array("q", [5, 6, 5, 6]), limit=8) is None
+    assert timestamp_runs(array("q", [5, 5, 4, 6]), limit=8) is None
+    assert timestamp_runs(array("q", [6, 5, 5, 5]), limit=8) is None
+    assert timestamp_runs(array("q", range(8)), limit=8) is not None
+    assert timestamp_runs(array("q", range(9)), limit=8) is None
+    assert timestamp_runs(array("q", [1, 9]), limit=8) is None  # may be many runs: not tried
+    assert timestamp_runs(array("q", [3, 1, 2, 5, 9, 4]), limit=8) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(st.just(0), st.just(0), st.just(0), st.integers(-3, 3), st.integers(0, 50)),
+        max_size=400,
+    )
+)
+def test_the_order_check_agrees_with_comparing_every_pair(steps: list[int]) -> None:
+    """Runs of equal timestamps, rises and the odd step back: the check by runs says "in
+    order" exactly when no timestamp is below the one before it."""
+    times = array("q", itertools.accumulate(steps, initial=NOW_MS))
+    expected = all(a <= b for a, b in itertools.pairwise(times))
+    assert in_order_within(times, now_ms=NOW_MS + 20_000, limits=AWS_LIMITS) == expected
+    runs = timestamp_runs(times, limit=max(times, default=0) - min(times, default=0) + 1)
+    assert (runs is not None) == expected
+    if runs is not None:
+        assert array("q", [t for t, count in runs for _ in range(count)]) == times

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from array import array
 from typing import Any
 
 import boto3
@@ -89,17 +88,6 @@ def test_batches_queued_the_logging_calls_way_encode_as_botocore_would(
     taken = min(taken_first, len(events) - 1)
     queue.detach(taken)
     assert encode_put_log_events("g", "s", queue) == botocore_body("g", "s", events[taken:])
-
-
-def test_a_slice_of_a_few_milliseconds_is_read_as_runs_of_one_timestamp() -> None:
-    """A busy logger's slice is a few runs of one timestamp each, written once per run; events
-    out of order, or too many runs, take the way that formats every event's timestamp."""
-    assert encoder_module._runs(array("q", [5, 5, 6, 6, 6, 9])) == [(5, 2), (6, 3), (9, 1)]
-    assert encoder_module._runs(array("q", [7] * 600)) == [(7, 600)]
-    assert encoder_module._runs(array("q", [5, 6, 5, 6])) is None
-    assert encoder_module._runs(array("q", [5, 5, 4, 6])) is None
-    assert encoder_module._runs(array("q", range(encoder_module._MAX_RUNS))) is not None
-    assert encoder_module._runs(array("q", range(encoder_module._MAX_RUNS + 1))) is None
 
 
 def test_plain_log_lines_are_encoded_without_escaping_each_message(

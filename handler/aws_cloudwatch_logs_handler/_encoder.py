@@ -20,12 +20,12 @@ https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogE
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from . import _slices
+from ._batching import timestamp_runs
 from ._packed import SEPARATOR, PackedEvents
 from ._slices import SLICE_EVENTS, Pause
 
@@ -99,7 +99,7 @@ def _encode_plain_slice(times: array[int], text: str) -> bytes | None:
     # What is left once the plain bytes are deleted: the separators, and anything to escape.
     if len(data.translate(None, _PLAIN)) != len(times) - 1:
         return None
-    runs = _runs(times)
+    runs = timestamp_runs(times, limit=_MAX_RUNS)
     if runs is None:
         events = data.replace(b"%", b"%%").replace(_SEPARATOR_BYTES, _BETWEEN)
         return (_OPEN + events + _CLOSE) % tuple(times)
@@ -111,24 +111,3 @@ def _encode_plain_slice(times: array[int], text: str) -> bytes | None:
     for timestamp_ms, count in rest:
         body = body.replace(_SEPARATOR_BYTES, _BETWEEN_AT % timestamp_ms, count)
     return _OPEN % first + body + _CLOSE
-
-
-def _runs(times: array[int]) -> list[tuple[int, int]] | None:
-    """Split ``times`` into runs of one timestamp, as (timestamp, events) from the first; None
-    past `_MAX_RUNS`.
-
-    A batch is in order (`cut_batches`), so a run ends where bisection says; each run is still
-    checked to hold nothing else, so that events out of order cost speed, never correctness.
-    """
-    runs: list[tuple[int, int]] = []
-    start = 0
-    while start < len(times):
-        if len(runs) == _MAX_RUNS:
-            return None
-        timestamp_ms = times[start]
-        end = bisect_right(times, timestamp_ms, start)
-        if end <= start or times[start:end].count(timestamp_ms) != end - start:
-            return None
-        runs.append((timestamp_ms, end - start))
-        start = end
-    return runs
