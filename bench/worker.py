@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.calls import PutLogEventsCounter, minimum_calls
+from bench.calls import PutLogEventsCounter, minimum_calls, sent_size
 from bench.endpoint import REGION, count_events
 from bench.peers import CONTENDERS, Contender, UnavailableError, set_up
+from local_aws.moto_endpoint import read_events
 
 RESULT_PREFIX = "BENCH-RESULT "
 """Marks the worker's one result line, whatever else a library prints to stdout."""
@@ -206,10 +207,12 @@ def deliver(job: Job, *, count_minimum_calls: bool = True) -> dict[str, Any]:
                 "visible_s": seen - last_call if visible >= expected else None,
                 "put_calls": counter.calls,
                 "put_calls_ok": counter.succeeded,
-                "put_events_sent": counter.events_sent,
-                "put_bytes_sent": counter.bytes_sent,
             }
         )
+        # What the window's calls carried, as the endpoint holds it (the counter keeps no body).
+        held = [event["message"] for event in read_events(reader, *contender.target)]
+        window = [message for message in held if not message.endswith(" warm-up")]
+        result.update({"put_events_sent": len(window), "put_bytes_sent": sent_size(window)})
         if count_minimum_calls:
             result["put_calls_min"] = minimum_calls(_formatted_sizes(logger, made))
     result["details"] = contender.details()
