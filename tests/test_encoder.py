@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler import _encoder as encoder_module
+from aws_cloudwatch_logs_handler import _logs_api as logs_api_module
 from aws_cloudwatch_logs_handler import _slices as slices_module
 from aws_cloudwatch_logs_handler._encoder import encode_put_log_events
 from aws_cloudwatch_logs_handler._events import Event
@@ -153,6 +154,27 @@ def test_the_handler_sends_the_encoded_body_through_botocore(
     assert [e["message"] for e in sent] == messages
     expected = [Event(e["timestamp"], e["message"], 0) for e in sent]
     assert bodies == [botocore_body(group, "s", expected)]
+
+
+def test_the_checkpoint_after_signing_runs_on_signed_requests(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn checkpoint that follows botocore's hashing of the body runs after its signer,
+    for every request of the handler's client: were it to run before, the hash's release of the
+    GIL would go unseen (and the sender would sleep for a turn nobody waited for)."""
+    signed: list[bool] = []
+    original = logs_api_module._after_signing
+
+    def recording(request: Any, **kwargs: Any) -> None:
+        signed.append("Authorization" in request.headers)
+        original(request=request, **kwargs)
+
+    monkeypatch.setattr(logs_api_module, "_after_signing", recording)
+    handler = make_handler(endpoint_url=moto_server.url, log_stream="s")
+    make_handler.logger(handler).info("signed before the checkpoint")
+    assert handler.flush(timeout_s=30)
+    assert len(signed) >= 3  # the group, the stream, the events
+    assert all(signed)
 
 
 def test_a_botocore_that_skips_the_hook_falls_back_without_loss(

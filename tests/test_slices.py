@@ -6,7 +6,13 @@ import threading
 
 from fake_clock import FakeClock
 
-from aws_cloudwatch_logs_handler._slices import BEHIND_TURN_S, PAUSE_S, TURN_S, Turns
+from aws_cloudwatch_logs_handler._slices import (
+    BEHIND_TURN_S,
+    OFF_CPU_S,
+    PAUSE_S,
+    TURN_S,
+    Turns,
+)
 
 
 def test_checkpoints_within_a_turn_do_not_sleep_and_the_first_past_it_does() -> None:
@@ -73,3 +79,60 @@ def test_a_thread_behind_runs_longer_turns() -> None:
     clock.now_s += BEHIND_TURN_S
     turns.pause()
     assert sleeps == [PAUSE_S, PAUSE_S]
+
+
+def _turns_with_two_clocks() -> tuple[Turns, FakeClock, FakeClock, list[float]]:
+    cpu, wall, sleeps = FakeClock(), FakeClock(), list[float]()
+    return Turns(clock=cpu, sleep=sleeps.append, wall_clock=wall), cpu, wall, sleeps
+
+
+def _run(cpu: FakeClock, wall: FakeClock, seconds: float) -> None:
+    """The thread works: both clocks move."""
+    cpu.now_s += seconds
+    wall.now_s += seconds
+
+
+def test_a_wait_for_the_gil_between_checkpoints_starts_the_turn_at_the_one_before() -> None:
+    """Off the CPU between two checkpoints (waiting to take the GIL back while a logging thread
+    held it), the thread has held the GIL since the earlier checkpoint at most: its turn is
+    counted from there, not from its last sleep."""
+    turns, cpu, wall, sleeps = _turns_with_two_clocks()
+    _run(cpu, wall, TURN_S * 0.8)
+    turns.pause()  # within the turn
+    wall.now_s += 0.005  # waits 5 ms for the GIL...
+    _run(cpu, wall, TURN_S * 0.6)  # ...and works past the turn begun at the start
+    turns.pause()
+    assert sleeps == []  # held only 0.6 of a turn since the checkpoint before the wait
+    _run(cpu, wall, TURN_S * 0.5)
+    turns.pause()
+    assert sleeps == [PAUSE_S]
+
+
+def test_time_off_the_cpu_too_short_to_be_a_wait_for_the_gil_changes_nothing() -> None:
+    """Less than `OFF_CPU_S` off the CPU (a page fault, a short preemption) is no sign that a
+    logging thread had the GIL: the turn goes on."""
+    turns, cpu, wall, sleeps = _turns_with_two_clocks()
+    _run(cpu, wall, TURN_S * 0.8)
+    turns.pause()
+    wall.now_s += OFF_CPU_S / 2
+    _run(cpu, wall, TURN_S * 0.6)
+    turns.pause()
+    assert sleeps == [PAUSE_S]
+
+
+def test_a_checkpoint_after_a_call_that_let_the_gil_go_starts_a_turn_there() -> None:
+    """Right after a call that let the GIL go (botocore hashing the body) and had to wait to
+    take it back, a new turn starts; without such a wait, the turn goes on."""
+    turns, cpu, wall, sleeps = _turns_with_two_clocks()
+    _run(cpu, wall, TURN_S * 0.5)
+    turns.pause()
+    _run(cpu, wall, TURN_S * 1.2)  # hashing, without the GIL but on the CPU
+    wall.now_s += 0.005  # then waiting for the GIL
+    turns.took_gil_back()
+    _run(cpu, wall, TURN_S * 0.9)
+    turns.pause()
+    assert sleeps == []
+    _run(cpu, wall, TURN_S * 0.2)
+    turns.took_gil_back()  # no wait this time: the turn begun above goes on
+    turns.pause()
+    assert sleeps == [PAUSE_S]

@@ -25,7 +25,8 @@ from ._stats import DropReason
 NOT_FOUND: Final = "ResourceNotFoundException"
 INVALID: Final = frozenset({"InvalidParameterException", "ValidationException"})
 
-_OPERATION: Final = "cloudwatch-logs.PutLogEvents"
+_SERVICE: Final = "cloudwatch-logs"
+_OPERATION: Final = f"{_SERVICE}.PutLogEvents"
 _CONTEXT_KEY: Final = "aws_cloudwatch_logs_handler_body"
 _HOOK_ID: Final = "aws-cloudwatch-logs-handler-encoded-body"
 _UNTIL_OUR_HOOK_S: Final = 0.0003
@@ -74,11 +75,26 @@ def _swap_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> Non
         _slices.pause()
 
 
+def _after_signing(**_: Any) -> None:
+    """``request-created`` (after botocore's signer): hashing the body let the GIL go, and
+    taking it back may have waited for a logging thread (`_slices.took_gil_back`)."""
+    if getattr(_OURS_ON_THIS_THREAD, "sending", False):
+        _slices.took_gil_back()
+
+
 def _pause_before_send(**_: Any) -> None:
     """``before-send``: signed, about to be sent: let logging threads run first."""
     if getattr(_OURS_ON_THIS_THREAD, "sending", False):
         _OURS_ON_THIS_THREAD.sending = False
+        _OURS_ON_THIS_THREAD.awaiting_reply = True
         _slices.pause()
+
+
+def _after_reply(**_: Any) -> None:
+    """``before-parse``: the reply is in; the wait for it let the GIL go."""
+    if getattr(_OURS_ON_THIS_THREAD, "awaiting_reply", False):
+        _OURS_ON_THIS_THREAD.awaiting_reply = False
+        _slices.took_gil_back()
 
 
 def install_encoded_body_hooks(client: Any) -> bool:
@@ -96,9 +112,15 @@ def install_encoded_body_hooks(client: Any) -> bool:
             f"provide-client-params.{_OPERATION}", _stash_body, unique_id=f"{_HOOK_ID}-stash"
         )
         events.register(f"before-call.{_OPERATION}", _swap_body, unique_id=f"{_HOOK_ID}-swap")
+        # Where botocore's signer is registered (for the service, not the operation), and
+        # last: handlers of an operation's own event run before the service's.
+        events.register_last(
+            f"request-created.{_SERVICE}", _after_signing, unique_id=f"{_HOOK_ID}-signed"
+        )
         events.register(
             f"before-send.{_OPERATION}", _pause_before_send, unique_id=f"{_HOOK_ID}-pause"
         )
+        events.register(f"before-parse.{_OPERATION}", _after_reply, unique_id=f"{_HOOK_ID}-reply")
     except Exception:
         return False
     return True

@@ -42,43 +42,85 @@ Pause = Callable[[], None]
 """What the encoder calls between slices; tests pass a recorder."""
 
 
+OFF_CPU_S: Final = 0.0002
+"""Time off the CPU between two checkpoints that shows the thread let go of the GIL there: a
+thread that waits for the GIL back, while a logging thread holds it, waits whole milliseconds."""
+
+
 class Turns(threading.local):
-    """When the thread that calls `pause` last slept, by its own CPU clock.
+    """When the thread that calls `pause` last let the GIL go, by its own CPU clock.
 
     Thread CPU time, not wall time: the time a thread spends blocked (on the network, on its
-    lock, waiting for the GIL) holds nobody up, so it does not use up a turn.
+    lock, waiting for the GIL) holds nobody up, so it does not use up a turn. A thread also lets
+    the GIL go without a sleep of ours: botocore hashing the body, a socket call. A checkpoint
+    that finds the thread was off the CPU since the one before (waiting to take the GIL back)
+    counts its turn from that checkpoint at the earliest, so that it does not sleep for a turn
+    that a logging thread never waited for: each sleep costs a logging call one more wait.
     """
 
     def __init__(
         self,
         clock: Callable[[], float] = time.thread_time,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
         self.turn_s = TURN_S
         """The length of this thread's turns (`TURN_S`, or `BEHIND_TURN_S` while behind)."""
         self._turn_ends = clock() + self.turn_s
+        self._checked_cpu_s = clock()
+        self._checked_wall_s = wall_clock()
+        """The last checkpoint, by both clocks: wall time beyond CPU time since is time off."""
 
     def pause(self, ahead_s: float = 0.0) -> None:
-        """Release the GIL for a moment if this thread has run a whole turn since it last did.
+        """Release the GIL for a moment if this thread has held it a whole turn.
 
         Args:
             ahead_s: how long the work up to the next checkpoint runs without one: the thread
                 sleeps now unless that work too fits in what is left of its turn.
         """
-        if self._clock() + ahead_s < self._turn_ends:
+        cpu_s = self._check(self._checked_cpu_s)
+        if cpu_s + ahead_s < self._turn_ends:
             return
         self._sleep(PAUSE_S)
-        self._turn_ends = self._clock() + self.turn_s
+        self._checked_cpu_s, self._checked_wall_s = self._clock(), self._wall_clock()
+        self._turn_ends = self._checked_cpu_s + self.turn_s
+
+    def took_gil_back(self) -> None:
+        """A checkpoint just after a call that lets the GIL go (botocore hashing the body,
+        waiting for a reply): if the thread had to wait to take it back, a turn starts now."""
+        self._check(None)
+
+    def _check(self, held_since_cpu_s: float | None) -> float:
+        """Mark a checkpoint; if the thread was off the CPU since the last one, its turn starts
+        no earlier than ``held_since_cpu_s`` (None: now). Returns the CPU clock."""
+        cpu_s, wall_s = self._clock(), self._wall_clock()
+        off_s = (wall_s - self._checked_wall_s) - (cpu_s - self._checked_cpu_s)
+        if off_s >= OFF_CPU_S:
+            start_s = cpu_s if held_since_cpu_s is None else held_since_cpu_s
+            self._turn_ends = max(self._turn_ends, start_s + self.turn_s)
+        self._checked_cpu_s, self._checked_wall_s = cpu_s, wall_s
+        return cpu_s
 
 
 _TURNS: Final = Turns()
 
 
 def take_turns(*, behind: bool) -> None:
-    """Set the calling thread's turns: longer while it is behind (`BEHIND_TURN_S`)."""
+    """Set the calling thread's turns as it takes its next batches: longer while it is behind
+    (`BEHIND_TURN_S`). A checkpoint too (`Turns.took_gil_back`): taking the sender's lock, and
+    waiting for work, let the GIL go. What the thread did since its last checkpoint (reading a
+    reply, settling) is a few hundred microseconds at most, so a logging call that came in then
+    waits less than two turns even if none of it let the GIL go."""
     _TURNS.turn_s = BEHIND_TURN_S if behind else TURN_S
+    _TURNS.took_gil_back()
+
+
+def took_gil_back() -> None:
+    """A checkpoint right after a call that lets the GIL go (`Turns.took_gil_back`)."""
+    _TURNS.took_gil_back()
 
 
 def pause(ahead_s: float = 0.0) -> None:
