@@ -368,6 +368,7 @@ class Sender:
         while True:
             try:
                 with self._lock:
+                    _slices.took_gil_back()  # taking the lock may have waited for a logging call
                     due = self._locked_wait_for_batches()
                     if due is None:
                         return
@@ -412,6 +413,7 @@ class Sender:
                 return sendable
             if not due:
                 self._work.wait(None if next_at is None else max(0.0, next_at - now))
+                _slices.took_gil_back()  # the GIL was the logging threads' meanwhile
         return None
 
     def _locked_take(self, stream: StreamQueue) -> bool:

@@ -109,13 +109,8 @@ _TURNS: Final = Turns()
 
 
 def take_turns(*, behind: bool) -> None:
-    """Set the calling thread's turns as it takes its next batches: longer while it is behind
-    (`BEHIND_TURN_S`). A checkpoint too (`Turns.took_gil_back`): taking the sender's lock, and
-    waiting for work, let the GIL go. What the thread did since its last checkpoint (reading a
-    reply, settling) is a few hundred microseconds at most, so a logging call that came in then
-    waits less than two turns even if none of it let the GIL go."""
+    """Set the calling thread's turns: longer while it is behind (`BEHIND_TURN_S`)."""
     _TURNS.turn_s = BEHIND_TURN_S if behind else TURN_S
-    _TURNS.took_gil_back()
 
 
 def took_gil_back() -> None:
