@@ -109,6 +109,9 @@ def test_delivering_contenders_deliver_everything(quick_run: QuickRun) -> None:
     for run in delivered:
         assert run["events_visible"] == run["events_expected"], run["contender"]
         assert run["put_calls"] >= run["put_calls_min"] >= 1, run["contender"]
+        # What the window's calls carried, read from the endpoint: each timed call's event once.
+        assert run["put_events_sent"] == run["calls"], run["contender"]
+        assert run["put_bytes_sent"] > 26 * run["calls"], run["contender"]
     sustained = {run["contender"]: run for run in results["runs"] if run["mode"] == "sustain"}
     assert set(sustained) == set(CONTENDERS) - {"article", "ours-4mib"}
     for contender in ("ours", "ours-spool", "watchtower"):
