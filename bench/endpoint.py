@@ -107,9 +107,9 @@ def reset(endpoint_url: str) -> None:
     reset_endpoint(endpoint_url)
 
 
-def count_events(client: Any, group: str, stream: str) -> int:
-    """Return how many events a reader sees in one stream right now."""
+def visible_messages(client: Any, group: str, stream: str) -> list[str]:
+    """Return the messages a reader sees in one stream right now, oldest first."""
     try:
-        return len(read_events(client, group, stream))
+        return [event["message"] for event in read_events(client, group, stream)]
     except client.exceptions.ResourceNotFoundException:
-        return 0  # the stream does not exist yet: nothing is visible
+        return []  # the stream does not exist yet: nothing is visible

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.calls import PutLogEventsCounter, minimum_calls, sent_size
-from bench.endpoint import REGION, count_events
+from bench.endpoint import REGION, visible_messages
 from bench.peers import CONTENDERS, Contender, UnavailableError, set_up
-from local_aws.moto_endpoint import read_events
 
 RESULT_PREFIX = "BENCH-RESULT "
 """Marks the worker's one result line, whatever else a library prints to stdout."""
@@ -118,16 +117,16 @@ class Job:
 
 def _wait_visible(
     reader: Any, target: tuple[str, str], expected: int, deadline: float
-) -> tuple[int, float]:
+) -> tuple[list[str], float]:
     """Poll the endpoint until a reader sees ``expected`` events or ``deadline`` passes.
 
-    Returns how many it saw and when (perf_counter seconds).
+    Returns the messages it saw last and when (perf_counter seconds).
     """
     group, stream = target
-    visible = 0
+    visible: list[str] = []
     while time.perf_counter() < deadline:  # bounded by the deadline
-        visible = count_events(reader, group, stream)
-        if visible >= expected:
+        visible = visible_messages(reader, group, stream)
+        if len(visible) >= expected:
             break
         time.sleep(_VISIBLE_POLL_S)
     return visible, time.perf_counter()
@@ -203,15 +202,14 @@ def deliver(job: Job, *, count_minimum_calls: bool = True) -> dict[str, Any]:
         result.update(
             {
                 "events_expected": expected,
-                "events_visible": visible,
-                "visible_s": seen - last_call if visible >= expected else None,
+                "events_visible": len(visible),
+                "visible_s": seen - last_call if len(visible) >= expected else None,
                 "put_calls": counter.calls,
                 "put_calls_ok": counter.succeeded,
             }
         )
         # What the window's calls carried, as the endpoint holds it (the counter keeps no body).
-        held = [event["message"] for event in read_events(reader, *contender.target)]
-        window = [message for message in held if not message.endswith(" warm-up")]
+        window = [message for message in visible if not message.endswith(" warm-up")]
         result.update({"put_events_sent": len(window), "put_bytes_sent": sent_size(window)})
         if count_minimum_calls:
             result["put_calls_min"] = minimum_calls(_formatted_sizes(logger, made))
@@ -285,8 +283,8 @@ def latency(job: Job) -> dict[str, Any]:
     )
     return {
         "latency_records": job.calls,
-        "latency_visible": visible,
-        "visible_unflushed_s": seen - last_call if visible >= expected else None,
+        "latency_visible": len(visible),
+        "visible_unflushed_s": seen - last_call if len(visible) >= expected else None,
         "latency_deadline_s": job.deadline_s,
     }
 

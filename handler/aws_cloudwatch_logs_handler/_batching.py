@@ -92,15 +92,15 @@ def timestamp_runs(times: array[int], limit: int) -> list[tuple[int, int]] | Non
     return runs
 
 
+_EVENTS_PER_RUN_AT_LEAST = 32
+"""Below this many events a run, bisecting from run to run costs more than comparing pairs."""
+
+
 def _in_order(times: array[int]) -> bool:
     """Whether ``times`` never goes down: by runs when they are few, else pair by pair."""
     if timestamp_runs(times, limit=len(times) // _EVENTS_PER_RUN_AT_LEAST + 1) is not None:
         return True
     return all(map(le, times, islice(times, 1, None)))
-
-
-_EVENTS_PER_RUN_AT_LEAST = 32
-"""Below this many events a run, bisecting from run to run costs more than comparing pairs."""
 
 
 def in_order_within(times: array[int], *, now_ms: int, limits: BatchLimits = AWS_LIMITS) -> bool:

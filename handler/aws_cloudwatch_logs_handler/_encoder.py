@@ -36,7 +36,6 @@ _BETWEEN: Final = _CLOSE + _OPEN
 _PLAIN: Final = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
 """The bytes JSON writes as they are (``json.dumps`` with ``ensure_ascii`` escapes the others)."""
 _SEPARATOR_BYTES: Final = SEPARATOR.encode("ascii")
-_BETWEEN_AT: Final = _CLOSE + b'{"timestamp": %d, "message": "'
 _MAX_RUNS: Final = 8
 """Runs of one timestamp a slice may have for `_encode_plain_slice` to write each run's timestamp
 once; past it, formatting every event's is cheaper than one more pass over the slice per run."""
@@ -107,7 +106,7 @@ def _encode_plain_slice(times: array[int], text: str) -> bytes | None:
     # separators before its events, one run at a time (replace counts from the front, and the
     # runs before are replaced already), instead of formatting an int for every event.
     (first, count), *rest = runs
-    body = data.replace(_SEPARATOR_BYTES, _BETWEEN_AT % first, count - 1)
+    body = data.replace(_SEPARATOR_BYTES, _BETWEEN % first, count - 1)
     for timestamp_ms, count in rest:
-        body = body.replace(_SEPARATOR_BYTES, _BETWEEN_AT % timestamp_ms, count)
+        body = body.replace(_SEPARATOR_BYTES, _BETWEEN % timestamp_ms, count)
     return _OPEN % first + body + _CLOSE

@@ -69,10 +69,10 @@ class Turns(threading.local):
         self._wall_clock = wall_clock
         self.turn_s = TURN_S
         """The length of this thread's turns (`TURN_S`, or `BEHIND_TURN_S` while behind)."""
-        self._turn_ends = clock() + self.turn_s
         self._checked_cpu_s = clock()
         self._checked_wall_s = wall_clock()
         """The last checkpoint, by both clocks: wall time beyond CPU time since is time off."""
+        self._turn_ends = self._checked_cpu_s + self.turn_s
 
     def pause(self, ahead_s: float = 0.0) -> None:
         """Release the GIL for a moment if this thread has held it a whole turn.
