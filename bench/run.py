@@ -1,8 +1,10 @@
 """Run every contender side by side against one local endpoint and report: `python -m bench.run`.
 
 One moto server on 127.0.0.1 serves the whole run; each contender runs in its own process
-(`bench.worker`), once to deliver and once during an outage, in each of three repetitions whose
-order rotates so that drift in the machine's load spreads over all contenders alike.
+(`bench.worker`), to deliver, to sustain and during an outage, in each of five repetitions. Each
+repetition runs one mode for every contender before the next mode (`MODES`), so that the figures
+a ratio compares are taken seconds apart, and the contenders' order rotates from one repetition
+to the next so that drift in the machine's load spreads over all of them alike.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class Settings:
     def from_args(cls, args: argparse.Namespace) -> Settings:
         """Full counts by default; tiny ones with ``--quick``; explicit flags win over both."""
         quick = cls(1, 2_000, 20, 5_000, 20.0, 100, 5.0, 1, True, 5_000)
-        full = cls(3, 20_000, 500, 100_000, 60.0, 1_000, 75.0, 3, False, 200_000)
+        full = cls(5, 20_000, 500, 100_000, 60.0, 1_000, 75.0, 3, False, 200_000)
         base = quick if args.quick else full
         return cls(
             reps=args.reps or base.reps,
@@ -163,6 +165,33 @@ def _progress(rep: int, result: dict[str, Any]) -> str:
     return f"{name} {_PROGRESS_LINES[result['mode']](result)}"
 
 
+MODES: tuple[str, ...] = ("deliver", "sustain", "outage")
+"""A repetition runs every contender in one mode before the next mode, so that the runs a ratio
+compares (this handler's deliver run and the floor's) are seconds apart, not minutes: a slow
+stretch of a shared machine then tends to fall on both sides of the ratio."""
+
+
+def rep_jobs(settings: Settings, chosen: tuple[str, ...], rep: int) -> list[tuple[str, str, int]]:
+    """Return (contender, mode, records) in the order repetition ``rep`` runs them.
+
+    Mode by mode; within a mode the contenders' order rotates from one repetition to the next,
+    so that drift in the machine's load spreads over all of them alike.
+    """
+    order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
+    jobs = []
+    for mode in MODES:
+        for contender in order:
+            if mode == "outage":
+                jobs.append((contender, mode, settings.outage_records))
+            elif contender in OUTAGE_ONLY:
+                continue
+            elif mode == "deliver":
+                jobs.append((contender, mode, settings.calls_for(contender)))
+            elif contender != ARTICLE:  # 2 ms a call: 200,000 would take minutes
+                jobs.append((contender, mode, settings.sustained_records))
+    return jobs
+
+
 def measure(settings: Settings, chosen: tuple[str, ...]) -> list[dict[str, Any]]:
     """Run every repetition against one moto server and return every worker's figures."""
     runs: list[dict[str, Any]] = []
@@ -170,23 +199,21 @@ def measure(settings: Settings, chosen: tuple[str, ...]) -> list[dict[str, Any]]
     with endpoint.moto_server() as url, endpoint.dead_endpoint() as dead:
         for rep in range(settings.reps):
             endpoint.reset(url)  # each repetition writes into an empty endpoint
-            order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
-            for contender in order:
-                jobs = [("outage", dead, settings.outage_records)]
-                if contender not in OUTAGE_ONLY:
-                    jobs.insert(0, ("deliver", url, settings.calls_for(contender)))
-                    if contender != ARTICLE:  # 2 ms a call: 200,000 would take minutes
-                        jobs.insert(1, ("sustain", url, settings.sustained_records))
-                for mode, url_for_mode, count in jobs:
-                    # A group per run: a handler whose stream name is fixed (watchtower's) would
-                    # otherwise find the deliver run's events in the stream the reader counts.
-                    group = f"/bench/{run_id}/rep{rep}/{contender}/{mode}"
-                    result = WorkerJob(
-                        contender, mode, url_for_mode, group, count, settings.outage_deadline_s
-                    ).run()
-                    result["rep"] = rep
-                    runs.append(result)
-                    print(_progress(rep, result), flush=True)
+            for contender, mode, count in rep_jobs(settings, chosen, rep):
+                # A group per run: a handler whose stream name is fixed (watchtower's) would
+                # otherwise find the deliver run's events in the stream the reader counts.
+                group = f"/bench/{run_id}/rep{rep}/{contender}/{mode}"
+                result = WorkerJob(
+                    contender,
+                    mode,
+                    dead if mode == "outage" else url,
+                    group,
+                    count,
+                    settings.outage_deadline_s,
+                ).run()
+                result["rep"] = rep
+                runs.append(result)
+                print(_progress(rep, result), flush=True)
         runs += _latencies(settings, chosen, url, run_id)
     return runs
 
@@ -282,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark this handler against its peers.")
     parser.add_argument("--quick", action="store_true", help="tiny counts, one repetition")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for outputs")
-    parser.add_argument("--reps", type=int, help="repetitions (default 3)")
+    parser.add_argument("--reps", type=int, help="repetitions (default 5)")
     parser.add_argument("--calls", type=int, help="timed calls per contender (default 20,000)")
     parser.add_argument("--article-calls", type=int, help="for the article's handler (500)")
     parser.add_argument("--outage-records", type=int, help="records during the outage (100,000)")

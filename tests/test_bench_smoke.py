@@ -124,6 +124,41 @@ def test_delivering_contenders_deliver_everything(quick_run: QuickRun) -> None:
 
 
 @pytest.mark.slow
+def test_a_repetition_runs_one_mode_for_every_contender_before_the_next(
+    quick_run: QuickRun,
+) -> None:
+    """The runs a ratio compares are taken seconds apart: every deliver run of a repetition comes
+    before its sustain runs, and those before its outage runs."""
+    results, _, _ = quick_run
+    rep0 = [run for run in results["runs"] if run["rep"] == 0 and run["mode"] != "latency"]
+    modes = [run["mode"] for run in rep0]
+    blocks = [mode for i, mode in enumerate(modes) if i == 0 or modes[i - 1] != mode]
+    assert blocks == ["deliver", "sustain", "outage"]
+    delivered = {run["contender"] for run in rep0 if run["mode"] == "deliver"}
+    assert {"ours", "floor-format", "watchtower"} <= delivered
+
+
+def test_each_repetition_starts_its_modes_with_another_contender() -> None:
+    """Five repetitions of seven contenders: each starts every mode with a different one, so no
+    contender always runs first (or last) after a change of mode."""
+    import argparse
+
+    from bench.peers import CONTENDERS as RUN_ORDER
+    from bench.run import Settings, rep_jobs
+
+    flags = ("quick", "reps", "calls", "article_calls", "outage_records", "sustained_records")
+    settings = Settings.from_args(argparse.Namespace(**dict.fromkeys(flags)))
+    assert settings.reps == 5
+    firsts = []
+    for rep in range(settings.reps):
+        jobs = rep_jobs(settings, RUN_ORDER, rep)
+        firsts.append(jobs[0][0])
+        runs = {(contender, mode) for contender, mode, _ in jobs}
+        assert len(runs) == len(jobs)  # each contender runs each mode once
+        assert ("ours", "deliver") in runs and ("floor-format", "deliver") in runs
+    assert len(set(firsts)) == settings.reps
+
+
 def test_outputs_table_picture_and_verdicts(quick_run: QuickRun) -> None:
     """The run prints the table and a verdict per target, and writes two PNGs next to the JSON."""
     results, out, stdout = quick_run
