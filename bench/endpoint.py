@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from local_aws.moto_endpoint import read_events, reset_endpoint
@@ -20,6 +21,7 @@ from local_aws.moto_endpoint import read_events, reset_endpoint
 REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_S = 30.0
+_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def fake_aws_environment(endpoint_url: str) -> dict[str, str]:
@@ -70,13 +72,25 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """Run `moto_server` on 127.0.0.1 (never its 0.0.0.0 default) and yield its URL."""
+    """Run moto on 127.0.0.1 (never its 0.0.0.0 default) and yield its URL.
+
+    Served with keep-alive (`local_aws.keep_alive_moto`), as CloudWatch Logs serves: moto's own
+    server closes the connection after every call, a connect and a close no AWS user pays.
+    """
     port = _free_port()
-    # werkzeug logs every request to stderr: thousands of lines nobody reads.
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "local_aws.keep_alive_moto",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=_REPO_ROOT,
     )
     try:
         _wait_until_listening(port, process)

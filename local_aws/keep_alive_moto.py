@@ -1,0 +1,152 @@
+"""moto's application served over HTTP/1.1 with keep-alive, as CloudWatch Logs serves its clients.
+
+`python -m moto.server` runs moto on werkzeug's development server, which answers every request
+with ``Connection: close``: a client then opens a new connection for every call. CloudWatch Logs
+keeps connections open, and botocore's pool reuses them, so a benchmark against werkzeug would
+charge every handler a connect and a close per call that no AWS user pays (and, for a handler
+whose sender shares the caller's GIL, the extra waits for the GIL that those calls bring).
+
+This server runs moto's own WSGI application in a thread per connection and keeps each connection
+open between requests. It reads a request body exactly by its ``Content-Length`` (a body without
+one is refused with 411, as a client that wants keep-alive must send one) and answers with a
+``Content-Length``, so one request never runs into the next.
+
+`python -m local_aws.keep_alive_moto --host 127.0.0.1 --port N`
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import signal
+import sys
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import unquote
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+_IDLE_TIMEOUT_S = 60.0
+"""An idle connection is closed after this long, so that no thread waits on it forever."""
+
+
+class KeepAliveWSGIHandler(BaseHTTPRequestHandler):
+    """Serve one connection: as many requests as the client sends on it, each through the app."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive unless the client says otherwise
+    timeout = _IDLE_TIMEOUT_S
+    app: Any = None
+    """The WSGI application, set on the subclass `serve` makes."""
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: a benchmark's output shows results, not requests."""
+
+    def _serve(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.send_error(411, "a body needs a Content-Length on this server")
+            self.close_connection = True
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, headers, chunks = self._call_app(body)
+        payload = b"".join(chunks)
+        self.send_response_only(int(status.split(" ", 1)[0]), status.split(" ", 1)[1])
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _call_app(self, body: bytes) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+        answer: dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            answer.update(status=status, headers=headers)
+            return lambda data: answer.setdefault("written", []).append(data)
+
+        result = self.app(self._environ(body), start_response)
+        try:
+            chunks = [*answer.get("written", []), *result]
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return answer["status"], answer["headers"], chunks
+
+    def _environ(self, body: bytes) -> dict[str, Any]:
+        path, _, query = self.path.partition("?")
+        host, port = cast("tuple[str, int]", self.server.server_address)[:2]
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(path, "latin-1"),
+            "QUERY_STRING": query,
+            "RAW_URI": self.path,
+            "REQUEST_URI": self.path,
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
+
+
+def serve(host: str, port: int) -> ThreadingHTTPServer:
+    """Return a server for moto's application on ``host``:``port`` (not yet serving)."""
+
+    class MotoHandler(KeepAliveWSGIHandler):
+        app = DomainDispatcherApplication(create_backend_app)
+
+    server = ThreadingHTTPServer((host, port), MotoHandler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve moto on loopback until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    server = serve(args.host, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
