@@ -35,6 +35,7 @@ class KeepAliveWSGIHandler(BaseHTTPRequestHandler):
     """Serve one connection: as many requests as the client sends on it, each through the app."""
 
     protocol_version = "HTTP/1.1"  # keep-alive unless the client says otherwise
+    disable_nagle_algorithm = True  # replies go out at once, as small as they are
     timeout = _IDLE_TIMEOUT_S
     app: Any = None
     """The WSGI application, set on the subclass `serve` makes."""
@@ -65,14 +66,16 @@ class KeepAliveWSGIHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, headers, chunks = self._call_app(body)
         payload = b"".join(chunks)
-        self.send_response_only(int(status.split(" ", 1)[0]), status.split(" ", 1)[1])
+        code, _, reason = status.partition(" ")
+        lines = [f"HTTP/1.1 {code} {reason}"]
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+                lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(payload)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # One write for the whole reply: written in two, the second part would wait (Nagle's
+        # algorithm) for the client to acknowledge the first, which it delays by up to 40 ms.
+        self.wfile.write(head if self.command == "HEAD" else head + payload)
 
     def _call_app(self, body: bytes) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         answer: dict[str, Any] = {}

@@ -9,11 +9,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
 from bench.endpoint import moto_server
-from local_aws.keep_alive_moto import serve
+from local_aws.keep_alive_moto import KeepAliveWSGIHandler, serve
 from local_aws.moto_endpoint import logs_client
 
 
@@ -113,6 +114,39 @@ def test_moto_errors_come_back_on_the_same_connection(keep_alive_url: str) -> No
         second, _, _ = _read_reply(reader)
     assert status == 400 and b"ResourceNotFoundException" in body
     assert second == 200
+
+
+def test_each_reply_goes_out_in_one_write(group: str) -> None:
+    """A reply written in two parts would wait for the client's delayed acknowledgement of the
+    first (Nagle's algorithm): up to 40 ms a call on a kept connection."""
+    writes: list[int] = []
+    server = serve("127.0.0.1", 0)
+    handler = cast("type[KeepAliveWSGIHandler]", server.RequestHandlerClass)
+
+    class CountingWrites(handler):  # type: ignore[valid-type,misc]
+        def setup(self) -> None:
+            super().setup()
+            write = self.wfile.write
+
+            def counted(data: bytes) -> int:
+                writes.append(len(data))
+                return int(write(data))
+
+            self.wfile.write = counted
+
+    server.RequestHandlerClass = CountingWrites
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = logs_client(f"http://127.0.0.1:{server.server_address[1]}")
+        client.create_log_group(logGroupName=group)
+        client.describe_log_groups(logGroupNamePrefix=group)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert len(writes) == 2  # two calls, one write each
+    assert CountingWrites.disable_nagle_algorithm
 
 
 def test_a_chunked_body_is_refused_with_411(keep_alive_url: str) -> None:
