@@ -16,8 +16,8 @@ and never while it holds its lock.
 
 When the sender falls behind all the same (a thread logging flat out for many seconds gets about
 ten times the sender's share of the GIL), its turns grow to `BEHIND_TURN_S` until it has caught
-up: a logging call then waits a turn's length (two milliseconds) at times, rather than the queue
-growing until its bound drops records.
+up: a logging call then waits a turn's length (under a millisecond) at times, rather than the
+queue growing until its bound drops records.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ SLICE_EVENTS: Final = 512
 TURN_S: Final = 0.0005
 """CPU time the sender runs between two sleeps. A logging call that comes in meanwhile waits at
 most this plus one slice (or one stretch of botocore's work between two of its hooks)."""
-BEHIND_TURN_S: Final = 0.002
-"""The sender's turn while a full batch already waits behind the one it sends: about a quarter
-of the GIL against a busy logging thread, twice what it needs to catch up."""
+BEHIND_TURN_S: Final = 0.0008
+"""The sender's turn while a full batch already waits behind the one it sends. Against a thread
+logging flat out, which keeps the GIL a switch interval (5 ms) after each of the sender's sleeps,
+that is a seventh of the GIL: twice what the sender needs (its 0.45 us an event against the
+logging call's 6.5 us, measured by `bench.phases`), and short enough that the logging call that
+waits for a turn still waits under a millisecond (2 ms turns made the bench's caller max exceed
+1 ms in some repetitions)."""
 PAUSE_S: Final = 0.00002
 """A sleep, not ``sleep(0)``: a thread waiting for the GIL must have time to wake and take it."""
 
