@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -27,6 +30,7 @@ from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+_PARENT_CHECK_S = 0.5
 _IDLE_TIMEOUT_S = 60.0
 """An idle connection is closed after this long, so that no thread waits on it forever."""
 
@@ -137,14 +141,23 @@ def serve(host: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
+def _stop_when_orphaned(server: ThreadingHTTPServer, parent: int) -> None:
+    """Stop ``server`` once the process that started it is gone (killed outright, it could not
+    stop it), so that no server outlives its benchmark."""
+    while os.getppid() == parent:  # bounded by the parent's life
+        time.sleep(_PARENT_CHECK_S)
+    server.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve moto on loopback until SIGTERM or SIGINT."""
+    """Serve moto on loopback until SIGTERM or SIGINT, or until the parent process is gone."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     server = serve(args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    threading.Thread(target=_stop_when_orphaned, args=(server, os.getppid()), daemon=True).start()
     try:
         server.serve_forever()
     finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -249,6 +251,57 @@ def test_the_neighbour_keeps_a_core_busy_only_while_the_block_runs() -> None:
             assert time.monotonic() < deadline, "the neighbour used no CPU"
             time.sleep(0.05)
     assert _children_spinning() == []
+
+
+_OUTLIVE = """\
+import sys, time
+from bench.endpoint import moto_server
+from bench.neighbour import busy_neighbour
+with busy_neighbour(True), moto_server():
+    print("ready", flush=True)
+    time.sleep(120)
+"""
+
+
+def _children_of(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (an exited child not yet reaped is a zombie: it does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_bench_killed_outright_leaves_no_neighbour_and_no_endpoint_behind() -> None:
+    """SIGKILL gives the bench no chance to stop what it started: its busy neighbour and its moto
+    server see their parent gone and end by themselves, instead of spinning and serving on."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _OUTLIVE], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+        children = _children_of(parent.pid)
+        assert len(children) == 2  # the neighbour and the moto server
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    try:
+        while any(_running(child) for child in children):  # bounded by the deadline
+            assert time.monotonic() < deadline, "a child of the killed bench still runs"
+            time.sleep(0.05)
+    finally:
+        for child in children:  # a failed run must not leave a spinning process behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 def test_the_bench_runs_beside_a_busy_neighbour_as_the_flag_says(tmp_path: Path) -> None:
