@@ -32,9 +32,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Final, Literal
 
+from local_aws.any_method_handler import AnyMethodHandler
 from local_aws.lifecycle import StartStop
 
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
@@ -274,12 +275,8 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
+class _Handler(AnyMethodHandler):
     timeout = _IDLE_TIMEOUT_S
-    # Headers and body go out in two writes: with Nagle on, the client's delayed ACK would add
-    # 40 ms to every answer and make fault tests slow for no reason.
-    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:
@@ -291,21 +288,6 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.front._closed(self.request)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: test output should show failures, not every request."""
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

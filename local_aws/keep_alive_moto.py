@@ -24,43 +24,25 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from local_aws.any_method_handler import AnyMethodHandler
 
 _PARENT_CHECK_S = 0.5
 _IDLE_TIMEOUT_S = 60.0
 """An idle connection is closed after this long, so that no thread waits on it forever."""
 
 
-class KeepAliveWSGIHandler(BaseHTTPRequestHandler):
+class KeepAliveWSGIHandler(AnyMethodHandler):
     """Serve one connection: as many requests as the client sends on it, each through the app."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive unless the client says otherwise
-    disable_nagle_algorithm = True  # replies go out at once, as small as they are
     timeout = _IDLE_TIMEOUT_S
     app: Any = None
     """The WSGI application, set on the subclass `serve` makes."""
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_HEAD(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log nothing: a benchmark's output shows results, not requests."""
 
     def _serve(self) -> None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
