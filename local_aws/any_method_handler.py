@@ -9,7 +9,11 @@ requests).
 from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Final
+
+LISTEN_BACKLOG: Final = 128
+"""Connections the kernel queues for a server before it accepts them. socketserver's default, 5,
+drops the rest: a client then waits a second for its connection attempt to be sent again."""
 
 
 class AnyMethodHandler(BaseHTTPRequestHandler):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any, Final, Literal
 
-from local_aws.any_method_handler import AnyMethodHandler
+from local_aws.any_method_handler import LISTEN_BACKLOG, AnyMethodHandler
 from local_aws.lifecycle import StartStop
 
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
@@ -266,6 +266,7 @@ class _FaultPlan:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG  # a fleet connects all at once
     front: AwsFront
 
     def handle_error(self, request: Any, client_address: Any) -> None:

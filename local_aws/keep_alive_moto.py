@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from local_aws.any_method_handler import AnyMethodHandler
+from local_aws.any_method_handler import LISTEN_BACKLOG, AnyMethodHandler
 
 _PARENT_CHECK_S = 0.5
 _IDLE_TIMEOUT_S = 60.0
@@ -112,13 +112,19 @@ class KeepAliveWSGIHandler(AnyMethodHandler):
         return environ
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections beyond it: a fleet of 50 processes
+    # flushing at once behind the front then waited a second for the SYN to be sent again.
+    request_queue_size = LISTEN_BACKLOG
+
+
 def serve(host: str, port: int) -> ThreadingHTTPServer:
     """Return a server for moto's application on ``host``:``port`` (not yet serving)."""
 
     class MotoHandler(KeepAliveWSGIHandler):
         app = DomainDispatcherApplication(create_backend_app)
 
-    server = ThreadingHTTPServer((host, port), MotoHandler)
+    server = _Server((host, port), MotoHandler)
     server.daemon_threads = True
     return server
 

@@ -188,3 +188,21 @@ def test_the_bench_endpoint_is_this_server() -> None:
         listed, _, body = _read_reply(reader)
     assert (created, listed) == (200, 200)
     assert [group["logGroupName"] for group in json.loads(body)["logGroups"]] == ["bench"]
+
+
+def test_a_burst_of_connections_waits_in_the_backlog_until_accepted() -> None:
+    """Forty clients connecting at once (a fleet flushing at exit) are all queued by the kernel
+    before the server accepts any: a backlog of 5 dropped the rest, and each then waited a
+    second for its connection attempt to be sent again."""
+    server = serve("127.0.0.1", 0)  # not serving yet: nothing accepts
+    address = ("127.0.0.1", server.server_address[1])
+    connected: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            # A dropped attempt would be resent only after a second: 0.5 s tells it apart.
+            connected.append(socket.create_connection(address, timeout=0.5))
+    finally:
+        for connection in connected:
+            connection.close()
+        server.server_close()
+    assert len(connected) == 40
