@@ -283,16 +283,16 @@ def _running(pid: int) -> bool:
 def test_a_bench_killed_outright_leaves_no_neighbour_and_no_endpoint_behind() -> None:
     """SIGKILL gives the bench no chance to stop what it started: its busy neighbour and its moto
     server see their parent gone and end by themselves, instead of spinning and serving on."""
-    parent = subprocess.Popen(
+    children: list[int] = []
+    with subprocess.Popen(
         [sys.executable, "-c", _OUTLIVE], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
-        children = _children_of(parent.pid)
-        assert len(children) == 2  # the neighbour and the moto server
-    finally:
-        parent.kill()
-        parent.wait(timeout=10)
+    ) as parent:
+        try:
+            assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+            children = _children_of(parent.pid)
+            assert len(children) == 2  # the neighbour and the moto server
+        finally:
+            parent.kill()  # leaving the block closes its pipe and waits for it
     deadline = time.monotonic() + 15
     try:
         while any(_running(child) for child in children):  # bounded by the deadline
