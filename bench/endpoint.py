@@ -13,15 +13,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from bench.imports import REPO_ROOT
 from local_aws.moto_endpoint import read_events, reset_endpoint
 
 REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_S = 30.0
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def fake_aws_environment(endpoint_url: str) -> dict[str, str]:
@@ -90,7 +89,7 @@ def moto_server() -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        cwd=_REPO_ROOT,
+        cwd=REPO_ROOT,
     )
     try:
         _wait_until_listening(port, process)

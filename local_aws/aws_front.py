@@ -32,10 +32,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from typing import Any, Final, Literal
 
-from local_aws.any_method_handler import LISTEN_BACKLOG, AnyMethodHandler
+from local_aws.http_base import AnyMethodHandler, LocalHTTPServer
 from local_aws.lifecycle import StartStop
 
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
@@ -264,9 +263,7 @@ class _FaultPlan:
         return hit
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG  # a fleet connects all at once
+class _Server(LocalHTTPServer):
     front: AwsFront
 
     def handle_error(self, request: Any, client_address: Any) -> None:

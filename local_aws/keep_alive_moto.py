@@ -24,13 +24,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from http.server import ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from local_aws.any_method_handler import LISTEN_BACKLOG, AnyMethodHandler
+from local_aws.http_base import AnyMethodHandler, LocalHTTPServer
 
 _PARENT_CHECK_S = 0.5
 _IDLE_TIMEOUT_S = 60.0
@@ -112,24 +111,16 @@ class KeepAliveWSGIHandler(AnyMethodHandler):
         return environ
 
 
-class _Server(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 drops connections beyond it: a fleet of 50 processes
-    # flushing at once behind the front then waited a second for the SYN to be sent again.
-    request_queue_size = LISTEN_BACKLOG
-
-
-def serve(host: str, port: int) -> ThreadingHTTPServer:
+def serve(host: str, port: int) -> LocalHTTPServer:
     """Return a server for moto's application on ``host``:``port`` (not yet serving)."""
 
     class MotoHandler(KeepAliveWSGIHandler):
         app = DomainDispatcherApplication(create_backend_app)
 
-    server = _Server((host, port), MotoHandler)
-    server.daemon_threads = True
-    return server
+    return LocalHTTPServer((host, port), MotoHandler)
 
 
-def _stop_when_orphaned(server: ThreadingHTTPServer, parent: int) -> None:
+def _stop_when_orphaned(server: LocalHTTPServer, parent: int) -> None:
     """Stop ``server`` once the process that started it is gone (killed outright, it could not
     stop it), so that no server outlives its benchmark."""
     while os.getppid() == parent:  # bounded by the parent's life

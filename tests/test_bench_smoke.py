@@ -222,15 +222,22 @@ def test_the_phase_profile_names_every_phase_and_delivers() -> None:
     assert "could not queue" not in completed.stderr
 
 
+def _children_of(pid: int) -> list[int]:
+    """Process ids of the children of process ``pid``, from every one of its threads."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 def _children_spinning() -> list[int]:
     """Process ids of this process's children that run the neighbour's busy loop."""
-    found = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"while True" in cmdline:
-                found.append(int(pid))
-    return found
+    return [
+        pid
+        for pid in _children_of(os.getpid())
+        if b"while True" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -261,14 +268,6 @@ with busy_neighbour(True), moto_server():
     print("ready", flush=True)
     time.sleep(120)
 """
-
-
-def _children_of(pid: int) -> list[int]:
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
 
 
 def _running(pid: int) -> bool:

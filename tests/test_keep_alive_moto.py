@@ -9,11 +9,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
+from urllib.parse import urlsplit
 
 import pytest
 
 from bench.endpoint import moto_server
+from local_aws.http_base import LocalHTTPServer
 from local_aws.keep_alive_moto import KeepAliveWSGIHandler, serve
 from local_aws.moto_endpoint import logs_client
 
@@ -30,6 +33,19 @@ def accepted() -> list[object]:
     return []
 
 
+@contextmanager
+def _serving(server: LocalHTTPServer) -> Iterator[str]:
+    """Serve on a thread of this process while the block runs; yield the server's URL."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def keep_alive_url(accepted: list[object]) -> Iterator[str]:
     server = serve("127.0.0.1", 0)
@@ -41,14 +57,8 @@ def keep_alive_url(accepted: list[object]) -> Iterator[str]:
         return connection
 
     server.get_request = counted_accept  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with _serving(server) as url:
+        yield url
 
 
 def _request(target: str, body: dict[str, object]) -> bytes:
@@ -76,8 +86,8 @@ def _read_reply(reader: io.BufferedReader) -> tuple[int, dict[str, str], bytes]:
 
 
 def _host_port(url: str) -> tuple[str, int]:
-    host, _, port = url.removeprefix("http://").partition(":")
-    return host, int(port)
+    parts = urlsplit(url)
+    return str(parts.hostname), int(parts.port or 80)
 
 
 def test_one_connection_carries_every_call_of_a_client(keep_alive_url: str, group: str) -> None:
@@ -135,16 +145,10 @@ def test_each_reply_goes_out_in_one_write(group: str) -> None:
             self.wfile.write = counted
 
     server.RequestHandlerClass = CountingWrites
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        client = logs_client(f"http://127.0.0.1:{server.server_address[1]}")
+    with _serving(server) as url:
+        client = logs_client(url)
         client.create_log_group(logGroupName=group)
         client.describe_log_groups(logGroupNamePrefix=group)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
     assert len(writes) == 2  # two calls, one write each
     assert CountingWrites.disable_nagle_algorithm
 
