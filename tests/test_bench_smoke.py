@@ -321,3 +321,21 @@ def test_the_bench_runs_beside_a_busy_neighbour_as_the_flag_says(tmp_path: Path)
     assert results["meta"]["cpu_bound_neighbour"] is True
     assert set(results["summary"]) == {"ours", "floor-format"}
     assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_json_row_runs_as_make_bench_runs_it() -> None:
+    """`python -m bench.json_row` (a step of `make bench`), with small counts: a row for each
+    formatter and the target's verdict."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.json_row", "--calls", "500", "--reps", "1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = completed.stdout.splitlines()
+    assert any(row.startswith("JsonFormatter (ours)") for row in rows)
+    assert any(row.startswith("python-json-logger") for row in rows)
+    assert any(row.startswith("target (ours no slower") for row in rows)
