@@ -437,6 +437,7 @@ def test_the_sender_tidies_the_spool_after_settling_without_its_lock(
     from aws_cloudwatch_logs_handler._spool import Spool
 
     tidied_with_the_lock_free: list[bool] = []
+    tidied = threading.Event()
 
     def tidy(self: Spool) -> None:
         # Called under the lock (on this same thread), this would wait the whole timeout; a
@@ -445,9 +446,12 @@ def test_the_sender_tidies_the_spool_after_settling_without_its_lock(
         if free:
             SENDER._lock.release()
         tidied_with_the_lock_free.append(free)
+        tidied.set()
 
     monkeypatch.setattr(Spool, "tidy", tidy)
     handler = make_handler(spool_dir=str(tmp_path))
     make_handler.logger(handler).info("journaled, delivered, then tidied")
     assert handler.flush(timeout_s=30)
-    assert tidied_with_the_lock_free and all(tidied_with_the_lock_free)
+    # The tidying comes after the settling that lets flush() return: wait for it, boundedly.
+    assert tidied.wait(timeout=30)
+    assert all(tidied_with_the_lock_free)

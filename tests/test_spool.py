@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,3 +294,40 @@ def test_a_child_forked_below_python_journals_into_a_file_of_its_own(tmp_path: P
     for journal, message in ((parent_journal, "parent"), (child_journal, "child")):
         frames, corrupt = read_frames(journal.read_bytes())
         assert [frame.event.message for frame in frames] == [message] and corrupt == 0
+
+
+def crc32_frame(stream: str, event: Event) -> bytes:
+    """A frame as builds before Adler-32 wrote it: the same layout, CRC-32 as its checksum."""
+    name = stream.encode("utf-8")
+    body = struct.pack(">qH", event.timestamp_ms, len(name)) + name + event.message.encode()
+    return struct.pack(">2sII", b"\xc1\x0b", len(body), zlib.crc32(body)) + body
+
+
+def test_a_journal_an_older_build_left_is_still_replayed(tmp_path: Path) -> None:
+    """Frames checksummed with CRC-32 (earlier builds) read back beside Adler-32 ones, and a
+    corrupt one of either kind is still skipped and counted."""
+    old = [Event(1_000 + i, f"old {i}", 31) for i in range(3)]
+    new = Event(2_000, "new", 29)
+    broken = bytearray(crc32_frame("s", Event(1_500, "broken", 32)))
+    broken[-1] ^= 0xFF
+    data = b"".join(crc32_frame("s", e) for e in old) + bytes(broken) + encode_frame("s", new)
+    frames, corrupt = read_frames(data)
+    assert [frame.event for frame in frames] == [*old, new]
+    assert corrupt == 1
+
+    journal = tmp_path / f"{group_key('/g')}.99999.deadbeef.journal"
+    journal.write_bytes(b"".join(crc32_frame("s", e) for e in old))
+    journal.chmod(0o600)
+    assert replayed(tmp_path, "/g")[0] == ["old 0", "old 1", "old 2"]
+
+
+def test_a_frame_torn_anywhere_by_a_killed_process_is_never_read_as_whole() -> None:
+    """A process killed mid-copy leaves part of its last frame as the zeros the file held: at
+    every point the copy can stop, in either direction, the frame is refused, not read."""
+    stream = "stream/2026/12/01/1200/" + "f" * 36  # a dated-UUID name's length
+    frame = encode_frame(stream, Event(1_764_590_000_000, "x" * 90, 0))
+    after = encode_frame("s", Event(1, "the next frame", 40))
+    [next_frame], _ = read_frames(after)
+    for cut in range(1, len(frame)):
+        for torn in (frame[:cut] + bytes(len(frame) - cut), bytes(cut) + frame[cut:]):
+            assert read_frames(torn + after) == ([next_frame], 1), cut
