@@ -8,6 +8,13 @@ reserved and mapped in batches of at least `GROWTH_BYTES`, not written once per 
 The blocks are reserved before they are mapped (``posix_fallocate``): a full disk is then an
 ``OSError`` the spool reports, never a SIGBUS on a page the file system cannot back. What lies
 past the written end is zeros, which the journal's reader takes as its end.
+
+The zeros are written too, with ``pwrite``, before the pages are mapped. A first write through the
+map to a page that is not in the page cache takes a page fault (on ext4's reserved, unwritten
+blocks, about 6 us), paid by the logging call that crosses into the page: one call in thirty. Once
+written as zeros the pages are in the page cache, and the kernel maps sixteen of them per fault:
+a fresh journal took 650 faults for 20,000 frames, now 45, and a frame costs 130 ns less
+(640 against 776 ns, the zeros included; 580 in a journal whose pages are mapped already).
 """
 
 from __future__ import annotations
@@ -18,20 +25,31 @@ import os
 from typing import Final
 
 GROWTH_BYTES: Final = 1 << 20
-"""The file grows by at least this much (or doubles, whichever is more)."""
+"""The file grows by at least this much (or doubles, whichever is more, up to `MAX_STEP_BYTES`)."""
+MAX_STEP_BYTES: Final = 2 * GROWTH_BYTES
+"""The most the file grows by at once. The logging call that grows it writes the zeros (about
+0.6 ms for this much, with the GIL let go), so an outage's journal grows in steps of this size
+rather than by doubling, which would make one call write tens of MiB of zeros."""
 REWIND_UP_TO_BYTES: Final = 4 * GROWTH_BYTES
 """An emptied file up to this size is zeroed and kept (`MappedJournal.empty`); a larger one (an
 outage's backlog) is truncated, to give its disk space back."""
 _ZEROS: Final = bytes(64 * 1024)
+"""Written over an emptied journal, and into the new part of a growing one, a piece at a time."""
 
 
 def _reserve(fd: int, offset: int, length: int) -> None:
-    """Allocate ``length`` bytes of disk from ``offset``, or raise OSError (ENOSPC)."""
+    """Allocate ``length`` bytes of disk from ``offset`` and write zeros there, or raise OSError
+    (ENOSPC)."""
     fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is not None:
+    if fallocate is not None:  # macOS has none: writing the zeros allocates the blocks
         fallocate(fd, offset, length)
-    else:  # macOS: writing the zeros allocates the blocks
-        os.pwrite(fd, bytes(length), offset)
+    zeros = memoryview(_ZEROS)
+    end = offset + length
+    while offset < end:  # bounded: each write moves the offset on, or raises
+        written = os.pwrite(fd, zeros[: end - offset], offset)
+        if written <= 0:
+            raise OSError(f"could not write the journal's zeros at offset {offset}")
+        offset += written
 
 
 class MappedJournal:
@@ -54,7 +72,8 @@ class MappedJournal:
         self.size = end
 
     def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * self._capacity, GROWTH_BYTES)
+        step = min(max(self._capacity, GROWTH_BYTES), MAX_STEP_BYTES)
+        capacity = max(needed, self._capacity + step)
         capacity += -capacity % mmap.PAGESIZE
         _reserve(self._fd, self._capacity, capacity - self._capacity)
         self._unmap()
