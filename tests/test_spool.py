@@ -7,10 +7,13 @@ import os
 import stat
 import struct
 import zlib
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._journal_file import GROWTH_BYTES
@@ -20,6 +23,7 @@ from aws_cloudwatch_logs_handler._spool import (
     _ACK,
     ROTATE_AFTER_BYTES,
     Spool,
+    _Runs,
     encode_frame,
     group_key,
     read_frames,
@@ -331,3 +335,40 @@ def test_a_frame_torn_anywhere_by_a_killed_process_is_never_read_as_whole() -> N
     for cut in range(1, len(frame)):
         for torn in (frame[:cut] + bytes(len(frame) - cut), bytes(cut) + frame[cut:]):
             assert read_frames(torn + after) == ([next_frame], 1), cut
+
+
+@given(
+    first=st.integers(0, 2**40),
+    shape=st.one_of(
+        st.integers(1, 60).map(lambda count: ("run", count, [])),
+        st.lists(st.integers(-1, 62), min_size=1, max_size=60).map(lambda xs: ("any", 0, xs)),
+    ),
+)
+def test_a_batch_is_recognised_as_the_next_frames_exactly_when_it_is(
+    first: int, shape: tuple[str, int, list[int]]
+) -> None:
+    """The settle's quick test for "these are frames first, first + 1, ... in order" agrees with
+    the plain comparison, for runs and for anything else (gaps, repeats, -1, disorder)."""
+    kind, count, offsets = shape
+    numbers = (
+        array("q", range(first, first + count))
+        if kind == "run"
+        else array("q", [-1 if x < 0 else first + x for x in offsets])
+    )
+    runs = _Runs()
+    expected = list(numbers) == list(range(first, first + len(numbers)))
+    assert runs.match(numbers, first) is expected
+    assert runs.match(array("q", range(first, first + 10_000)), first)  # a longer one after
+
+
+def test_only_an_exact_run_of_a_full_batch_settles_at_once() -> None:
+    """A full batch of 10,000 is told apart from one that differs in a single place."""
+    runs = _Runs()
+    run = array("q", range(77, 10_077))
+    assert runs.match(run, 77)
+    for index, value in ((0, 78), (5_000, -1), (9_999, 10_077), (9_999, 77)):
+        changed = array("q", run)
+        changed[index] = value
+        assert not runs.match(changed, 77), (index, value)
+    assert not runs.match(run, 76)
+    assert runs.match(run[:9_000], 77)  # a shorter batch after a longer one
