@@ -222,6 +222,29 @@ def test_the_phase_profile_names_every_phase_and_delivers() -> None:
     assert "could not queue" not in completed.stderr
 
 
+def test_the_spool_profile_reports_a_new_and_a_mapped_journal_and_the_settle_check() -> None:
+    """`python -m bench.spool_frames` prints the CPU and page faults per journal, and the check."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.spool_frames", "--frames", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("3,000 frames of ")
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]]
+        for line in completed.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| journal")
+    }
+    assert set(rows) == {"new file", "emptied, pages mapped"}
+    for cpu, faults in rows.values():
+        assert float(cpu) > 0 and int(faults.replace(",", "")) >= 0
+    assert "settle's check that 10,000 numbers run in order: " in completed.stdout
+
+
 def _children_of(pid: int) -> list[int]:
     """Process ids of the children of process ``pid``, from every one of its threads."""
     return [
