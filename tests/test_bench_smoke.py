@@ -57,6 +57,20 @@ NOT_APPLICABLE = {
 }
 
 
+def _run_bench(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <args>`` from the repository, as `make bench` does; it must succeed."""
+    completed = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
 QuickRun = tuple[dict[str, Any], Path, str]
 """The results JSON, the output directory, and what the run printed."""
 
@@ -65,15 +79,7 @@ QuickRun = tuple[dict[str, Any], Path, str]
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     """Run `python -m bench.run --quick` once for every test of this module."""
     out = tmp_path_factory.mktemp("bench")
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = _run_bench("bench.run", "--quick", "--out", str(out), timeout_s=120)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     return results, out, completed.stdout
 
@@ -207,15 +213,7 @@ def test_the_neighbour_spins_only_while_the_run_lasts(monkeypatch: pytest.Monkey
 
 def test_the_phase_profile_names_every_phase_and_delivers() -> None:
     """`python -m bench.phases` delivers its records and prints a figure for every phase."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.phases", "--calls", "3000"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
+    completed = _run_bench("bench.phases", "--calls", "3000", timeout_s=180)
     assert "3,000 calls, then flush() (delivered)" in completed.stdout
     for phase in ("caller, this handler", "encode the body", "botocore: whole call", "settle"):
         assert f"| {phase}" in completed.stdout or f"| sender: {phase}" in completed.stdout
@@ -224,15 +222,7 @@ def test_the_phase_profile_names_every_phase_and_delivers() -> None:
 
 def test_the_spool_profile_reports_a_new_and_a_mapped_journal_and_the_settle_check() -> None:
     """`python -m bench.spool_frames` prints the CPU and page faults per journal, and the check."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.spool_frames", "--frames", "3000"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
+    completed = _run_bench("bench.spool_frames", "--frames", "3000", timeout_s=120)
     assert completed.stdout.startswith("3,000 frames of ")
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]]
@@ -328,18 +318,11 @@ def test_a_bench_killed_outright_leaves_no_neighbour_and_no_endpoint_behind() ->
 
 def test_the_bench_runs_beside_a_busy_neighbour_as_the_flag_says(tmp_path: Path) -> None:
     """`python -m bench.run --neighbour` measures with the neighbour on and says so."""
-    completed = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench.run", "--quick", "--neighbour"),
-            *("--contenders", "ours,floor-format", "--out", str(tmp_path)),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    _run_bench(
+        *("bench.run", "--quick", "--neighbour"),
+        *("--contenders", "ours,floor-format", "--out", str(tmp_path)),
+        timeout_s=180,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["meta"]["cpu_bound_neighbour"] is True
     assert set(results["summary"]) == {"ours", "floor-format"}
@@ -349,15 +332,7 @@ def test_the_bench_runs_beside_a_busy_neighbour_as_the_flag_says(tmp_path: Path)
 def test_the_json_row_runs_as_make_bench_runs_it() -> None:
     """`python -m bench.json_row` (a step of `make bench`), with small counts: a row for each
     formatter and the target's verdict."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.json_row", "--calls", "500", "--reps", "1"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = _run_bench("bench.json_row", "--calls", "500", "--reps", "1", timeout_s=180)
     rows = completed.stdout.splitlines()
     assert any(row.startswith("JsonFormatter (ours)") for row in rows)
     assert any(row.startswith("python-json-logger") for row in rows)

@@ -179,30 +179,25 @@ class _Runs:
     2, ...: no digit of that sum reaches 2**64, so no carry can make two different arrays equal,
     and -1 (an event not journaled) reads as 2**64 - 1. Building the run as an array of Python
     ints to compare took 0.53 ms a batch of 10,000, on the sender under its lock; this takes
-    0.09 ms, or 0.22 ms for a batch of another length than the last one.
+    0.06 ms, or 0.15 ms for a batch of another length than the last one.
     """
 
     def __init__(self) -> None:
-        self._longest = 0
-        self._ones = self._iota = 0  # for the longest batch yet
-        self._count = 0
-        self._count_ones = self._count_iota = 0  # for the last batch's length
+        self._iota = array("q")
+        """0, 1, 2, ... for the longest batch yet (10,000 events at most), made once."""
+        self._count = -1
+        self._ones_digits = self._iota_digits = 0
+        """``ones`` and ``iota`` as integers, for batches of ``_count`` numbers."""
 
     def match(self, numbers: array[int], first: int) -> bool:
         count = len(numbers)
         if count != self._count:
-            if count > self._longest:  # made once for the longest (10,000 events at most)
-                self._longest = count
-                self._ones = int.from_bytes(array("q", [1]) * count, sys.byteorder)
-                self._iota = int.from_bytes(array("q", range(count)), sys.byteorder)
-            if sys.byteorder == "little":  # the first digits are the low ones: keep ``count``
-                mask = (1 << (64 * count)) - 1
-                self._count_ones, self._count_iota = self._ones & mask, self._iota & mask
-            else:  # big-endian: the first digits are the high ones
-                drop = 64 * (self._longest - count)
-                self._count_ones, self._count_iota = self._ones >> drop, self._iota >> drop
+            if count > len(self._iota):
+                self._iota = array("q", range(count))
+            self._ones_digits = int.from_bytes(array("q", [1]) * count, sys.byteorder)
+            self._iota_digits = int.from_bytes(self._iota[:count], sys.byteorder)
             self._count = count
-        expected = first * self._count_ones + self._count_iota
+        expected = first * self._ones_digits + self._iota_digits
         return int.from_bytes(numbers, sys.byteorder) == expected
 
 
