@@ -337,3 +337,27 @@ def test_the_json_row_runs_as_make_bench_runs_it() -> None:
     assert any(row.startswith("JsonFormatter (ours)") for row in rows)
     assert any(row.startswith("python-json-logger") for row in rows)
     assert any(row.startswith("target (ours no slower") for row in rows)
+
+
+def test_the_fleet_runs_as_make_bench_runs_it(tmp_path: Path) -> None:
+    """`python -m bench.fleet` (the last step of `make bench`), with a small fleet: it succeeds only
+    if nothing was lost, duplicated, refused or dropped, and writes its table, JSON and plot."""
+    completed = _run_bench(
+        *("bench.fleet", "--processes", "4", "--seconds", "3", "--out", str(tmp_path)),
+        timeout_s=180,
+    )
+    assert "| delivered exactly once | 240 |" in completed.stdout
+    report = json.loads((tmp_path / "fleet.json").read_text(encoding="utf-8"))
+    assert (report["logged"], report["delivered"], report["lost"]) == (240, 240, 0)
+    assert (tmp_path / "fleet.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_lambda_latency_runs_as_make_bench_runs_it() -> None:
+    """`python -m bench.lambda_latency` (a step of `make bench`), with few records and rounds: a
+    row per delivery mode, under awslambdaric with the layer it builds."""
+    completed = _run_bench(
+        "bench.lambda_latency", "--rounds", "2", "--records", "50", timeout_s=300
+    )
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["after_response", "before_return"]
+    assert "50 records: the caller waits" in completed.stdout
