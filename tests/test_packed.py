@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import CHUNK_MESSAGES, SEPARATOR, PackedEvents
+from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 
 
 def take(queue: PackedEvents, count: int) -> list[Event]:
@@ -148,3 +151,25 @@ def test_a_chunk_whose_message_holds_the_separator_comes_back_exactly() -> None:
     events[CHUNK_MESSAGES + 5] = Event(CHUNK_MESSAGES + 5, "é and \U0001f600", 40)
     queue = PackedEvents(events)
     assert take(queue, len(events)) == events
+
+
+def test_a_queue_holds_no_more_memory_than_the_bound_counts_for_it() -> None:
+    """The memory bound counts each waiting event as its size (its UTF-8 bytes plus 26) plus
+    `MEMORY_OVERHEAD_PER_EVENT`. That holds for the worst case, messages that are not ASCII (each
+    keeps its own string); ASCII messages, sealed into chunks, hold little more than their text."""
+    tracemalloc.start()
+    try:
+        for character, most_over_text in (("\u00e9", MEMORY_OVERHEAD_PER_EVENT + 26), ("e", 20)):
+            before = tracemalloc.get_traced_memory()[0]
+            queue, text, count = PackedEvents(), 0, 20_000
+            for i in range(count):  # a new string each time, as a logging call formats one
+                message = f"2026-12-01 12:00:00,000 INFO app {character}vent {i:08d}"
+                size = len(message.encode()) + 26
+                queue.append(1_700_000_000_000 + i, message, size)
+                text += size - 26
+            held = tracemalloc.get_traced_memory()[0] - before
+            assert held <= text + most_over_text * count, (character, (held - text) / count)
+            assert queue.messages(count - 1, count) == [message]
+            del queue
+    finally:
+        tracemalloc.stop()

@@ -139,6 +139,11 @@ class PackedEvents:
 
     def _seal_full_chunks(self) -> None:
         tail, checked = self._tail, self._tail_checked
+        if len(tail) == CHUNK_MESSAGES:  # a logging call's seal: the tail list, without a copy
+            self._chunks.append(_seal(tail, checked))
+            self._tail = []
+            self._tail_checked = True
+            return
         while len(tail) >= CHUNK_MESSAGES:
             self._chunks.append(_seal(tail[:CHUNK_MESSAGES], checked))
             del tail[:CHUNK_MESSAGES]
@@ -218,8 +223,17 @@ class PackedEvents:
         runs under the sender's lock.
         """
         count = min(count, len(self))
-        head = self._head
         part = PackedEvents()
+        if count == len(self):
+            # Everything waiting goes (as from a queue the sender keeps up with): the part takes
+            # the arrays and lists as they are, and this queue starts afresh. No copy, and no
+            # memory freed under the lock.
+            part._times, part._sizes, part._numbers = self._times, self._sizes, self._numbers
+            part._head, part._chunks, part._skip = self._head, self._chunks, self._skip
+            part._tail, part._tail_checked = self._tail, self._tail_checked
+            self.clear()
+            return part
+        head = self._head
         part._times = self._times[head : head + count]
         part._sizes = self._sizes[head : head + count]
         if self._numbers is not None:
