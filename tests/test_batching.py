@@ -60,7 +60,10 @@ def drain(events: list[Event], limits: BatchLimits) -> tuple[list[list[Event]], 
     batches: list[list[Event]] = []
     aged: list[Event] = []
     while queue:  # bounded: every call takes at least one event
-        cut = cut_batches(take_prefix(queue, limits), now_ms=now_ms, limits=limits)
+        queued_size = queue.total_size()
+        taken, size = take_prefix(queue, queued_size, limits)
+        assert size == taken.total_size() == queued_size - queue.total_size()
+        cut = cut_batches(taken, now_ms=now_ms, limits=limits)
         batches += [list(batch) for batch in cut.batches]
         aged += [event for _, part in cut.aged_out for event in part]
     return batches, aged

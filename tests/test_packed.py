@@ -68,7 +68,7 @@ def test_detach_moves_the_oldest_events_into_a_queue_of_their_own() -> None:
     queue = PackedEvents(events)
     part = queue.detach(4)
     assert list(part) == events[:4]
-    assert part.size_of_first(4) == sum(event.size for event in events[:4])
+    assert part.size_of(0, 4) == sum(event.size for event in events[:4])
     assert list(queue) == events[4:]
     assert take(queue, 1) == [events[4]]
     assert list(queue) == events[5:]

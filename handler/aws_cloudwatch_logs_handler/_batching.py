@@ -43,17 +43,30 @@ def is_full(count: int, size: int, limits: BatchLimits = AWS_LIMITS) -> bool:
     return count >= limits.max_events or size >= limits.max_bytes
 
 
-def take_prefix(queue: PackedEvents, limits: BatchLimits = AWS_LIMITS) -> PackedEvents:
-    """Detach the longest prefix of ``queue`` that fits one batch by count and bytes.
+def take_prefix(
+    queue: PackedEvents, queued_size: int, limits: BatchLimits = AWS_LIMITS
+) -> tuple[PackedEvents, int]:
+    """Detach the longest prefix of ``queue`` that fits one batch by count and bytes; return it
+    with its size.
 
-    Runs under the sender's lock, so the usual case (the first 10,000 events within 1 MiB) is
-    one sum in C; only a prefix over the byte limit is searched for its cut. A single event is
-    always taken, even alone: `_events.make_events` guarantees each fits.
+    Runs under the sender's lock, so sizes are summed over as few events as can tell:
+    ``queued_size``, the size of all of ``queue`` (the stream keeps it), sizes a queue that is
+    one batch with no sum (a sender that keeps up takes all that waits) and a prefix by the
+    fewer events behind it (a sender a little behind). Only a prefix over the byte limit is
+    searched for its cut. A single event is always taken, even alone: `_events.make_events`
+    guarantees each fits.
     """
-    if queue.size_of_first(limits.max_events) <= limits.max_bytes:
-        return queue.detach(limits.max_events)
-    ends = list(accumulate(queue.sizes(limits.max_events)))
-    return queue.detach(max(1, bisect_right(ends, limits.max_bytes)))
+    waiting = len(queue)
+    count = min(waiting, limits.max_events)
+    if waiting - count < count:
+        size = queued_size - queue.size_of(count, waiting)
+    else:
+        size = queue.size_of(0, count)
+    if size <= limits.max_bytes:
+        return queue.detach(count), size
+    ends = list(accumulate(queue.sizes(count)))
+    cut = max(1, bisect_right(ends, limits.max_bytes))
+    return queue.detach(cut), ends[cut - 1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,10 +202,10 @@ class PackedEvents:
         head = self._head
         return islice(self._sizes, head, head + limit)
 
-    def size_of_first(self, limit: int) -> int:
-        """The total size of the first ``limit`` events, summed in C."""
+    def size_of(self, start: int, end: int) -> int:
+        """The total size of waiting events ``start`` to ``end`` (0 is the oldest), summed in C."""
         head = self._head
-        return sum(self._sizes[head : head + limit])
+        return sum(self._sizes[head + start : head + end])
 
     def total_size(self) -> int:
         """The size of every waiting event, as AWS counts it, summed in C."""

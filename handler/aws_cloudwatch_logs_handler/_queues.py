@@ -305,16 +305,9 @@ class HandlerQueues:
         The cheap half of taking a batch, done under the sender's lock: the sender then cuts
         them with `_batching.cut_batches` without the lock, and hands them back to `admit`.
         """
-        queue = stream.queue
-        if stream.taking is None and queue:
-            if len(queue) <= MAX_BATCH_EVENTS and stream.queued_size <= MAX_BATCH_BYTES:
-                # All of it is one batch (a sender that keeps up): its size is known already,
-                # so no size is summed under the lock (twice 40 us for 10,000 events).
-                taken = queue.detach(len(queue))
-                stream.queued_size = 0
-            else:
-                taken = take_prefix(queue)
-                stream.queued_size -= taken.total_size()
+        if stream.taking is None and stream.queue:
+            taken, size = take_prefix(stream.queue, stream.queued_size)
+            stream.queued_size -= size
             stream.first_waiting_at = time.monotonic() if stream.queue else None
             stream.taking = taken
 
