@@ -220,6 +220,20 @@ def test_the_phase_profile_names_every_phase_and_delivers() -> None:
     assert "could not queue" not in completed.stderr
 
 
+def test_the_caller_tail_alternates_windows_and_delivers_what_it_logged() -> None:
+    """`python -m bench.caller_tail` times every window of each side, prints the medians with the
+    p99 ratio, and delivers every record it logged (exit status 0 only then)."""
+    completed = _run_bench("bench.caller_tail", "--windows", "2", "--calls", "12000", timeout_s=120)
+    windows = [line.split("|")[1:3] for line in completed.stdout.splitlines() if line[:3] == "| 1"]
+    windows += [line.split("|")[1:3] for line in completed.stdout.splitlines() if line[:3] == "| 2"]
+    assert sorted(side.strip() for _, side in windows) == sorted(["floor", "held", "sending"] * 2)
+    for side in ("floor", "held", "sending"):
+        [median] = [line for line in completed.stdout.splitlines() if line.startswith(f"{side} ")]
+        assert " p99 " in median and median.endswith("x floor")
+    assert completed.stdout.rstrip().endswith("every record delivered")
+    assert "could not queue" not in completed.stderr
+
+
 def test_the_spool_profile_reports_a_new_and_a_mapped_journal_and_the_settle_check() -> None:
     """`python -m bench.spool_frames` prints the CPU and page faults per journal, and the check."""
     completed = _run_bench("bench.spool_frames", "--frames", "3000", timeout_s=120)
