@@ -24,20 +24,12 @@ import time
 from array import array
 
 from bench.endpoint import fake_aws_environment, moto_server
-from bench.worker import FORMAT, MESSAGE
+from bench.phases import logger_for
+from bench.worker import MESSAGE
 
 PERCENTILES: tuple[float, ...] = (50, 90, 95, 98, 99, 99.5, 99.9)
 _HELD_CALLS = 9_000
 """Calls a held window makes: fewer than a batch (10,000), so nothing is sent during it."""
-
-
-def _logger_for(handler: logging.Handler, name: str) -> logging.Logger:
-    logger = logging.getLogger(f"bench.caller_tail.{name}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter(FORMAT))
-    logger.addHandler(handler)
-    return logger
 
 
 def _window(logger: logging.Logger, calls: int) -> list[float]:
@@ -68,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = CloudWatchLogsHandler(
             "/bench/caller-tail", endpoint_url=url, flush_interval_s=600
         )
-        ours, floor = _logger_for(handler, "ours"), _logger_for(FormatOnlyHandler(), "floor")
+        ours, floor = logger_for(handler), logger_for(FormatOnlyHandler())
         ours.info("warm-up")
         delivered = handler.flush(timeout_s=30)  # the client and the stream exist from here on
         rows: dict[str, list[list[float]]] = {"floor": [], "held": [], "sending": []}

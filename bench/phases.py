@@ -69,7 +69,7 @@ def _timed(totals: dict[str, float]) -> Iterator[None]:
             restore()
 
 
-def _logger_for(handler: logging.Handler) -> logging.Logger:
+def logger_for(handler: logging.Handler) -> logging.Logger:
     """A logger of its own for ``handler``, with the benchmarks' formatter."""
     logger = logging.getLogger(f"bench.phases.{id(handler)}")
     logger.propagate = False
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from bench.peers import FormatOnlyHandler
 
-    floor = _logger_for(FormatOnlyHandler())
+    floor = logger_for(FormatOnlyHandler())
     floor.info("warm-up")
     floor_s = _caller_cpu_s(floor, args.calls)
     totals: dict[str, float] = defaultdict(float)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 
         handler = CloudWatchLogsHandler("/bench/phases", endpoint_url=url)
-        logger = _logger_for(handler)
+        logger = logger_for(handler)
         logger.info("warm-up")
         handler.flush(timeout_s=30)  # the client and the stream exist before the window
         with _timed(totals):
