@@ -224,9 +224,12 @@ def test_the_caller_tail_alternates_windows_and_delivers_what_it_logged() -> Non
     """`python -m bench.caller_tail` times every window of each side, prints the medians with the
     p99 ratio, and delivers every record it logged (exit status 0 only then)."""
     completed = _run_bench("bench.caller_tail", "--windows", "2", "--calls", "12000", timeout_s=120)
-    windows = [line.split("|")[1:3] for line in completed.stdout.splitlines() if line[:3] == "| 1"]
-    windows += [line.split("|")[1:3] for line in completed.stdout.splitlines() if line[:3] == "| 2"]
-    assert sorted(side.strip() for _, side in windows) == sorted(["floor", "held", "sending"] * 2)
+    windows = [
+        (cells[1].strip(), cells[2].strip())
+        for line in completed.stdout.splitlines()
+        if line.startswith("| ") and (cells := line.split("|"))[1].strip().isdigit()
+    ]
+    assert sorted(windows) == [(w, side) for w in "12" for side in ("floor", "held", "sending")]
     for side in ("floor", "held", "sending"):
         [median] = [line for line in completed.stdout.splitlines() if line.startswith(f"{side} ")]
         assert " p99 " in median and median.endswith("x floor")

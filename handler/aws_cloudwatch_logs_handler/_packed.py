@@ -231,11 +231,10 @@ class PackedEvents:
         part = PackedEvents()
         if count == len(self):
             # Everything waiting goes (as from a queue the sender keeps up with): the part takes
-            # the arrays and lists as they are, and this queue starts afresh. No copy, and no
-            # memory freed under the lock.
-            part._times, part._sizes, part._numbers = self._times, self._sizes, self._numbers
-            part._head, part._chunks, part._skip = self._head, self._chunks, self._skip
-            part._tail, part._tail_checked = self._tail, self._tail_checked
+            # every field as it is, and this queue starts afresh. No copy, and no memory freed
+            # under the lock.
+            for name in PackedEvents.__slots__:
+                setattr(part, name, getattr(self, name))
             self.clear()
             return part
         head = self._head
