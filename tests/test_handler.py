@@ -258,6 +258,40 @@ def test_a_subclass_that_overrides_filter_is_asked(make_handler: HandlerFactory)
 
 
 @pytest.mark.usefixtures("aws")
+def test_the_formatter_formats_however_it_is_set_and_a_subclass_format_wins(
+    make_handler: HandlerFactory,
+) -> None:
+    """The handler calls its formatter itself (not through `logging.Handler.format`): set by
+    ``setFormatter``, by assigning the attribute, or unset (logging's default), it formats each
+    record as logging would; a subclass that overrides ``format`` is still asked."""
+
+    class Shouting(CloudWatchLogsHandler):
+        def format(self, record: logging.LogRecord) -> str:
+            return super().format(record).upper()
+
+    group = unique_group()
+    handler = make_handler(group, log_stream="plain")
+    shouting = Shouting(group, log_stream="shouting")
+    try:
+        for each in (handler, shouting):
+            logger = make_handler.logger(each)
+            logger.info("default %s", "format")
+            each.setFormatter(logging.Formatter("set: %(message)s"))
+            logger.info("one")
+            each.formatter = logging.Formatter("assigned: %(levelname)s %(message)s")
+            logger.info("two")
+            each.formatter = None
+            logger.info("three")
+            assert each.flush(10.0)
+        expected = ["default format", "set: one", "assigned: INFO two", "three"]
+        assert events_of(group, "plain") == expected
+        assert events_of(group, "shouting") == [message.upper() for message in expected]
+        assert handler.formatter is None
+    finally:
+        shouting.close()
+
+
+@pytest.mark.usefixtures("aws")
 def test_many_threads_log_without_loss(make_handler: HandlerFactory) -> None:
     """Eight threads logging at once lose nothing; each thread's records keep their order."""
     handler = make_handler()

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._batching import Cut
 from aws_cloudwatch_logs_handler._client import ClientSource
+from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from aws_cloudwatch_logs_handler._queues import DeliverySettings, HandlerQueues, StreamQueue
 from aws_cloudwatch_logs_handler._reporting import Reporter
@@ -72,7 +73,7 @@ def test_the_sender_takes_whole_batches_and_the_queued_size_stays_exact(
             for _ in range(count):
                 message = f"{len(added)}:".ljust(length, "x")
                 size = len(message) + 26
-                queues.add_one(stream, len(added), message, size, size + 80)
+                queues.add(stream, [Event(len(added), message, size)], size, size + 80)
                 added.append((len(added), message))
         else:
             taken += take_batch(queues, stream) or []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import warnings
 from typing import Any
 
@@ -17,6 +18,7 @@ from handler_factory import HandlerFactory
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 from aws_cloudwatch_logs_handler import _slices as slices_module
+from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._limits import MAX_BATCH_EVENTS
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
@@ -45,6 +47,48 @@ def test_throttling_is_retried_until_delivered(make_handler: HandlerFactory) -> 
     assert client.messages(GROUP, "s") == [f"m{i}" for i in range(5)]
     assert handler.stats().retries == 2
     assert client.calls.count("put_log_events") == 3
+
+
+def test_the_logging_calls_short_way_counts_as_the_general_way(
+    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short ASCII line takes `enqueue_one`, which counts its event inline (every logging call
+    does): it leaves the same queue, sizes and counts behind as `enqueue`, the way every other
+    event takes, and both are delivered."""
+    short, general = FakeLogsClient(), FakeLogsClient()
+    queues = []
+    for client in (short, general):
+        handler, log = handler_with(make_handler, client, flush_interval_s=3600)
+        log.info("the stream exists")
+        assert handler.flush(10.0)
+        queues.append(handler._queues)
+    now_ms = int(time.time() * 1000)
+    events = [Event(now_ms + i, f"line {i}", len(f"line {i}") + 26) for i in range(3)]
+    with monkeypatch.context() as patched:
+        patched.setattr(SENDER, "enqueue", _never_called)
+        for event in events:
+            assert SENDER.enqueue_one(queues[0], "s", *event)
+    for event in events:
+        assert SENDER.enqueue(queues[1], "s", [event])
+    with SENDER._lock:
+        one, other = (q.streams["s"] for q in queues)
+        assert list(one.queue) == list(other.queue) == events
+        assert (one.enqueued, one.queued_size) == (other.enqueued, other.queued_size)
+        assert one.first_waiting_at is not None and other.first_waiting_at is not None
+        assert (
+            queues[0].bytes_queued
+            == queues[1].bytes_queued
+            == 3 * MEMORY_OVERHEAD_PER_EVENT + sum(event.size for event in events)
+        )
+        assert queues[0].counters.records_accepted == queues[1].counters.records_accepted
+        assert queues[0].last_stream == queues[1].last_stream == "s"
+    for client, q in zip((short, general), queues, strict=True):
+        assert SENDER.flush(q, 10.0)
+        assert client.messages(GROUP, "s")[1:] == [event.message for event in events]
+
+
+def _never_called(*args: object) -> bool:
+    raise AssertionError("the general way was taken")
 
 
 def test_a_refused_batch_drops_only_the_bad_event(make_handler: HandlerFactory) -> None:

@@ -42,6 +42,7 @@ _OVERSIZE_POLICIES: Final = ("split", "truncate")
 _MIN_EVENT_BYTES: Final = 1024  # room for a split part's marker and some text
 
 _SIGTERM: Final = LIFECYCLE.sigterm
+_get_ident: Final = threading.get_ident  # one lookup less on every logging call
 _LIVE_HANDLERS: Final[weakref.WeakSet[CloudWatchLogsHandler]] = weakref.WeakSet()
 
 
@@ -242,28 +243,43 @@ class CloudWatchLogsHandler(logging.Handler):
         """The stream the next record goes to (in Lambda, the current invocation's)."""
         return self._streams.current()
 
+    # `logging.Handler.format` looks the formatter up and calls it: a Python call more on every
+    # logging call. Setting the formatter (``setFormatter``, or the attribute, as logging's own
+    # __init__ does) keeps it where `emit` calls it directly, unless a subclass formats its way.
+    @property
+    def formatter(self) -> logging.Formatter | None:
+        """The handler's formatter (None: logging's default), as in `logging.Handler`."""
+        return self._formatter
+
+    @formatter.setter
+    def formatter(self, formatter: logging.Formatter | None) -> None:
+        self._formatter = formatter
+        formats_plainly = type(self).format is logging.Handler.format
+        self._direct_formatter = formatter if formats_plainly else None
+
     def emit(self, record: logging.LogRecord) -> None:
         """Format ``record`` and queue it for the sender; never raises, never does I/O."""
         try:
             excluded = self._excluded_cache.get(record.name)
             if excluded is None:
                 excluded = self._excluded_cache[record.name] = self._is_excluded(record.name)
-            ident = threading.get_ident()
+            ident = _get_ident()
             if excluded or ident == SENDER.thread_ident:
                 SENDER.count(self._queues, "records_excluded")
                 return
             if _SIGTERM.install_pending and ident == threading.main_thread().ident:
                 _SIGTERM.install_from_main_thread()  # the handler was made on another thread
             try:
-                message = self.format(record)
+                formatter = self._direct_formatter
+                message = self.format(record) if formatter is None else formatter.format(record)
             except Exception as error:  # a record must not be lost to its format
                 message = _unformattable(record, error)
                 SENDER.count(self._queues, "records_unformattable")
             timestamp_ms = int(record.created * 1000)
             stream = self._fixed_stream or self._streams.current()
-            if message.isascii() and 0 < len(message) <= self._max_event_bytes:
+            if message.isascii() and 0 < (length := len(message)) <= self._max_event_bytes:
                 # The usual case, without the general path's calls: ASCII bytes are characters.
-                size = len(message) + EVENT_OVERHEAD_BYTES
+                size = length + EVENT_OVERHEAD_BYTES
                 SENDER.enqueue_one(self._queues, stream, timestamp_ms, message, size)
                 return
             events = make_events(

@@ -183,36 +183,10 @@ class HandlerQueues:
         stream.queue.extend(events, first_number)
         return self._added(stream, len(events), len(stream.queue), size, cost)
 
-    def add_one(
-        self,
-        stream: StreamQueue,
-        timestamp_ms: int,
-        message: str,
-        size: int,
-        cost: int,
-        *,
-        number: int = -1,
-    ) -> bool:
-        """`add` for a single event given by its fields: the usual logging call, no tuple made.
-
-        Args:
-            number: its number in the spool's journal (-1: not journaled).
-        """
-        queued = stream.queue.append(timestamp_ms, message, size, number)
-        # `_added`, inlined: this runs on every logging call.
-        self.last_stream = stream.name
-        stream.enqueued += 1
-        stream.queued_size += size
-        self.bytes_queued += cost
-        self.counters.records_accepted += 1
-        if stream.first_waiting_at is None:
-            stream.first_waiting_at = time.monotonic()
-            return True
-        return queued >= MAX_BATCH_EVENTS or stream.queued_size >= MAX_BATCH_BYTES
-
     def _added(self, stream: StreamQueue, count: int, queued: int, size: int, cost: int) -> bool:
         """Count ``count`` events just queued on ``stream`` (which now holds ``queued``); True if
-        a batch is due now."""
+        a batch is due now. (`_sender.Sender.enqueue_one`, a logging call's usual way, counts
+        its one event the same way inline.)"""
         self.last_stream = stream.name
         stream.enqueued += count
         stream.queued_size += size
