@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from bench.neighbour import busy_neighbour
 pytestmark = pytest.mark.slow  # runs benchmark workers against a moto server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = "aws_cloudwatch_logs_handler"
 
 # Written out here rather than imported from bench/: the test states what the report must hold.
 CONTENDERS = (
@@ -233,6 +235,34 @@ def test_the_caller_tail_alternates_windows_and_delivers_what_it_logged() -> Non
     for side in ("floor", "held", "sending"):
         [median] = [line for line in completed.stdout.splitlines() if line.startswith(f"{side} ")]
         assert " p99 " in median and median.endswith("x floor")
+    assert completed.stdout.rstrip().endswith("every record delivered")
+    assert "could not queue" not in completed.stderr
+
+
+def test_two_versions_run_side_by_side_and_a_slower_one_shows(tmp_path: Path) -> None:
+    """`python -m bench.versions OLD NEW` loads each version under a name of its own in one
+    process: a NEW whose logging call does 2 µs more work than OLD's (a copy of this package,
+    slowed) shows as that much more CPU per call, and both deliver what they logged."""
+    slowed = tmp_path / "slowed"
+    shutil.copytree(REPO_ROOT / "handler" / "aws_cloudwatch_logs_handler", slowed / _PACKAGE)
+    handler_module = slowed / _PACKAGE / "_handler.py"
+    source = handler_module.read_text(encoding="utf-8")
+    docstring = '"""Format ``record`` and queue it for the sender; never raises, never does I/O."""'
+    assert source.count(docstring) == 1
+    handler_module.write_text(
+        source.replace(docstring, docstring + "\n        sum(range(400))  # slower"),
+        encoding="utf-8",
+    )
+    completed = _run_bench(
+        "bench.versions", str(REPO_ROOT / "handler"), str(slowed), "--windows", "3", timeout_s=120
+    )
+    lines = completed.stdout.splitlines()
+    medians = {
+        line.split()[0]: line for line in lines if line.split()[0] in ("floor", "old", "new")
+    }
+    assert set(medians) == {"floor", "old", "new"}
+    [cpu] = [line for line in lines if line.startswith("cpu_us ")]
+    assert float(cpu.split()[1]) > 1.0  # the slowed version's extra work, in µs a call
     assert completed.stdout.rstrip().endswith("every record delivered")
     assert "could not queue" not in completed.stderr
 
