@@ -1,4 +1,4 @@
-"""Two versions of this handler in one process: `python -m bench.versions OLD NEW [--windows N]`.
+"""Two versions of this handler in one process: `python -m bench.versions OLD NEW [--spool]`.
 
 OLD and NEW are directories that hold an ``aws_cloudwatch_logs_handler`` package: a checkout's
 ``handler/``, or a commit's (``git archive COMMIT handler | tar -x -C DIR``, then ``DIR/handler``).
@@ -11,7 +11,8 @@ Each window times 9,000 logging calls, fewer than a batch, so that no version se
 are timed (the flush() that follows is not timed): what the logging call itself costs, by the
 calling thread's CPU clock and by the latency of each call. Printed: every side's medians over the
 windows, then NEW against OLD window by window (the median difference, and the middle half of
-the differences). A diagnostic for a change, not a contest: `bench.run` gives the figures.
+the differences). ``--spool`` gives both versions a spool (each its own directory). A diagnostic
+for a change, not a contest: `bench.run` gives the figures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -70,14 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("old", type=Path, help="directory holding the old package")
     parser.add_argument("new", type=Path, help="directory holding the new package")
     parser.add_argument("--windows", type=int, default=40, help="windows per side (default 40)")
+    parser.add_argument("--spool", action="store_true", help="give both versions a spool")
     args = parser.parse_args(argv)
     from bench.peers import FormatOnlyHandler
 
-    with moto_server() as url:
+    with moto_server() as url, tempfile.TemporaryDirectory(prefix="bench-versions-") as spools:
         os.environ.update(fake_aws_environment(url))
         handlers = {
             side: load_version(directory, f"bench_version_{side}").CloudWatchLogsHandler(
-                f"/bench/versions/{side}", endpoint_url=url, flush_interval_s=600
+                f"/bench/versions/{side}",
+                endpoint_url=url,
+                flush_interval_s=600,
+                spool_dir=os.path.join(spools, side) if args.spool else None,
             )
             for side, directory in (("old", args.old), ("new", args.new))
         }

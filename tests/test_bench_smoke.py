@@ -239,10 +239,14 @@ def test_the_caller_tail_alternates_windows_and_delivers_what_it_logged() -> Non
     assert "could not queue" not in completed.stderr
 
 
-def test_two_versions_run_side_by_side_and_a_slower_one_shows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [(), ("--spool",)], ids=["default", "spool"])
+def test_two_versions_run_side_by_side_and_a_slower_one_shows(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
     """`python -m bench.versions OLD NEW` loads each version under a name of its own in one
     process: a NEW whose logging call does 2 µs more work than OLD's (a copy of this package,
-    slowed) shows as that much more CPU per call, and both deliver what they logged."""
+    slowed) shows as that much more CPU per call, and both deliver what they logged, with a
+    spool or without."""
     slowed = tmp_path / "slowed"
     shutil.copytree(REPO_ROOT / "handler" / "aws_cloudwatch_logs_handler", slowed / _PACKAGE)
     handler_module = slowed / _PACKAGE / "_handler.py"
@@ -254,7 +258,13 @@ def test_two_versions_run_side_by_side_and_a_slower_one_shows(tmp_path: Path) ->
         encoding="utf-8",
     )
     completed = _run_bench(
-        "bench.versions", str(REPO_ROOT / "handler"), str(slowed), "--windows", "3", timeout_s=120
+        "bench.versions",
+        str(REPO_ROOT / "handler"),
+        str(slowed),
+        "--windows",
+        "3",
+        *options,
+        timeout_s=120,
     )
     lines = completed.stdout.splitlines()
     medians = {

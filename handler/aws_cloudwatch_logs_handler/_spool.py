@@ -37,10 +37,10 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeAlias
 
 from ._events import Event
 from ._forks import ProcessMark
@@ -109,6 +109,17 @@ def _stream_part(stream: str) -> bytes:
     """The part of a frame's body that names its stream: the name's length, then the name."""
     name = stream.encode("utf-8")
     return _NAME_LENGTH.pack(len(name)) + name
+
+
+_BodyStart: TypeAlias = "tuple[Callable[[int, bytes], bytes], bytes]"
+
+
+def _body_start(stream: str) -> _BodyStart:
+    """How `Spool.append_one` starts a frame's body for ``stream``: a packer that writes the
+    timestamp and the stream's part in one call (one bytes object, where packing the timestamp
+    and adding the part made two: 35 ns of a frame's 250), and that part."""
+    part = _stream_part(stream)
+    return struct.Struct(f">q{len(part)}s").pack, part
 
 
 def _frame(stream_part: bytes, timestamp_ms: int, message: str) -> bytes:
@@ -231,7 +242,7 @@ class Spool:
         self._lengths_head = 0
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
         self._runs = _Runs()
-        self._stream_parts: dict[str, bytes] = {}  # each stream's `_stream_part`, made once
+        self._body_starts: dict[str, _BodyStart] = {}  # each stream's `_body_start`, made once
         self._moved_away: list[Path] = []
         """Journals of this process all settled and replaced by a new one, for `tidy` to delete."""
         self._problems: list[str] = []
@@ -298,8 +309,8 @@ class Spool:
         return the number of the first one's frame (the others follow it)."""
         if len(events) == 1:
             return self.append_one(stream, events[0].timestamp_ms, events[0].message)
-        part, journal = self._opened_stream_part(stream), self._journal
-        assert journal is not None  # opened by _opened_stream_part
+        part, journal = self._opened_body_start(stream)[1], self._journal
+        assert journal is not None  # opened by _opened_body_start
         first = self._next
         frames = [_frame(part, event.timestamp_ms, event.message) for event in events]
         journal.append(b"".join(frames))
@@ -313,12 +324,13 @@ class Spool:
         Runs on every logging call: the checks and `_frame` are written out here, each call
         saved is a tenth of a microsecond on the caller's path.
         """
-        part = self._stream_parts.get(stream.name)
-        if part is None or not self._opened_here.byte[0]:
-            part = self._opened_stream_part(stream)
+        start = self._body_starts.get(stream.name)
+        if start is None or not self._opened_here.byte[0]:
+            start = self._opened_body_start(stream)
         journal = self._journal
-        assert journal is not None  # opened by _opened_stream_part
-        body = _TIMESTAMP.pack(timestamp_ms) + part + message.encode("utf-8")
+        assert journal is not None  # opened by _opened_body_start
+        pack_start, part = start
+        body = pack_start(timestamp_ms, part) + message.encode("utf-8")
         frame = _HEADER.pack(MAGIC, len(body), zlib.adler32(body)) + body
         journal.append(frame)
         self._lengths.append(len(frame))
@@ -326,13 +338,13 @@ class Spool:
         self._next = number + 1
         return number
 
-    def _opened_stream_part(self, stream: NamedStream) -> bytes:
-        """Open this process's journal if need be; ``stream``'s `_stream_part`, made once."""
+    def _opened_body_start(self, stream: NamedStream) -> _BodyStart:
+        """Open this process's journal if need be; ``stream``'s `_body_start`, made once."""
         self._ensure_open()
-        part = self._stream_parts.get(stream.name)
-        if part is None:
-            part = self._stream_parts[stream.name] = _stream_part(stream.name)
-        return part
+        start = self._body_starts.get(stream.name)
+        if start is None:
+            start = self._body_starts[stream.name] = _body_start(stream.name)
+        return start
 
     def settle(self, stream: NamedStream, batch: PackedEvents) -> None:
         """Mark the frames of ``batch`` settled; advance the acknowledged offset (sender's lock
