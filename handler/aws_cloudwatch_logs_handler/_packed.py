@@ -29,13 +29,14 @@ from ._events import Event
 _COMPACT_AFTER: Final = 4_096
 """Taken events leave a gap at the front; it is closed once it is this long and half the queue."""
 
-CHUNK_MESSAGES: Final = 32
+CHUNK_MESSAGES: Final = 16
 """Messages joined into one string. The logging call that fills a chunk pays for the join and for
-freeing the messages joined: its append takes about 0.6 us more at 32, 0.9 us at 64, 3.5 us at
-256. Those calls set the caller's p99, so smaller chunks give a lower p99 (appends to a queue
-taken in 10,000-event batches: p99 1.0 us at 32 against 1.3 us at 64) at the same CPU per
-event; a chunk's own cost, under 2 bytes an event, stays small beside the text. Sealing only
-once many messages wait, instead, keeps them alive until the sender frees them all at once: the
+freeing the messages joined: about 0.3 us more at 16, 0.6 us at 32, 0.9 us at 64, 3.5 us at 256.
+Those calls set the caller's p98 to p99, so smaller chunks give a lower p99 at the same CPU per
+event: against 32, `python -m bench.versions` measured p99 -0.09 to -0.19 us (three runs of 30
+to 40 windows) and CPU within +0.03 us; at 8, CPU rose by 0.06 us and p99 was no better than at
+16. A chunk's own cost, about 3 bytes an event, stays small beside the text. Sealing only once
+many messages wait, instead, keeps them alive until the sender frees them all at once: the
 allocator then gives their memory back to the system, and the next batch's messages take it
 again by page faults (a worse p99, measured in the bench)."""
 

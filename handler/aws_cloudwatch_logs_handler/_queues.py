@@ -33,9 +33,9 @@ PENDING_STREAM: Final = ""
 MEMORY_OVERHEAD_PER_EVENT: Final = 80
 """Bytes counted per queued event beside its text, so that real memory stays within
 ``max_queue_bytes`` whatever the messages are. In `_packed.PackedEvents` an ASCII message joined
-into a chunk costs about 15 bytes beside its text; a message in a chunk that is not all ASCII
+into a chunk costs about 17 bytes beside its text; a message in a chunk that is not all ASCII
 keeps its own string (a header of 73 bytes and a terminator, less the 26 already counted in its
-size), a list slot and the same 12 bytes of arrays: 67 to 71 bytes, 94 in all over its UTF-8
+size), a list slot and the same 12 bytes of arrays: 67 to 71 bytes, 96 in all over its UTF-8
 text, measured with tracemalloc (`tests/test_packed.py`). The rest is room for the arrays' growth
 and the allocator's fragmentation. So the bound holds for the worst case, and ASCII logs, the
 usual case, take about half of what they are counted for."""
