@@ -27,7 +27,7 @@ from bench.phases import logger_for
 from bench.worker import _percentile, _timed_calls
 
 PERCENTILES: tuple[float, ...] = (50, 90, 95, 98, 99, 99.5, 99.9)
-_HELD_CALLS = 9_000
+HELD_CALLS = 9_000
 """Calls a held window makes: fewer than a batch (10,000), so nothing is sent during it."""
 
 
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         delivered = handler.flush(timeout_s=30)  # the client and the stream exist from here on
         rows: dict[str, list[list[float]]] = {"floor": [], "held": [], "sending": []}
         for _ in range(args.windows):
-            rows["floor"].append(_window(floor, _HELD_CALLS))
-            rows["held"].append(_window(ours, _HELD_CALLS))
+            rows["floor"].append(_window(floor, HELD_CALLS))
+            rows["held"].append(_window(ours, HELD_CALLS))
             delivered &= handler.flush(timeout_s=60)  # outside the windows
             rows["sending"].append(_window(ours, args.calls))
             delivered &= handler.flush(timeout_s=60)

@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from bench.caller_tail import HELD_CALLS
 from bench.endpoint import fake_aws_environment, moto_server
 from bench.phases import logger_for
 from bench.worker import _percentile, _timed_calls
 
-_CALLS = 9_000
-"""Calls a window makes: fewer than a batch (10,000), so nothing is sent during it."""
 _PACKAGE = "aws_cloudwatch_logs_handler"
 FIGURES: tuple[str, ...] = ("cpu_us", "p50_us", "p99_us")
 
@@ -54,9 +53,9 @@ def load_version(directory: Path, alias: str) -> ModuleType:
 
 
 def _window(logger: logging.Logger) -> dict[str, float]:
-    """Time `_CALLS` logging calls: thread CPU per call, and the calls' p50 and p99 (µs)."""
+    """Time `HELD_CALLS` logging calls: thread CPU per call, and the calls' p50 and p99 (µs)."""
     started = time.thread_time()
-    samples, made = _timed_calls(logger.info, _CALLS, deadline=math.inf)
+    samples, made = _timed_calls(logger.info, HELD_CALLS, deadline=math.inf)
     cpu_us = (time.thread_time() - started) / made * 1e6
     ordered = sorted(samples)
     return {
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     delivered &= handlers[side].flush(timeout_s=60)  # outside the window
         for handler in handlers.values():
             handler.close()
-    print(f"Medians over {args.windows} windows of {_CALLS:,} logging calls (µs):")
+    print(f"Medians over {args.windows} windows of {HELD_CALLS:,} logging calls (µs):")
     for side, windows in rows.items():
         cells = " ".join(
             f"{figure} {statistics.median(w[figure] for w in windows):.3f}" for figure in FIGURES
