@@ -214,11 +214,18 @@ def test_the_neighbour_spins_only_while_the_run_lasts(monkeypatch: pytest.Monkey
 
 
 def test_the_phase_profile_names_every_phase_and_delivers() -> None:
-    """`python -m bench.phases` delivers its records and prints a figure for every phase."""
+    """`python -m bench.phases` delivers its records and prints a figure for every phase, and
+    for each of the sender's phases the page faults it took (counted on Linux)."""
     completed = _run_bench("bench.phases", "--calls", "3000", timeout_s=180)
     assert "3,000 calls, then flush() (delivered)" in completed.stdout
     for phase in ("caller, this handler", "encode the body", "botocore: whole call", "settle"):
         assert f"| {phase}" in completed.stdout or f"| sender: {phase}" in completed.stdout
+    assert "| page faults per 10,000 events |" in completed.stdout
+    encode_row = next(
+        line for line in completed.stdout.splitlines() if line.startswith("| sender: encode")
+    )
+    faults = encode_row.strip("| ").split(" | ")[-1]
+    assert faults == "-" if sys.platform != "linux" else float(faults) >= 0
     assert "could not queue" not in completed.stderr
 
 
