@@ -2,47 +2,46 @@
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import os
 import platform
 import sys
-from collections.abc import Callable
 
 import pytest
+from fork_below_python import run_script
 
 from aws_cloudwatch_logs_handler import _forks
 from aws_cloudwatch_logs_handler._forks import ProcessMark
 
+_MARK_ACROSS_FORKS = """
+import os
+import sys
 
-def _in_a_child(fork: Callable[[], int], check: Callable[[], bool]) -> bool:
-    """Fork with ``fork``, run ``check`` in the child, and return what it answered.
+from aws_cloudwatch_logs_handler import _forks
 
-    No garbage collection across the fork: in a child made below Python, a collection could run
-    a callback that takes a lock another thread of the parent held at the fork (logging's, when
-    a handler goes), and the child would wait for it forever.
-    """
+if sys.argv[1] == "process id":
+    _forks._wiped_on_fork = _forks._PidByte
+mark = _forks.ProcessMark()
+assert mark.wiped_by_the_kernel == (sys.argv[1] == "kernel")
+mark.set()
+answers = []
+for set_in_the_child in (False, True):
     read_end, write_end = os.pipe()
-    gc.disable()
-    try:
-        pid = fork()
-        if pid == 0:  # the child: answer, and leave without running anything of the parent's
-            os.write(write_end, b"1" if check() else b"0")
-            os._exit(0)
-    finally:
-        gc.enable()
+    pid = libc_fork()
+    if pid == 0:  # the child: answer, and leave without running anything of the parent's
+        if set_in_the_child:
+            mark.set()
+        os.write(write_end, b"1" if mark.here() else b"0")
+        os._exit(0)
     os.close(write_end)
-    answer = os.read(read_end, 1)
+    answers.append(os.read(read_end, 1).decode())
     os.close(read_end)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    return answer == b"1"
-
-
-def _libc_fork() -> int:
-    """fork() from C, as uWSGI or a C extension makes it: no Python fork hook runs."""
-    libc = ctypes.PyDLL(None)  # PyDLL keeps the GIL across the call, as a C server's fork does
-    return int(libc.fork())
+answers.append("1" if mark.here() else "0")
+print(" ".join(answers))
+"""
+"""Set a mark, then fork below Python twice: the first child answers whether the mark is set,
+the second sets it and answers; the parent answers last."""
 
 
 @pytest.fixture(params=["kernel", "process id"])
@@ -68,15 +67,9 @@ def test_a_mark_is_here_only_once_set(mark: ProcessMark) -> None:
 def test_a_child_made_below_python_does_not_inherit_the_mark(mark: ProcessMark) -> None:
     """A child from libc's fork() (no Python hook runs) reads the mark as unset; the parent's
     stays set; a child that sets its own mark has it."""
-    mark.set()
-    assert _in_a_child(_libc_fork, mark.here) is False
-    assert mark.here()
-
-    def set_then_check() -> bool:
-        mark.set()
-        return mark.here()
-
-    assert _in_a_child(_libc_fork, set_then_check) is True
+    kind = "kernel" if mark.wiped_by_the_kernel else "process id"
+    unset_in_child, set_in_child, parent = run_script(_MARK_ACROSS_FORKS, kind).split()
+    assert (unset_in_child, set_in_child, parent) == ("0", "1", "1")
 
 
 @pytest.mark.skipif(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fork_below_python import run_script
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -272,29 +273,41 @@ def test_a_journal_that_is_a_symbolic_link_is_never_replayed(tmp_path: Path) -> 
     assert len(reports) == 1 and reports[0].startswith(f"not replaying {target.name}")
 
 
+_JOURNAL_ACROSS_A_FORK = """
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from aws_cloudwatch_logs_handler._reporting import Reporter
+from aws_cloudwatch_logs_handler._spool import Spool
+
+spool = Spool(Path(sys.argv[1]), group="/g", reporter=Reporter())
+stream = SimpleNamespace(name="s")  # the spool only reads a stream's name
+spool.append_one(stream, 1_000, "parent")
+pid = libc_fork()
+if pid == 0:  # the child: journal one record and leave without running the parent's code
+    code = 0
+    try:
+        spool.append_one(stream, 2_000, "child")
+    except BaseException:
+        code = 1
+    os._exit(code)
+_, status = os.waitpid(pid, 0)
+print(pid, os.waitstatus_to_exitcode(status))
+"""
+"""Journal a record, fork below Python, journal one in the child; print its pid and status."""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 def test_a_child_forked_below_python_journals_into_a_file_of_its_own(tmp_path: Path) -> None:
     """A child made by libc's fork() (no Python hook runs) opens a journal named for its own
     process at its first record, and leaves its parent's journal as it was."""
-    import ctypes
-
-    spool = Spool(tmp_path, group="/g", reporter=Reporter())
-    stream = Stream("s")
-    spool.append_one(stream, 1_000, "parent")
-    [parent_journal] = tmp_path.glob("*.journal")
-    libc = ctypes.PyDLL(None)  # PyDLL keeps the GIL across the call, as a C server's fork does
-    pid = int(libc.fork())
-    if pid == 0:  # the child: journal one record and leave without running the parent's code
-        code = 0
-        try:
-            spool.append_one(stream, 2_000, "child")
-        except BaseException:
-            code = 1
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    [child_journal] = set(tmp_path.glob("*.journal")) - {parent_journal}
-    assert f".{pid}." in child_journal.name
+    pid, status = run_script(_JOURNAL_ACROSS_A_FORK, str(tmp_path)).split()
+    assert status == "0"
+    journals = sorted(tmp_path.glob("*.journal"), key=lambda path: f".{pid}." in path.name)
+    [parent_journal, child_journal] = journals
+    assert f".{pid}." in child_journal.name and f".{pid}." not in parent_journal.name
     for journal, message in ((parent_journal, "parent"), (child_journal, "child")):
         frames, corrupt = read_frames(journal.read_bytes())
         assert [frame.event.message for frame in frames] == [message] and corrupt == 0
