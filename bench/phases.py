@@ -135,14 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         handler.close()
     per_event = 1e6 / args.calls
     print(f"{args.calls:,} calls, then flush() ({'delivered' if flushed else 'NOT delivered'})")
-    per_batch = _FAULTS_PER / args.calls
-    counted = "-" if _THREAD_USAGE is None else None
+    faults_scale = _FAULTS_PER / args.calls
     print(f"| what | CPU per event (µs) | page faults per {_FAULTS_PER:,} events |")
     print("|---|---:|---:|")
     print(f"| caller, format-only handler | {floor_s * per_event:.2f} | |")
     print(f"| caller, this handler | {caller_s * per_event:.2f} | |")
     for label, _, _ in _PHASES:
-        faulted = counted or f"{faults[label] * per_batch:.1f}"
+        faulted = "-" if _THREAD_USAGE is None else f"{faults[label] * faults_scale:.1f}"
         print(f"| sender: {label} | {totals[label] * per_event:.3f} | {faulted} |")
     print(f"| whole process, this handler | {process_s * per_event:.2f} | |")
     return 0 if flushed else 1

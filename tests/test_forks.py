@@ -13,7 +13,6 @@ from aws_cloudwatch_logs_handler import _forks
 from aws_cloudwatch_logs_handler._forks import ProcessMark
 
 _MARK_ACROSS_FORKS = """
-import os
 import sys
 
 from aws_cloudwatch_logs_handler import _forks
@@ -25,18 +24,15 @@ assert mark.wiped_by_the_kernel == (sys.argv[1] == "kernel")
 mark.set()
 answers = []
 for set_in_the_child in (False, True):
-    read_end, write_end = os.pipe()
-    pid = libc_fork()
-    if pid == 0:  # the child: answer, and leave without running anything of the parent's
+
+    def answer() -> bytes:
         if set_in_the_child:
             mark.set()
-        os.write(write_end, b"1" if mark.here() else b"0")
-        os._exit(0)
-    os.close(write_end)
-    answers.append(os.read(read_end, 1).decode())
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+        return b"1" if mark.here() else b"0"
+
+    _, status, said = in_a_child(answer)
+    assert status == 0
+    answers.append(said.decode())
 answers.append("1" if mark.here() else "0")
 print(" ".join(answers))
 """

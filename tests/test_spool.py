@@ -274,7 +274,6 @@ def test_a_journal_that_is_a_symbolic_link_is_never_replayed(tmp_path: Path) -> 
 
 
 _JOURNAL_ACROSS_A_FORK = """
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -285,16 +284,14 @@ from aws_cloudwatch_logs_handler._spool import Spool
 spool = Spool(Path(sys.argv[1]), group="/g", reporter=Reporter())
 stream = SimpleNamespace(name="s")  # the spool only reads a stream's name
 spool.append_one(stream, 1_000, "parent")
-pid = libc_fork()
-if pid == 0:  # the child: journal one record and leave without running the parent's code
-    code = 0
-    try:
-        spool.append_one(stream, 2_000, "child")
-    except BaseException:
-        code = 1
-    os._exit(code)
-_, status = os.waitpid(pid, 0)
-print(pid, os.waitstatus_to_exitcode(status))
+
+
+def journal_in_the_child() -> None:
+    spool.append_one(stream, 2_000, "child")
+
+
+pid, status, _ = in_a_child(journal_in_the_child)
+print(pid, status)
 """
 """Journal a record, fork below Python, journal one in the child; print its pid and status."""
 
