@@ -253,6 +253,52 @@ def c_fork(url: str, group: str) -> None:
     log_records("parent-after", 500)
 
 
+def c_fork_quiet_child(url: str, group: str, lock: str) -> None:
+    """A child made below Python that logs nothing, flushes, and exits: a uWSGI worker that
+    served no request. It has nothing of its own to wait for: its parent's records are its
+    parent's. With ``lock`` "held", a thread of the parent held the sender's lock at the fork,
+    as the sender thread does while it takes a batch."""
+    import ctypes
+
+    from aws_cloudwatch_logs_handler._sender import SENDER
+
+    handler = setup(url, group, shutdown_timeout_s=30.0)
+    log_records("parent", 500)  # queued, unsent, when the child is made
+    held = SENDER._lock if lock == "held" else None  # the state a fork copies
+    if held is not None:
+        held.acquire()
+    started = time.monotonic()
+    pid = ctypes.PyDLL(None).fork()
+    if pid == 0:
+        flushed = handler.flush(timeout_s=30.0)
+        print(f"child flushed={flushed} queued={handler.stats().events_queued}", flush=True)
+        sys.exit(0)  # a normal exit: the exit hook runs
+    if held is not None:
+        held.release()
+    _, status = os.waitpid(pid, 0)
+    took = time.monotonic() - started
+    print(f"child exit={os.waitstatus_to_exitcode(status)} took={took:.2f}", flush=True)
+
+
+def fork_during_client_build(url: str, group: str) -> None:
+    """``os.fork()`` just as the sender starts building its first client (importing boto3, in
+    its own thread), as a program that logs a line and then starts its workers may: the child
+    delivers its own records, and the parent its own."""
+    setup(url, group, flush_interval_s=0.05)  # the sender starts building its client at once
+    log_records("parent-before", 10)
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while "boto3" not in sys.modules and time.monotonic() < deadline:
+        time.sleep(0.0005)  # until the sender's import of boto3 has begun
+    assert "boto3" in sys.modules, "the sender never began to import boto3"
+    pid = os.fork()
+    if pid == 0:
+        log_records("child", 200)
+        sys.exit(0)  # a normal exit: the exit hook delivers
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    log_records("parent-after", 10)
+
+
 # ------------------------------------------------------------------------------------------
 # Logging reconfigured right after logging.
 
@@ -395,6 +441,7 @@ SCENARIOS = {
     "sigterm-app-handler-before": sigterm_app_handler_before,
     "sigterm-app-handler-after": sigterm_app_handler_after,
     "c-fork": c_fork,
+    "fork-during-client-build": fork_during_client_build,
     "dictconfig-once": dictconfig_once,
 }
 WITH_METHOD = {
@@ -414,6 +461,8 @@ def main() -> None:
         WITH_METHOD[scenario](url, group, rest[0])
     elif scenario == "reconfigure":
         reconfigure(url, group, rest[0], int(rest[1]), int(rest[2]))
+    elif scenario == "c-fork-quiet-child":
+        c_fork_quiet_child(url, group, rest[0])
     elif scenario == "reconfigure-dead-endpoint":
         reconfigure_dead_endpoint(url, group, rest[0])
     else:

@@ -32,6 +32,7 @@ REQUESTS = 300
 HUP_AFTER = 100
 START_LIMIT_S = 60.0
 EXIT_LIMIT_S = 60.0
+LOADING_RECORDS = 20
 
 
 def free_port() -> int:
@@ -71,6 +72,7 @@ def app_environment(moto: MotoEndpoint, group: str) -> dict[str, str]:
     env.update(
         TEST_LOG_GROUP=group,
         TEST_ENDPOINT_URL=moto.url,
+        TEST_LOADING_RECORDS=str(LOADING_RECORDS),
         PYTHONPATH=os.pathsep.join([str(ROOT / "handler"), str(APPS)]),
     )
     return env
@@ -86,6 +88,24 @@ def delivered_ids(moto: MotoEndpoint, group: str) -> Counter[str]:
     return ids
 
 
+def loading_records(moto: MotoEndpoint, group: str) -> dict[int, Counter[int]]:
+    """For each process that loaded `apps/wsgi_app.py`, how often each of its loading records
+    arrived (a worker forked with them queued must not send them again)."""
+    pattern = re.compile(r"loading-(\d+) pid=(\d+)")
+    loaded: dict[int, Counter[int]] = {}
+    for stream in moto.streams(group):
+        for message in moto.messages(group, stream):
+            if match := pattern.fullmatch(message):
+                loaded.setdefault(int(match.group(2)), Counter())[int(match.group(1))] += 1
+    return loaded
+
+
+def assert_loading_records_arrived_once(loaded: dict[int, Counter[int]]) -> None:
+    every_record_once = Counter(range(LOADING_RECORDS))
+    assert loaded, "no process's loading records arrived"
+    assert {pid: records for pid, records in loaded.items() if records != every_record_once} == {}
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -97,7 +117,8 @@ def delivered_ids(moto: MotoEndpoint, group: str) -> Counter[str]:
 )
 def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[str]) -> None:
     """300 requests, a HUP reload after 100, TERM at the end: every answered request's record
-    arrives exactly once, and gunicorn exits cleanly."""
+    arrives exactly once, every process's records logged while loading the application too (the
+    master's, with ``--preload``), and gunicorn exits cleanly."""
     group = f"/gunicorn/{uuid.uuid4().hex[:12]}"
     port = free_port()
     env = app_environment(moto_server, group)
@@ -136,3 +157,4 @@ def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[s
     assert len(answered) >= REQUESTS - 5, "gunicorn refused requests: the test proves nothing"
     assert lost == [], errors.decode()[-2000:]
     assert twice == []
+    assert_loading_records_arrived_once(loading_records(moto_server, group))

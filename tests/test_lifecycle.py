@@ -216,6 +216,45 @@ def test_fork_below_python_starts_its_own_sender(moto_server: MotoEndpoint) -> N
     assert duplicated(got) == 0, "the child resent what its parent had queued"
 
 
+def test_a_fork_while_the_sender_imports_boto3_leaves_the_child_a_whole_boto3(
+    moto_server: MotoEndpoint,
+) -> None:
+    """os.fork() while the sender imports boto3 for its first client: the fork waits for the
+    client, so the child does not inherit a half-imported boto3 (``partially initialized
+    module``, every delivery failing) and delivers its records, once."""
+    run = Scenario("fork-during-client-build", moto_server.url)
+    code, _ = run.end()
+    assert code == 0, run.stderr()
+    assert "partially initialized" not in run.stderr()
+    got = arrived(moto_server, run.group)
+    want = expect("parent-before", 10) + expect("child", 200) + expect("parent-after", 10)
+    assert missing(want, got) == 0, run.stderr()
+    assert duplicated(got) == 0
+
+
+@pytest.mark.parametrize("lock", ["free", "held"])
+def test_a_child_forked_below_python_that_never_logs_leaves_at_once(
+    moto_server: MotoEndpoint, lock: str
+) -> None:
+    """A child made by libc's fork() that logs nothing (a uWSGI worker that served no request),
+    even one forked while a parent's thread held the sender's lock: its flush() and its exit
+    return at once, it reports no loss of its parent's records, and the parent delivers them."""
+    run = Scenario("c-fork-quiet-child", moto_server.url, lock)
+    code, _ = run.end()
+    assert code == 0, run.stderr()
+    assert "child flushed=True queued=0" in run.lines, run.lines
+    [child] = [line for line in run.lines if line.startswith("child exit=")]
+    figures = dict(item.split("=") for item in child.split()[1:])
+    print(f"measured: quiet child ({lock} lock) {child}")
+    assert figures["exit"] == "0"
+    # Waiting for the parent's sender, the child would take shutdown_timeout_s (30 s) twice.
+    assert float(figures["took"]) < 30.0
+    assert "could not be delivered" not in run.stderr()
+    got = arrived(moto_server, run.group)
+    assert missing(expect("parent", 500), got) == 0
+    assert duplicated(got) == 0
+
+
 @pytest.mark.parametrize("kind", ["dictConfig", "fileConfig", "basicConfig"])
 def test_reconfiguring_while_logging_never_deadlocks(moto_server: MotoEndpoint, kind: str) -> None:
     """100 reconfigurations in a row while 4 threads log: each returns at once, and every record

@@ -1,12 +1,16 @@
 """Under real uWSGI (2.0.31, built from PyPI), workers forked below Python deliver every record.
 
-uWSGI loads the application in its master and forks workers from C; our sender notices the new
-process on a worker's first logging call. The server is stopped with SIGTERM and
-``--die-on-term``, as a container runtime stops it.
+uWSGI loads the application in its master (unless ``--lazy-apps``) and forks workers from C; our
+sender notices the new process on a worker's first logging call. The application logs while it
+loads, so the workers start with the master's records queued (again for each worker recycled by
+``--max-requests``). The server is stopped with SIGTERM and ``--die-on-term``, as a container
+runtime stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +20,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_gunicorn import app_environment, delivered_ids, free_port, get, wait_until_serving
+from test_gunicorn import (
+    app_environment,
+    assert_loading_records_arrived_once,
+    delivered_ids,
+    free_port,
+    get,
+    loading_records,
+    wait_until_serving,
+)
 
 from aws_cloudwatch_logs_handler._lifecycle import warn_if_threads_cannot_run
 from local_aws.moto_endpoint import MotoEndpoint
@@ -29,22 +41,37 @@ REQUESTS = 200
 
 @pytest.mark.slow
 @pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
-@pytest.mark.parametrize("threads", [[], ["--enable-threads"]], ids=["default", "enable-threads"])
-def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, threads: list[str]) -> None:
-    """200 requests over two pre-forked uWSGI workers, then SIGTERM: every record arrives once,
-    and no warning about threads is printed where uWSGI runs them."""
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param([], id="default"),
+        pytest.param(["--enable-threads"], id="enable-threads"),
+        # A worker forked anew every 3 requests: about 130 forks of the master in one run.
+        pytest.param(["--enable-threads", "--max-requests", "3"], id="max-requests"),
+        # What the report in the master recommends: the application loaded in each worker.
+        pytest.param(["--lazy-apps", "--max-requests", "3"], id="lazy-apps"),
+    ],
+)
+def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options: list[str]) -> None:
+    """200 requests over two pre-forked uWSGI workers, then SIGTERM: every request's record
+    arrives once, no worker sends again the records the master logged while loading the
+    application, and no warning about threads is printed where uWSGI runs them. With the
+    application in the master, the master says so on standard error, naming --lazy-apps; with
+    --lazy-apps, every worker's records logged while loading arrive exactly once."""
     assert UWSGI is not None
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     port = free_port()
     env = app_environment(moto_server, group)
-    options = ["--master", "--processes", "2", "--die-on-term", "--module", "wsgi_app:application"]
+    server_options = ["--master", "--processes", "2", "--die-on-term", *options]
+    server_options += ["--module", "wsgi_app:application"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
     server = subprocess.Popen(
-        [UWSGI, "--http-socket", f"127.0.0.1:{port}", *options, *venv, *threads],
+        [UWSGI, "--http-socket", f"127.0.0.1:{port}", *server_options, *venv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a worker left behind dies with the group, not holding stderr
     )
     try:
         wait_until_serving(port, server)  # type: ignore[arg-type]
@@ -53,14 +80,22 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, threads:
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=60)
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
     got = delivered_ids(moto_server, group)
-    print(f"measured: uwsgi {threads}: answered={len(answered)} delivered={len(got)}")
+    loaded = loading_records(moto_server, group)
+    print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
     assert len(answered) == REQUESTS
     assert [request_id for request_id in answered if got[request_id] != 1] == []
     assert "uWSGI runs without threads" not in errors
+    if "--lazy-apps" in options:
+        assert_loading_records_arrived_once(loaded)
+        assert "loaded in the uWSGI master" not in errors
+    else:
+        assert len(loaded) <= 1, f"records logged while loading came from {len(loaded)} processes"
+        assert [n for records in loaded.values() for n in records.values() if n > 1] == []
+        assert "loaded in the uWSGI master" in errors and "--lazy-apps" in errors
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,40 @@ def block_termination_signal_in_this_thread() -> None:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 
+def _uwsgi_master() -> Any:
+    """The ``uwsgi`` module if this process is a uWSGI master (which loaded the application,
+    unless ``--lazy-apps``); None anywhere else, its workers included."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return None
+    try:
+        return uwsgi if uwsgi.masterpid() == os.getpid() else None  # 0 without a master
+    except Exception:  # an older or stubbed uwsgi module: not known to be a master
+        return None
+
+
+def warn_if_in_a_uwsgi_master(report: Any) -> None:
+    """In a uWSGI master, say what is at risk there, naming the fix.
+
+    uWSGI loads the application in its master (unless ``--lazy-apps``) and forks the workers
+    from C, without Python's fork hooks. Our sender thread runs in the master after the master
+    logs; a worker forked while it runs waits for the GIL for good (seen: every worker of 8
+    masters out of 8 when the master's sender sent at once). And when the master stops or
+    reloads, neither Python's ``atexit`` nor ``uwsgi.atexit`` runs in it (seen with uWSGI
+    2.0.31, whose workers run both), so what its sender still holds then is lost.
+    """
+    if _uwsgi_master() is None:
+        return
+    report(
+        "uwsgi",
+        "the application is loaded in the uWSGI master: records it logs there in the last "
+        "flush interval before it stops or reloads are lost (uWSGI runs no exit hook in its "
+        "master), and a worker forked while the sender thread runs there can hang: start uWSGI "
+        "with --lazy-apps, which loads the application in each worker instead",
+        always=True,
+    )
+
+
 def warn_if_threads_cannot_run(report: Any) -> None:
     """Under uWSGI without threads, Python threads never run: say so, naming the fix.
 

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from . import _slices
 from ._encoder import encode_put_log_events
+from ._forks import CLIENT_BUILDS
 from ._packed import PackedEvents
 from ._queues import DeliverySettings
 from ._stats import DropReason
@@ -186,8 +187,12 @@ class LogsApi:
     def client(self) -> Any:
         if self._client is None:
             source = self._settings.client_source
-            client = source.build_after_fork() if self._after_fork else source.build()
-            self._encodes = install_encoded_body_hooks(client)
+            with CLIENT_BUILDS.inside():  # the first build imports boto3: no fork in the middle
+                client = source.build_after_fork() if self._after_fork else source.build()
+                self._encodes = install_encoded_body_hooks(client)
+                # The client's first request imports this codec (the host name's encoding): done
+                # here, inside the fence, so no fork catches that import half done either.
+                import encodings.idna  # noqa: F401
             self._client = client
             # Building a client leaves tens of thousands of young objects (its service model).
             # The interpreter's next young collection would walk them all, in whichever thread

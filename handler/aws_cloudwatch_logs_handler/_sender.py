@@ -29,11 +29,12 @@ from . import _slices
 from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
-from ._forks import ProcessMark
+from ._forks import CLIENT_BUILDS, ProcessMark
 from ._lifecycle import (
     ProcessLifecycle,
     block_termination_signal_in_this_thread,
     hook_multiprocessing_exit,
+    warn_if_in_a_uwsgi_master,
     warn_if_threads_cannot_run,
 )
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
@@ -115,10 +116,24 @@ class Sender:
     # ----------------------------------------------------------------------------------------
     # Called from handlers, on the caller's thread.
 
+    def _lock_of_this_process(self) -> threading.Lock:
+        """The lock, once the state it guards is this process's own: every way in from a
+        handler takes it through here.
+
+        A fork made below Python's hooks (uWSGI's workers, ``fork()`` from C) leaves the child
+        its parent's queues, a sender thread that does not run here, and perhaps a lock that a
+        parent's thread held at the fork. The logging call notices (`enqueue`); so must every
+        other way in, or a child that never logged would wait at exit for a thread that is not
+        there, report its parent's records as lost, or hang on that lock for good.
+        """
+        if not self._mark.here():
+            self.after_fork_in_child()
+        return self._lock
+
     def register(self, queues: HandlerQueues) -> None:
         """Start serving ``queues``."""
         queues.api = LogsApi(queues.settings)
-        with self._lock:
+        with self._lock_of_this_process():
             self._handlers.append(queues)
 
     def enqueue_one(
@@ -176,13 +191,10 @@ class Sender:
 
         Never does I/O; waits only under the "block" overflow policy, and then boundedly.
         """
-        if not self._mark.here():
-            # A fork that ran no Python hook (uWSGI, fork() from C): this process's first call.
-            self.after_fork_in_child()
         size = events[0].size if len(events) == 1 else sum(event.size for event in events)
         cost = size + queues.overhead_per_event * len(events)
         journal_error: OSError | None = None
-        with self._lock:
+        with self._lock_of_this_process():
             refused: DropReason | None = None
             if self._stopped:
                 refused = "after_close"
@@ -247,7 +259,7 @@ class Sender:
         if threading.get_ident() == self.thread_ident:
             return False  # the sender cannot wait for itself
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        with self._lock:
+        with self._lock_of_this_process():
             targets = [(s, s.enqueued) for s in queues.streams.values() if s.pending]
             if not targets:
                 return True
@@ -273,33 +285,33 @@ class Sender:
 
     def move_pending(self, queues: HandlerQueues, stream: str) -> None:
         """Send the events waiting under `PENDING_STREAM` to ``stream`` instead."""
-        with self._lock:
+        with self._lock_of_this_process():
             if queues.move_pending(stream):
                 self._work.notify()
 
     def close(self, queues: HandlerQueues) -> None:
         """Deliver ``queues``' events at once from now on, and forget it once it is idle."""
-        with self._lock:
+        with self._lock_of_this_process():
             queues.closed = True
             self._work.notify()
 
     def stats(self, queues: HandlerQueues) -> DeliveryStats:
         """Return a consistent snapshot of ``queues``' counters."""
-        with self._lock:
+        with self._lock_of_this_process():
             return queues.counters.snapshot(
                 events_queued=queues.events_queued(), bytes_queued=queues.bytes_queued
             )
 
     def count_dropped(self, queues: HandlerQueues, reason: DropReason, number: int) -> None:
         """Count ``number`` events dropped for ``reason``."""
-        with self._lock:
+        with self._lock_of_this_process():
             queues.counters.dropped[reason] += number
 
     def count(
         self, queues: HandlerQueues, field: Literal["records_excluded", "records_unformattable"]
     ) -> None:
         """Add one to a plain counter (records_excluded, records_unformattable)."""
-        with self._lock:
+        with self._lock_of_this_process():
             setattr(queues.counters, field, getattr(queues.counters, field) + 1)
 
     # ----------------------------------------------------------------------------------------
@@ -313,6 +325,7 @@ class Sender:
         self.thread_ident = thread.ident
         hook_multiprocessing_exit(self)
         warn_if_threads_cannot_run(queues.settings.reporter.report)
+        warn_if_in_a_uwsgi_master(queues.settings.reporter.report)
 
     def shutdown(self) -> None:
         """Deliver what is queued, bounded by the handlers' shutdown timeout, then stop.
@@ -322,7 +335,7 @@ class Sender:
         interpreter would end with that delivery half done. What could not be delivered in time
         is counted as ``undelivered_at_exit`` and reported on standard error.
         """
-        with self._lock:
+        with self._lock_of_this_process():
             if self._thread is None:
                 return
             timeout_s = max((q.settings.shutdown_timeout_s for q in self._handlers), default=0.0)
@@ -358,17 +371,21 @@ class Sender:
         return any(s.pending for q in self._handlers for s in q.streams.values())
 
     def before_fork(self) -> None:
-        """Hold the lock across fork, so the child never sees a queue half-changed."""
-        self._lock.acquire()
+        """Hold the lock across fork, so the child never sees a queue half-changed, once no
+        client is being built (an import half done would break the child's deliveries)."""
+        CLIENT_BUILDS.before_fork()
+        self._lock_of_this_process().acquire()
 
     def after_fork_in_parent(self) -> None:
         """Release what `before_fork` took."""
         self._lock.release()
+        CLIENT_BUILDS.after_fork_in_parent()
 
     def after_fork_in_child(self) -> None:
         """Give the child a fresh sender: new lock, no thread, empty queues, new clients."""
         handlers = self._handlers
         self._init_state()
+        CLIENT_BUILDS.after_fork_in_child()
         for queues in handlers:
             queues.forget_after_fork()
             queues.api.forget_client_after_fork()

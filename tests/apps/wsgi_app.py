@@ -1,4 +1,5 @@
-"""A WSGI application as users write one: a handler configured at import, a record per request.
+"""A WSGI application as users write one: a handler configured at import, a few records logged
+while it loads, a record per request.
 
 Run by test_gunicorn and test_uwsgi under the real servers; the endpoint and group come from
 the environment.
@@ -18,6 +19,11 @@ handler = CloudWatchLogsHandler(
 )
 logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s")
 log = logging.getLogger("app")
+
+# Records logged at import: in the server's master when it loads the application before forking
+# its workers (gunicorn's ``--preload``, uWSGI by default), so the workers start with them queued.
+for number in range(int(os.environ["TEST_LOADING_RECORDS"])):
+    log.info("loading-%d pid=%d", number, os.getpid())
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
