@@ -186,23 +186,35 @@ def _uwsgi_master() -> Any:
 def warn_if_in_a_uwsgi_master(report: Any) -> None:
     """In a uWSGI master, say what is at risk there, naming the fix.
 
-    uWSGI loads the application in its master (unless ``--lazy-apps``) and forks the workers
-    from C, without Python's fork hooks. Our sender thread runs in the master after the master
-    logs; a worker forked while it runs waits for the GIL for good (seen: every worker of 8
-    masters out of 8 when the master's sender sent at once). And when the master stops or
-    reloads, neither Python's ``atexit`` nor ``uwsgi.atexit`` runs in it (seen with uWSGI
-    2.0.31, whose workers run both), so what its sender still holds then is lost.
+    When the master stops or reloads, neither Python's ``atexit`` nor ``uwsgi.atexit`` runs in
+    it (seen with uWSGI 2.0.31, whose workers run both), so what its sender still holds then is
+    lost. And unless uWSGI runs Python's fork hooks around its forks
+    (``--py-call-uwsgi-fork-hooks``), it forks workers from C without taking the GIL: a worker
+    forked while our sender thread runs in the master waits for the GIL for good (seen: the
+    workers of 8 masters out of 8 when the master's sender sent at once).
     """
-    if _uwsgi_master() is None:
+    uwsgi = _uwsgi_master()
+    if uwsgi is None:
         return
+    hang = (
+        ""
+        if _calls_fork_hooks(uwsgi)
+        else ", and a worker forked while the sender thread runs there can hang"
+    )
     report(
         "uwsgi",
         "the application is loaded in the uWSGI master: records it logs there in the last "
-        "flush interval before it stops or reloads are lost (uWSGI runs no exit hook in its "
-        "master), and a worker forked while the sender thread runs there can hang: start uWSGI "
-        "with --lazy-apps, which loads the application in each worker instead",
+        f"flush interval before it stops or reloads are lost (uWSGI runs no exit hook in its "
+        f"master){hang}: start uWSGI with --lazy-apps, which loads the application in each "
+        "worker instead",
         always=True,
     )
+
+
+def _calls_fork_hooks(uwsgi: Any) -> bool:
+    """uWSGI runs Python's fork hooks around its forks (a flag: True; in an ini file: bytes)."""
+    value = (getattr(uwsgi, "opt", None) or {}).get("py-call-uwsgi-fork-hooks")
+    return bool(value) and value not in (b"0", b"false", b"no", b"off")
 
 
 def warn_if_threads_cannot_run(report: Any) -> None:
