@@ -238,13 +238,17 @@ def executor_shutdown(url: str, group: str, method: str) -> None:
 # A fork below Python's hooks (uWSGI's workers do this).
 
 
-def c_fork(url: str, group: str) -> None:
+def libc_fork() -> int:
+    """fork() called from C, as uWSGI forks its workers: no Python fork hook runs."""
     import ctypes
 
+    return int(ctypes.PyDLL(None).fork())  # PyDLL keeps the GIL, as a C server's fork does
+
+
+def c_fork(url: str, group: str) -> None:
     setup(url, group)
     log_records("parent-before", 500)  # queued, unsent, when the child is made
-    libc = ctypes.PyDLL(None)  # PyDLL keeps the GIL across the call, as a C server's fork does
-    pid = libc.fork()
+    pid = libc_fork()
     if pid == 0:
         log_records("child", 500)
         sys.exit(0)
@@ -258,8 +262,6 @@ def c_fork_quiet_child(url: str, group: str, lock: str) -> None:
     served no request. It has nothing of its own to wait for: its parent's records are its
     parent's. With ``lock`` "held", a thread of the parent held the sender's lock at the fork,
     as the sender thread does while it takes a batch."""
-    import ctypes
-
     from aws_cloudwatch_logs_handler._sender import SENDER
 
     handler = setup(url, group, shutdown_timeout_s=30.0)
@@ -268,7 +270,7 @@ def c_fork_quiet_child(url: str, group: str, lock: str) -> None:
     if held is not None:
         held.acquire()
     started = time.monotonic()
-    pid = ctypes.PyDLL(None).fork()
+    pid = libc_fork()
     if pid == 0:
         flushed = handler.flush(timeout_s=30.0)
         print(f"child flushed={flushed} queued={handler.stats().events_queued}", flush=True)

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,25 +79,25 @@ def app_environment(moto: MotoEndpoint, group: str) -> dict[str, str]:
     return env
 
 
-def delivered_ids(moto: MotoEndpoint, group: str) -> Counter[str]:
-    pattern = re.compile(r"request-(\S+) pid=\d+")
-    ids: Counter[str] = Counter()
+def _matching(moto: MotoEndpoint, group: str, pattern: str) -> Iterator[re.Match[str]]:
+    """The messages of every stream of ``group`` that match ``pattern`` whole."""
+    compiled = re.compile(pattern)
     for stream in moto.streams(group):
         for message in moto.messages(group, stream):
-            if match := pattern.fullmatch(message):
-                ids[match.group(1)] += 1
-    return ids
+            if match := compiled.fullmatch(message):
+                yield match
+
+
+def delivered_ids(moto: MotoEndpoint, group: str) -> Counter[str]:
+    return Counter(match.group(1) for match in _matching(moto, group, r"request-(\S+) pid=\d+"))
 
 
 def loading_records(moto: MotoEndpoint, group: str) -> dict[int, Counter[int]]:
     """For each process that loaded `apps/wsgi_app.py`, how often each of its loading records
     arrived (a worker forked with them queued must not send them again)."""
-    pattern = re.compile(r"loading-(\d+) pid=(\d+)")
     loaded: dict[int, Counter[int]] = {}
-    for stream in moto.streams(group):
-        for message in moto.messages(group, stream):
-            if match := pattern.fullmatch(message):
-                loaded.setdefault(int(match.group(2)), Counter())[int(match.group(1))] += 1
+    for match in _matching(moto, group, r"loading-(\d+) pid=(\d+)"):
+        loaded.setdefault(int(match.group(2)), Counter())[int(match.group(1))] += 1
     return loaded
 
 

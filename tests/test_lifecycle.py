@@ -52,6 +52,11 @@ def signalled(name: str, url: str, *, times: int = 1) -> tuple[Scenario, int, fl
     return run, code, took
 
 
+def named_figures(line: str) -> dict[str, str]:
+    """The ``name=value`` items of a line a scenario printed (other words are skipped)."""
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
 def arrived(moto: MotoEndpoint, group: str) -> Counter[str]:
     """Count every message the endpoint holds for ``group``, across its streams."""
     return arrived_with(moto.logs_client(), group)
@@ -244,7 +249,7 @@ def test_a_child_forked_below_python_that_never_logs_leaves_at_once(
     assert code == 0, run.stderr()
     assert "child flushed=True queued=0" in run.lines, run.lines
     [child] = [line for line in run.lines if line.startswith("child exit=")]
-    figures = dict(item.split("=") for item in child.split()[1:])
+    figures = named_figures(child)
     print(f"measured: quiet child ({lock} lock) {child}")
     assert figures["exit"] == "0"
     # Waiting for the parent's sender, the child would take shutdown_timeout_s (30 s) twice.
@@ -263,7 +268,7 @@ def test_reconfiguring_while_logging_never_deadlocks(moto_server: MotoEndpoint, 
     run = Scenario("reconfigure", moto_server.url, kind, "100", "4")
     code, took = run.end()
     assert code == 0, run.stderr()
-    figures = dict(item.split("=") for item in run.lines[-1].split())
+    figures = named_figures(run.lines[-1])
     print(f"measured: {kind} x100 {run.lines[-1]} process {took:.1f}s")
     assert figures["settled"] == "True"
     assert int(figures["dropped"]) == 0
@@ -290,6 +295,6 @@ def test_reconfiguring_with_a_dead_endpoint_returns_within_the_bound(
     run = Scenario("reconfigure-dead-endpoint", proxy.url, call)
     code, _ = run.end()
     assert code == 0, run.stderr()
-    figures = dict(item.split("=") for item in run.lines[-1].split())
+    figures = named_figures(run.lines[-1])
     assert float(figures["call_s"]) < 1.0 + 1.0  # the 1 s bound, and scheduling on 2 cores
     assert int(figures["queued"]) == 100

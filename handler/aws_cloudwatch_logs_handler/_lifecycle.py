@@ -213,8 +213,13 @@ def warn_if_in_a_uwsgi_master(report: Any) -> None:
 
 def _calls_fork_hooks(uwsgi: Any) -> bool:
     """uWSGI runs Python's fork hooks around its forks (a flag: True; in an ini file: bytes)."""
-    value = (getattr(uwsgi, "opt", None) or {}).get("py-call-uwsgi-fork-hooks")
+    value = _uwsgi_options(uwsgi).get("py-call-uwsgi-fork-hooks")
     return bool(value) and value not in (b"0", b"false", b"no", b"off")
+
+
+def _uwsgi_options(uwsgi: Any) -> dict[str, Any]:
+    """uWSGI's options as it was started with them (``uwsgi.opt``; empty if it has none)."""
+    return getattr(uwsgi, "opt", None) or {}
 
 
 def warn_if_threads_cannot_run(report: Any) -> None:
@@ -229,7 +234,7 @@ def warn_if_threads_cannot_run(report: Any) -> None:
         return
     has_threads = getattr(uwsgi, "has_threads", None)
     if has_threads is None:
-        options = getattr(uwsgi, "opt", {}) or {}
+        options = _uwsgi_options(uwsgi)
         has_threads = options.get("enable-threads") or options.get("threads")
     if has_threads:
         return
