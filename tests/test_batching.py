@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from array import array
 from collections import Counter
 
@@ -25,6 +26,7 @@ from aws_cloudwatch_logs_handler._limits import (
     MAX_EVENT_BYTES,
 )
 from aws_cloudwatch_logs_handler._packed import PackedEvents
+from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
 
 HOUR_MS = 3_600_000
 NOW_MS = 1_800_000_000_000
@@ -221,3 +223,43 @@ def test_the_order_check_agrees_with_comparing_every_pair(steps: list[int]) -> N
     assert (runs is not None) == expected
     if runs is not None:
         assert array("q", [t for t, count in runs for _ in range(count)]) == times
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(SLICE_EVENTS, 3 * SLICE_EVENTS),
+    seed=st.integers(0, 2**32),
+    back_at=st.integers(0, 3 * SLICE_EVENTS),
+    back_by=st.integers(1, 5),
+)
+def test_the_order_check_of_a_spread_batch_sees_one_step_back_anywhere(
+    length: int, seed: int, back_at: int, back_by: int
+) -> None:
+    """Timestamps too spread to read as runs (a slow logger's batch) are checked slice by slice:
+    one step back is seen wherever it falls, at a slice's edge too."""
+    rises = random.Random(seed).choices(range(41), k=length)  # runs of equal ones, and rises
+    steps = [*rises, 1000]  # a wide span, so that the check cannot take the runs
+    expected = back_at >= len(steps)
+    if not expected:
+        steps[back_at] = -back_by
+    times = array("q", itertools.accumulate(steps, initial=NOW_MS))
+    assert in_order_within(times, now_ms=NOW_MS + 300_000) == expected
+
+
+def test_a_step_back_between_two_slices_is_seen() -> None:
+    """Each slice is read as it is: the check must compare across the edge between two."""
+    times = array("q", range(NOW_MS, NOW_MS + 2 * SLICE_EVENTS * 10, 10))
+    assert in_order_within(times, now_ms=NOW_MS + 300_000)
+    times[SLICE_EVENTS] = times[SLICE_EVENTS - 1] - 1
+    assert not in_order_within(times, now_ms=NOW_MS + 300_000)
+
+
+def test_cutting_a_spread_batch_lets_other_threads_in_between_slices() -> None:
+    """10,000 events over seconds: the order check is a millisecond of work, so the sender's
+    checkpoint is called before each slice, not once for the whole batch."""
+    calls: list[None] = []
+    count = MAX_BATCH_EVENTS
+    taken = PackedEvents(Event(NOW_MS + 10 * i, f"m{i}", 28) for i in range(count))
+    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
+    assert [len(batch) for batch in cut.batches] == [count]
+    assert len(calls) == -(-count // SLICE_EVENTS)
