@@ -57,6 +57,7 @@ def per_call(with_calls: int, without_calls: int, calls: int) -> float:
 def _child(contender: str, calls: int, endpoint_url: str, caller_only: bool) -> None:
     """Log ``calls`` records through ``contender``, as `bench.worker` does, then flush or leave."""
     from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+    from aws_cloudwatch_logs_handler._handler import DEFAULT_FLUSH_INTERVAL_S
 
     spool = tempfile.mkdtemp(prefix="bench-instructions-") if contender == OURS_SPOOL else None
     handler: logging.Handler
@@ -67,7 +68,8 @@ def _child(contender: str, calls: int, endpoint_url: str, caller_only: bool) -> 
             f"/bench/instructions/{contender}",
             endpoint_url=endpoint_url,
             spool_dir=spool,
-            **({"flush_interval_s": 600} if caller_only else {}),
+            # Held back for the caller only; else the handler's default, as `bench.run` has it.
+            flush_interval_s=600 if caller_only else DEFAULT_FLUSH_INTERVAL_S,
         )
     handler.setFormatter(logging.Formatter(FORMAT))
     logger = logging.getLogger(f"bench.instructions.{contender}")
