@@ -33,7 +33,8 @@ import tempfile
 from bench.endpoint import fake_aws_environment, moto_server
 from bench.imports import REPO_ROOT
 from bench.peers import FLOOR_FORMAT, OURS, OURS_SPOOL, FormatOnlyHandler
-from bench.worker import FORMAT, MESSAGE
+from bench.phases import logger_for
+from bench.worker import MESSAGE
 
 CONTENDERS: tuple[str, ...] = (FLOOR_FORMAT, OURS, OURS_SPOOL)
 CALLER_ONLY_CALLS = 9_000
@@ -71,22 +72,17 @@ def _child(contender: str, calls: int, endpoint_url: str, caller_only: bool) -> 
             # Held back for the caller only; else the handler's default, as `bench.run` has it.
             flush_interval_s=600 if caller_only else DEFAULT_FLUSH_INTERVAL_S,
         )
-    handler.setFormatter(logging.Formatter(FORMAT))
-    logger = logging.getLogger(f"bench.instructions.{contender}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+    logger = logger_for(handler)
     logger.info("warm-up")
     handler.flush()  # the client, the group and the stream exist in both runs alike
     for i in range(calls):
         logger.info(MESSAGE, i)
-    if not caller_only:
+    if not caller_only:  # else nothing is delivered: the sender's work stays out of the count
         handler.flush()
         handler.close()
     if spool is not None:
         shutil.rmtree(spool, ignore_errors=True)
-    if caller_only:
-        os._exit(0)  # nothing delivered: the sender's work stays out of the count
+    os._exit(0)  # both runs alike: no exit hook, and nothing left to deliver
 
 
 def _count(valgrind: str, contender: str, calls: int, url: str, caller_only: bool) -> int:

@@ -14,6 +14,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 
+from . import _slices
 from ._limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -109,23 +110,19 @@ _EVENTS_PER_RUN_AT_LEAST = 32
 """Below this many events a run, bisecting from run to run costs more than comparing pairs."""
 
 
-def _no_pause() -> None:
-    """What the checks call between slices when no thread waits to be let in (tests, the
-    caller's own use)."""
-
-
-def _in_order(times: array[int], pause: Pause = _no_pause) -> bool:
+def _in_order(times: array[int], pause: Pause | None = None) -> bool:
     """Whether ``times`` never goes down: by runs when they are few, else slice by slice.
 
     A slice is read as a list (its ints made in C) and compared with itself sorted: timsort on
     ordered ints compares each neighbour once, in C. That is half the cost of comparing pairs
     through `operator.le`, which makes two int objects a pair. Each slice starts at the last
     timestamp of the one before, so a step back between two slices is seen too, and ``pause``
-    is called before each: 10,000 events spread over seconds took a millisecond in one stretch,
-    and a logging call waited for all of it.
+    is called before each (`_slices.pause` by default, as the encoder's): 10,000 events spread
+    over seconds took a millisecond in one stretch, and a logging call waited for all of it.
     """
     if timestamp_runs(times, limit=len(times) // _EVENTS_PER_RUN_AT_LEAST + 1) is not None:
         return True
+    pause = pause or _slices.pause
     for start in range(0, len(times), SLICE_EVENTS):
         pause()
         part = times[max(0, start - 1) : start + SLICE_EVENTS].tolist()
@@ -139,7 +136,7 @@ def in_order_within(
     *,
     now_ms: int,
     limits: BatchLimits = AWS_LIMITS,
-    pause: Pause = _no_pause,
+    pause: Pause | None = None,
 ) -> bool:
     """Whether events at ``times`` make one batch as they are: in order, within 24 hours, and
     none the service would drop for its age. A few passes in C, no tuple; ``pause`` is called
@@ -160,15 +157,15 @@ def cut_batches(
     *,
     now_ms: int,
     limits: BatchLimits = AWS_LIMITS,
-    pause: Pause = _no_pause,
+    pause: Pause | None = None,
 ) -> Cut:
     """Turn events `take_prefix` detached into batches AWS accepts, setting aside what aged out.
 
     The usual events (in order, within a day, none too old or too new) are sent as they are
     packed. Any other case is sorted by time (stably: the parts of a split message stay in
     order), cut where a batch would span more than 24 hours, and rebuilt row by row, with each
-    event's journal number. The sender calls this without its lock, and passes `_slices.pause`
-    as ``pause``, called between slices of the usual case's work.
+    event's journal number. The sender calls this without its lock; ``pause`` is called between
+    slices of the usual case's work (`_in_order`).
     """
     times = taken.timestamps()
     if in_order_within(times, now_ms=now_ms, limits=limits, pause=pause):

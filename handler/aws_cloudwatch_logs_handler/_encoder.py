@@ -68,7 +68,7 @@ def encode_put_log_events(
     # fresh pages for one of them every time, 0.6 ms of page faults holding the GIL.
     parts = [head.encode("ascii")]
     for start in range(0, len(events), SLICE_EVENTS):
-        pause()  # before each slice: the work before this one (cutting a batch) had no pause
+        pause()  # before each slice, the first too: what came before it may have run since one
         end = min(start + SLICE_EVENTS, len(events))
         times, text = events.timestamps(start, end), events.text(start, end)
         part = _encode_plain_slice(times, text)

@@ -463,7 +463,7 @@ class Sender:
         """
         taking = stream.taking
         assert taking is not None  # checked by the caller
-        cut = cut_batches(taking, now_ms=_now_ms(), pause=_slices.pause)
+        cut = cut_batches(taking, now_ms=_now_ms())
         queues = stream.owner
         with self._lock:
             if stream.taking is not taking:
