@@ -282,6 +282,45 @@ def c_fork_quiet_child(url: str, group: str, lock: str) -> None:
     print(f"child exit={os.waitstatus_to_exitcode(status)} took={took:.2f}", flush=True)
 
 
+def uwsgi_master(url: str, group: str) -> None:
+    """A uWSGI master as its workers meet it: it loads the application (which logs), then forks
+    its workers from C, and runs no Python, and no exit hook, itself. A first worker; then, once
+    the master logged some more, two forked back to back, one of which logs nothing (it served
+    no request). Each worker ends by a normal exit, as uWSGI's do."""
+    import types
+
+    master = os.getpid()
+    # What uWSGI's embedded module tells the handler in the master (and, inherited, in workers).
+    uwsgi = types.ModuleType("uwsgi")
+    uwsgi.masterpid = lambda: master  # type: ignore[attr-defined]
+    uwsgi.has_threads = 1  # type: ignore[attr-defined]
+    sys.modules["uwsgi"] = uwsgi
+    handler = setup(url, group, flush_interval_s=0.2)
+    log_records("master-loading", 300)
+    senders = [t for t in threading.enumerate() if t.name == "cloudwatch-logs-sender"]
+    started = time.monotonic()
+    flushed = handler.flush(timeout_s=30.0)
+    took = time.monotonic() - started
+    print(f"master senders={len(senders)} flushed={flushed} took={took:.3f}", flush=True)
+    _reap(_uwsgi_worker("first", 100))
+    log_records("master-later", 50)
+    _reap(_uwsgi_worker("second", 100), _uwsgi_worker("quiet", 0))
+
+
+def _uwsgi_worker(name: str, records: int) -> int:
+    pid = libc_fork()
+    if pid == 0:
+        log_records(name, records)
+        sys.exit(0)  # a normal exit: the exit hook delivers
+    return pid
+
+
+def _reap(*pids: int) -> None:
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        print(f"worker exit={os.waitstatus_to_exitcode(status)}", flush=True)
+
+
 def fork_during_client_build(url: str, group: str) -> None:
     """``os.fork()`` just as the sender starts building its first client (importing boto3, in
     its own thread), as a program that logs a line and then starts its workers may: the child
@@ -443,6 +482,7 @@ SCENARIOS = {
     "sigterm-app-handler-before": sigterm_app_handler_before,
     "sigterm-app-handler-after": sigterm_app_handler_after,
     "c-fork": c_fork,
+    "uwsgi-master": uwsgi_master,
     "fork-during-client-build": fork_during_client_build,
     "dictconfig-once": dictconfig_once,
 }

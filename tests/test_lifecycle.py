@@ -260,6 +260,32 @@ def test_a_child_forked_below_python_that_never_logs_leaves_at_once(
     assert duplicated(got) == 0
 
 
+def test_the_records_of_a_uwsgi_master_arrive_once_through_its_workers(
+    moto_server: MotoEndpoint,
+) -> None:
+    """In a uWSGI master (a stand-in `uwsgi` module; workers made by libc's fork()) no sender
+    thread runs, so none can hold the GIL when a worker is forked, and flush() returns at once.
+    Its records arrive exactly once, though three workers inherit them: the
+    first sends those it logged before the first fork, and of the two forked later, back to
+    back, exactly one sends those it logged since, even the worker that logs nothing (at exit).
+    Every worker's own records arrive, and every worker exits 0."""
+    run = Scenario("uwsgi-master", moto_server.url)
+    code, took = run.end()
+    assert code == 0, run.stderr()
+    [master] = [line for line in run.lines if line.startswith("master ")]
+    figures = named_figures(master)
+    print(f"measured: uwsgi master {master}; whole run {took:.1f}s")
+    assert figures["senders"] == "0"
+    assert figures["flushed"] == "False"
+    assert float(figures["took"]) < 1.0
+    assert [line for line in run.lines if line.startswith("worker ")] == ["worker exit=0"] * 3
+    assert "aws_cloudwatch_logs_handler" not in run.stderr()
+    got = arrived(moto_server, run.group)
+    want = expect("master-loading", 300) + expect("master-later", 50)
+    want += expect("first", 100) + expect("second", 100)
+    assert got == want
+
+
 @pytest.mark.parametrize("kind", ["dictConfig", "fileConfig", "basicConfig"])
 def test_reconfiguring_while_logging_never_deadlocks(moto_server: MotoEndpoint, kind: str) -> None:
     """100 reconfigurations in a row while 4 threads log: each returns at once, and every record

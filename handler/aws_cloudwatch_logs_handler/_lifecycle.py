@@ -10,7 +10,8 @@ A process ends in one of these ways, and each gets its own hook into the one sen
   orchestrators and ``Popen.returncode`` still see status 143 / ``-15``;
 - ``os.fork()``: Python's fork hooks give the child an empty sender (it never resends its parent's
   queue); a fork made below Python (uWSGI's workers, ``fork()`` from C) runs no hook, so the sender
-  notices the new process id on the child's first logging call instead (see `Sender.enqueue`).
+  notices the new process id on the child's first logging call instead (see `Sender.enqueue`);
+- a uWSGI master runs no exit hook and no sender: its workers send its records (`_handover`).
 
 The SIGTERM hook is installed only where the disposition is still Python's default: a handler the
 application installed, before or after ours, is never replaced. `signal.signal` works only on the
@@ -171,50 +172,16 @@ def block_termination_signal_in_this_thread() -> None:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 
-def _uwsgi_master() -> Any:
-    """The ``uwsgi`` module if this process is a uWSGI master (which loaded the application,
-    unless ``--lazy-apps``); None anywhere else, its workers included."""
+def in_a_uwsgi_master() -> bool:
+    """This process is a uWSGI master (which loaded the application, unless ``--lazy-apps``):
+    uWSGI forks its workers from it, from C (`_handover`)."""
     uwsgi = sys.modules.get("uwsgi")
     if uwsgi is None:
-        return None
+        return False
     try:
-        return uwsgi if uwsgi.masterpid() == os.getpid() else None  # 0 without a master
+        return bool(uwsgi.masterpid() == os.getpid())  # 0 without a master
     except Exception:  # an older or stubbed uwsgi module: not known to be a master
-        return None
-
-
-def warn_if_in_a_uwsgi_master(report: Any) -> None:
-    """In a uWSGI master, say what is at risk there, naming the fix.
-
-    When the master stops or reloads, neither Python's ``atexit`` nor ``uwsgi.atexit`` runs in
-    it (seen with uWSGI 2.0.31, whose workers run both), so what its sender still holds then is
-    lost. And unless uWSGI runs Python's fork hooks around its forks
-    (``--py-call-uwsgi-fork-hooks``), it forks workers from C without taking the GIL: a worker
-    forked while our sender thread runs in the master waits for the GIL for good (seen: the
-    workers of 8 masters out of 8 when the master's sender sent at once).
-    """
-    uwsgi = _uwsgi_master()
-    if uwsgi is None:
-        return
-    hang = (
-        ""
-        if _calls_fork_hooks(uwsgi)
-        else ", and a worker forked while the sender thread runs there can hang"
-    )
-    report(
-        "uwsgi",
-        "the application is loaded in the uWSGI master: records it logs there in the last "
-        f"flush interval before it stops or reloads are lost (uWSGI runs no exit hook in its "
-        f"master){hang}: start uWSGI with --lazy-apps, which loads the application in each "
-        "worker instead",
-        always=True,
-    )
-
-
-def _calls_fork_hooks(uwsgi: Any) -> bool:
-    """uWSGI runs Python's fork hooks around its forks (a flag: True; in an ini file: bytes)."""
-    value = _uwsgi_options(uwsgi).get("py-call-uwsgi-fork-hooks")
-    return bool(value) and value not in (b"0", b"false", b"no", b"off")
+        return False
 
 
 def _uwsgi_options(uwsgi: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ the spool's acknowledgement hook (``on_settled``), which only writes to a local 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final, Literal
@@ -110,11 +110,20 @@ class StreamQueue:
 
     def forget(self) -> None:
         """Forget every event (a forked child must not resend its parent's)."""
-        self.queue.clear()
+        self.keep_latest(0)
+
+    def keep_latest(self, count: int) -> None:
+        """Keep the ``count`` latest queued events as this queue's only ones, and forget the rest
+        (a forked child that sends some of its parent's: `_handover`)."""
+        older = len(self.queue) - count
+        if older > 0:
+            self.queue.detach(older)
         self.in_flight = []
         self.taking = None
-        self.queued_size = self.enqueued = self.settled = self.attempts = self.recreations = 0
-        self.first_waiting_at = None
+        self.enqueued = len(self.queue)
+        self.queued_size = self.queue.total_size() if self.queue else 0
+        self.settled = self.attempts = self.recreations = 0
+        self.first_waiting_at = time.monotonic() if self.queue else None
         self.retry_at = 0.0
 
 
@@ -376,8 +385,17 @@ class HandlerQueues:
 
     def forget_after_fork(self) -> None:
         """A forked child starts empty: its parent's events are its parent's to send."""
+        self.keep_after_fork({})
+
+    def keep_after_fork(self, latest: Mapping[str, int]) -> None:
+        """Start a forked child's queues with, for each stream named in ``latest``, that many of
+        its parent's latest events (those `_handover` gave it to send), and nothing else."""
         self.counters = Counters()
-        self.bytes_queued = 0
         self.flush_waiters = 0
-        for stream in self.streams.values():
-            stream.forget()
+        for name, stream in self.streams.items():
+            stream.keep_latest(latest.get(name, 0))
+        kept = sum(len(stream.queue) for stream in self.streams.values())
+        self.bytes_queued = kept * self.overhead_per_event + sum(
+            stream.queued_size for stream in self.streams.values()
+        )
+        self.counters.records_accepted = kept

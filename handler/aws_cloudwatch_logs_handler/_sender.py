@@ -30,11 +30,12 @@ from ._batching import cut_batches
 from ._delivery import Delivery
 from ._events import Event
 from ._forks import CLIENT_BUILDS, ProcessMark
+from ._handover import Handover
 from ._lifecycle import (
     ProcessLifecycle,
     block_termination_signal_in_this_thread,
     hook_multiprocessing_exit,
-    warn_if_in_a_uwsgi_master,
+    in_a_uwsgi_master,
     warn_if_threads_cannot_run,
 )
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
@@ -97,6 +98,8 @@ class Sender:
         self.thread_ident: int | None = None
         self._stopping = False
         self._stopped = False
+        self._handover: Handover | None = None
+        """Set in a uWSGI master, where no sender runs: its workers send its records."""
         self._mark = ProcessMark()
         """Set in the process this state belongs to: a fork below Python's hooks clears it."""
         self._mark.set()
@@ -216,7 +219,7 @@ class Sender:
                         journal_error = error
                 if queues.add(target, events, size, cost, first_number):
                     self._work.notify()
-                if self._thread is None:
+                if self._thread is None and self._handover is None:
                     self._locked_start(queues)
             else:
                 queues.counters.dropped[refused] += len(events)
@@ -256,8 +259,10 @@ class Sender:
         Returns:
             True if all were settled (delivered, or dropped and counted) in time.
         """
-        if threading.get_ident() == self.thread_ident:
-            return False  # the sender cannot wait for itself
+        if threading.get_ident() == self.thread_ident or self._handover is not None:
+            # The sender cannot wait for itself; in a uWSGI master, its workers send what it
+            # holds (`_handover`).
+            return False
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._lock_of_this_process():
             targets = [(s, s.enqueued) for s in queues.streams.values() if s.pending]
@@ -318,14 +323,37 @@ class Sender:
     # Process life: start, exit, fork (wired in by `_lifecycle`).
 
     def _locked_start(self, queues: HandlerQueues) -> None:
-        """Start the sender thread."""
+        """Start the sender thread; in a uWSGI master, hand its records over to its workers."""
+        warn_if_threads_cannot_run(queues.settings.reporter.report)
+        if in_a_uwsgi_master():
+            # A worker claims its share when it notices its fork: at its first logging call,
+            # flush, stats or exit. Not in uWSGI's post-fork hook: Python code there meets the
+            # master's SIGINT when it stops a worker just forked, and the worker, its signal
+            # spent on a KeyboardInterrupt in the hook, then never stops (seen: 2 starts in 8).
+            self._handover = self._make_handover(queues)
+            if self._handover is not None:
+                return
         thread = threading.Thread(target=self._run, name="cloudwatch-logs-sender", daemon=True)
         thread.start()
         self._thread = thread
         self.thread_ident = thread.ident
         hook_multiprocessing_exit(self)
-        warn_if_threads_cannot_run(queues.settings.reporter.report)
-        warn_if_in_a_uwsgi_master(queues.settings.reporter.report)
+
+    @staticmethod
+    def _make_handover(queues: HandlerQueues) -> Handover | None:
+        """The claim file the workers of this uWSGI master share (`_handover`); None, and
+        said once, if it cannot be made: this process then sends its records itself."""
+        try:
+            return Handover()
+        except OSError as error:
+            queues.settings.reporter.report(
+                "uwsgi",
+                f"could not make the file in which uWSGI workers claim the master's records "
+                f"({error}); the master sends them itself, and a worker forked meanwhile may "
+                "hang: start uWSGI with --lazy-apps",
+                always=True,
+            )
+            return None
 
     def shutdown(self) -> None:
         """Deliver what is queued, bounded by the handlers' shutdown timeout, then stop.
@@ -382,15 +410,19 @@ class Sender:
         CLIENT_BUILDS.after_fork_in_parent()
 
     def after_fork_in_child(self) -> None:
-        """Give the child a fresh sender: new lock, no thread, empty queues, new clients."""
-        handlers = self._handlers
+        """Give the child a fresh sender: new lock, no thread, new clients, and empty queues,
+        or in a uWSGI worker the master's records it claimed (`_handover`), sent from now on."""
+        handlers, handover = self._handlers, self._handover
         self._init_state()
         CLIENT_BUILDS.after_fork_in_child()
-        for queues in handlers:
-            queues.forget_after_fork()
-            queues.api.forget_client_after_fork()
+        for index, queues in enumerate(handlers):
             queues.settings.reporter.after_fork()
+            queues.keep_after_fork(_claim(handover, index, queues))
+            queues.api.forget_client_after_fork()
         self._handlers = handlers
+        claimed = [queues for queues in handlers if queues.events_queued()]
+        if claimed:
+            self._locked_start(claimed[0])  # the only thread of this process, so far
 
     # ----------------------------------------------------------------------------------------
     # The sender thread.
@@ -485,6 +517,27 @@ class Sender:
         ]
         for queues in self._handlers:
             queues.prune_idle()
+
+
+def _claim(handover: Handover | None, index: int, queues: HandlerQueues) -> dict[str, int]:
+    """How many of each stream's latest inherited events a forked child sends: none, unless its
+    parent was a uWSGI master that handed its records over (`_handover`) and no spool holds
+    them (a spool's journal is replayed from disk once the master has ended)."""
+    if handover is None or queues.on_enqueued is not None:
+        return {}
+    inherited = {name: stream.enqueued for name, stream in queues.streams.items() if stream.queue}
+    try:
+        ours = handover.claim({f"{index}/{name}": count for name, count in inherited.items()})
+    except (OSError, ValueError) as error:  # unreadable: sending them could send them twice
+        lost = sum(len(queues.streams[name].queue) for name in inherited)
+        queues.settings.reporter.report(
+            "uwsgi",
+            f"could not claim the uWSGI master's records ({type(error).__name__}: {error}): "
+            f"this worker does not send the {lost} it inherited",
+            always=True,
+        )
+        return {}
+    return {name: ours[f"{index}/{name}"] for name in inherited}
 
 
 SENDER: Final = Sender()
