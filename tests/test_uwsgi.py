@@ -1,7 +1,7 @@
 """Under real uWSGI (2.0.31, built from PyPI), workers forked below Python deliver every record.
 
 uWSGI loads the application in its master (unless ``--lazy-apps``) and forks workers from C; our
-sender notices the new process in uWSGI's post-fork hook, or on a worker's first logging call. The
+sender notices the new process on a worker's first logging call (or flush, stats, exit). The
 application logs while it loads, so the workers start with the master's records queued (again for
 each worker recycled by ``--max-requests``): no sender runs in the master, and exactly one worker
 sends them (`_handover`). The server is stopped with SIGTERM and ``--die-on-term``, as a container
