@@ -286,7 +286,8 @@ def uwsgi_master(url: str, group: str) -> None:
     """A uWSGI master as its workers meet it: it loads the application (which logs), then forks
     its workers from C, and runs no Python, and no exit hook, itself. A first worker; then, once
     the master logged some more, two forked back to back, one of which logs nothing (it served
-    no request). Each worker ends by a normal exit, as uWSGI's do."""
+    no request); then, after a few more, one that logs nothing. Each worker ends by a normal
+    exit, as uWSGI's do."""
     import types
 
     master = os.getpid()
@@ -305,6 +306,8 @@ def uwsgi_master(url: str, group: str) -> None:
     _reap(_uwsgi_worker("first", 100))
     log_records("master-later", 50)
     _reap(_uwsgi_worker("second", 100), _uwsgi_worker("quiet", 0))
+    log_records("master-last", 20)
+    _reap(_uwsgi_worker("last", 0))  # claims them at its exit, where Python 3.12 starts no thread
 
 
 def _uwsgi_worker(name: str, records: int) -> int:

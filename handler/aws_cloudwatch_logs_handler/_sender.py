@@ -20,6 +20,7 @@ close the old handlers; so a flush from under that lock does not wait (see `flus
 from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401 (see below)
+import contextlib
 import logging
 import threading
 import time
@@ -364,8 +365,10 @@ class Sender:
         is counted as ``undelivered_at_exit`` and reported on standard error.
         """
         with self._lock_of_this_process():
-            if self._thread is None:
-                return
+            if self._thread is None and (
+                self._handover is not None or not self._locked_any_pending()
+            ):
+                return  # nothing to deliver here (in a uWSGI master, its workers deliver)
             timeout_s = max((q.settings.shutdown_timeout_s for q in self._handlers), default=0.0)
             deadline = time.monotonic() + timeout_s
             if self._stopping:
@@ -379,6 +382,12 @@ class Sender:
                 for stream in queues.streams.values():
                     stream.retry_at = 0.0
             self._work.notify()
+            if self._thread is None:  # no thread could start: do its work here
+                self._lock.release()
+                try:
+                    self._deliver_on_this_thread(deadline)
+                finally:
+                    self._lock.acquire()
             while self._locked_any_pending() and (remaining := deadline - time.monotonic()) > 0:
                 self._settled.wait(remaining)
             for queues in self._handlers:
@@ -422,7 +431,10 @@ class Sender:
         self._handlers = handlers
         claimed = [queues for queues in handlers if queues.events_queued()]
         if claimed:
-            self._locked_start(claimed[0])  # the only thread of this process, so far
+            # Python 3.12 starts no thread while the interpreter is finalizing, as in a worker
+            # that noticed its fork only at exit: `shutdown` then sends them on its own thread.
+            with contextlib.suppress(RuntimeError):
+                self._locked_start(claimed[0])  # the only thread of this process, so far
 
     # ----------------------------------------------------------------------------------------
     # The sender thread.
@@ -442,28 +454,45 @@ class Sender:
             except Exception as error:  # the sender must outlive any bug of ours
                 self._pause_after_bug(error)
                 continue
-            for stream in due:
-                try:
-                    if stream.taking is not None:
-                        self._cut(stream)
-                    self._delivery.deliver(stream)
-                    # Every way a batch settles (delivered, refused, aged out) is behind us.
-                    after_settled = stream.owner.after_settled
-                    if after_settled is not None:
-                        after_settled()
-                except Exception as error:  # the sender must outlive any bug of ours
-                    reason = f"unexpected {type(error).__name__}: {error}"
-                    self._delivery.schedule_retry(stream, reason)
+            self._send(due)
+
+    def _deliver_on_this_thread(self, deadline: float) -> None:
+        """The sender thread's work, done on the calling thread until nothing waits or
+        ``deadline`` passes: at exit, where no sender thread could start."""
+        while True:
+            with self._lock:
+                due = self._locked_wait_for_batches(until=deadline)
+            if not due:
+                return
+            self._send(due)
+
+    def _send(self, due: list[StreamQueue]) -> None:
+        """Send the batches taken from ``due``, one stream after another."""
+        for stream in due:
+            try:
+                if stream.taking is not None:
+                    self._cut(stream)
+                self._delivery.deliver(stream)
+                # Every way a batch settles (delivered, refused, aged out) is behind us.
+                after_settled = stream.owner.after_settled
+                if after_settled is not None:
+                    after_settled()
+            except Exception as error:  # the sender must outlive any bug of ours
+                reason = f"unexpected {type(error).__name__}: {error}"
+                self._delivery.schedule_retry(stream, reason)
 
     def _pause_after_bug(self, error: Exception) -> None:
         write_to_stderr(f"sender error, continuing: {type(error).__name__}: {error}")
         with self._lock:
             self._work.wait(_BUG_PAUSE_S)
 
-    def _locked_wait_for_batches(self) -> list[StreamQueue] | None:
-        """Block until some streams have batches to send; take them; None when stopped."""
+    def _locked_wait_for_batches(self, until: float | None = None) -> list[StreamQueue] | None:
+        """Block until some streams have batches to send; take them; None when stopped, or,
+        given ``until``, once nothing waits or that time has passed."""
         while not self._stopped:
             now = time.monotonic()
+            if until is not None and (now >= until or not self._locked_any_pending()):
+                return None
             self._locked_forget_idle()
             due: list[StreamQueue] = []
             next_at: float | None = None
@@ -476,7 +505,8 @@ class Sender:
             if sendable:
                 return sendable
             if not due:
-                self._work.wait(None if next_at is None else max(0.0, next_at - now))
+                wake_at = next_at if until is None else min(next_at or until, until)
+                self._work.wait(None if wake_at is None else max(0.0, wake_at - now))
                 _slices.took_gil_back()  # the GIL was the logging threads' meanwhile
         return None
 
