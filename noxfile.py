@@ -3,7 +3,9 @@
 Each session installs the library and the ``test`` group into a fresh virtualenv made from that
 Python, runs every test that is not slow (leaving out those that need the CDK or the benchmark
 peers, which the main suite runs), then runs Lambda's real runtime client (awslambdaric) over
-the layer built from the sources, so that the layer is known to import under each runtime.
+the layer built from the sources, so that the layer is known to import under each runtime, and
+the forks made below Python (uWSGI's), whose exit paths differ between versions (3.12 starts no
+thread while the interpreter finalizes).
 
 The interpreters come from pyenv's versions folder (the newest patch release of each supported
 minor version), put first on PATH, so that neither pyenv's shims nor ``PYENV_VERSION`` matter.
@@ -24,6 +26,7 @@ NOT_HERE = [
     "--ignore=tests/test_demo.py",  # deploys the CDK app
 ]
 LAYER_UNDER_AWSLAMBDARIC = "imported_only_from_the_layer or small_invocation"
+FORKS_BELOW_PYTHON = "below_python or uwsgi_master"
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -66,4 +69,7 @@ def tests(session: nox.Session) -> None:
         "tests/test_lambda_e2e.py",
         "-k",
         LAYER_UNDER_AWSLAMBDARIC,
+    )
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "tests/test_lifecycle.py", "-k", FORKS_BELOW_PYTHON
     )

@@ -41,7 +41,7 @@ def test_the_handler_costs_more_instructions_than_formatting_alone() -> None:
     """Each call of this handler formats as the floor does and then queues (and, in the whole
     process, is sent): more instructions than formatting alone, on both lines of the table."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--calls", "300", "--contenders", "ours"],
+        [sys.executable, "-m", "bench.instructions", "--calls", "1000", "--contenders", "ours"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
