@@ -106,9 +106,10 @@ def _count(valgrind: str, contender: str, calls: int, url: str, caller_only: boo
     done = subprocess.run(
         command,
         cwd=REPO_ROOT,
-        # One hash seed for every run: the run with the calls and the one without then differ
-        # only in the calls (random string hashes change the order of sets and dicts, and with
-        # it millions of instructions of start-up work: seen as 5,000 per call over 300 calls).
+        # One hash seed for every run, so that the run with the calls and the one without differ
+        # less in anything but the calls: random string hashes change the order of sets and
+        # dicts, and with it the start-up work. (Over 300 calls, one CI run was 5,000 per call
+        # off; that hashes were the cause is likely, not shown.)
         env={**fake_aws_environment(url), "PYTHONHASHSEED": "0"},
         capture_output=True,
         text=True,
