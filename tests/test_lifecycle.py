@@ -265,11 +265,11 @@ def test_the_records_of_a_uwsgi_master_arrive_once_through_its_workers(
 ) -> None:
     """In a uWSGI master (a stand-in `uwsgi` module; workers made by libc's fork()) no sender
     thread runs, so none can hold the GIL when a worker is forked, and flush() returns at once.
-    Its records arrive exactly once, though four workers inherit them: the
-    first sends those it logged before the first fork, and of the two forked later, back to
-    back, exactly one sends those it logged since; the records logged before the last worker,
-    which logs nothing, arrive from its exit (where Python 3.12 starts no thread: it sends them
-    on its exiting thread). Every worker's own records arrive, and every worker exits 0."""
+    Its records arrive exactly once, though four workers inherit them: the first sends those it
+    logged before the first fork, and of the two forked later, back to back, exactly one sends
+    those it logged since; the records logged before the last worker, which logs nothing, arrive
+    from its exit (where Python 3.12 starts no thread: it sends them on its exiting thread).
+    Every worker's own records arrive, and every worker exits 0."""
     run = Scenario("uwsgi-master", moto_server.url)
     code, took = run.end()
     assert code == 0, run.stderr()

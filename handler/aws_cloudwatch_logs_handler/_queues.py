@@ -108,13 +108,9 @@ class StreamQueue:
         """Whether events wait here (queued or in flight)."""
         return bool(self.queue or self.in_flight or self.taking is not None)
 
-    def forget(self) -> None:
-        """Forget every event (a forked child must not resend its parent's)."""
-        self.keep_latest(0)
-
     def keep_latest(self, count: int) -> None:
-        """Keep the ``count`` latest queued events as this queue's only ones, and forget the rest
-        (a forked child that sends some of its parent's: `_handover`)."""
+        """Keep the ``count`` latest queued events as this queue's only ones, and forget the rest:
+        a forked child must not resend its parent's, but for those `_handover` gives it."""
         older = len(self.queue) - count
         if older > 0:
             self.queue.detach(older)
@@ -383,13 +379,10 @@ class HandlerQueues:
         for name in idle:
             del self.streams[name]
 
-    def forget_after_fork(self) -> None:
-        """A forked child starts empty: its parent's events are its parent's to send."""
-        self.keep_after_fork({})
-
     def keep_after_fork(self, latest: Mapping[str, int]) -> None:
-        """Start a forked child's queues with, for each stream named in ``latest``, that many of
-        its parent's latest events (those `_handover` gave it to send), and nothing else."""
+        """Start a forked child's queues empty (its parent's events are its parent's to send),
+        but for, in each stream named in ``latest``, that many of its parent's latest events
+        (those `_handover` gave it to send)."""
         self.counters = Counters()
         self.flush_waiters = 0
         for name, stream in self.streams.items():

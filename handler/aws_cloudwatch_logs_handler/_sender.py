@@ -429,12 +429,12 @@ class Sender:
             queues.keep_after_fork(_claim(handover, index, queues))
             queues.api.forget_client_after_fork()
         self._handlers = handlers
-        claimed = [queues for queues in handlers if queues.events_queued()]
-        if claimed:
+        claimed = next((queues for queues in handlers if queues.events_queued()), None)
+        if claimed is not None:
             # Python 3.12 starts no thread while the interpreter is finalizing, as in a worker
             # that noticed its fork only at exit: `shutdown` then sends them on its own thread.
             with contextlib.suppress(RuntimeError):
-                self._locked_start(claimed[0])  # the only thread of this process, so far
+                self._locked_start(claimed)  # the only thread of this process, so far
 
     # ----------------------------------------------------------------------------------------
     # The sender thread.
