@@ -72,10 +72,53 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options:
     master logged while loading it arrive exactly once, though every worker inherits them
     (about 130 workers with --max-requests 3); with --lazy-apps, every worker's records logged
     while loading arrive exactly once."""
-    assert UWSGI is not None
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
-    port = free_port()
+    answered, errors = _serve(app_environment(moto_server, group), options)
+    got = delivered_ids(moto_server, group)
+    loaded = loading_records(moto_server, group)
+    print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
+    assert len(answered) == REQUESTS
+    assert [request_id for request_id in answered if got[request_id] != 1] == []
+    assert_loading_records_arrived_once(loaded)
+    if "--lazy-apps" not in options:
+        assert len(loaded) == 1, f"records logged while loading came from {len(loaded)} processes"
+    assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
+def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_restarts(
+    moto_server: MotoEndpoint, tmp_path: Path
+) -> None:
+    """A handler with ``spool_dir`` in a uWSGI master (workers recycled every 3 requests), the
+    server started twice on the same spool: each master's loading records arrive exactly once,
+    as every request's. The worker that claims them journals them anew and marks them settled
+    in the master's journal, which the second master finds and replays: were they not marked,
+    the first master's records would arrive twice; were they not claimed, never."""
+    group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     env = app_environment(moto_server, group)
+    spool = tmp_path / "spool"
+    env["TEST_SPOOL_DIR"] = str(spool)
+    options = ["--master", "--enable-threads", "--max-requests", "3"]
+    answered: list[str] = []
+    for _ in range(2):
+        requests, errors = _serve(env, options)
+        answered += requests
+        assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+    got = delivered_ids(moto_server, group)
+    loaded = loading_records(moto_server, group)
+    print(f"measured: uwsgi with a spool, twice: answered={len(answered)} delivered={len(got)}")
+    assert len(answered) == 2 * REQUESTS
+    assert [request_id for request_id in answered if got[request_id] != 1] == []
+    assert_loading_records_arrived_once(loaded)
+    assert len(loaded) == 2, f"records logged while loading came from {len(loaded)} processes"
+
+
+def _serve(env: dict[str, str], options: list[str]) -> tuple[list[str], str]:
+    """Start uWSGI on `apps/wsgi_app.py` with two workers and ``options``, send `REQUESTS`
+    requests, stop it with SIGTERM; the requests answered and uWSGI's standard error."""
+    assert UWSGI is not None
+    port = free_port()
     server_options = ["--processes", "2", "--die-on-term", *options]
     server_options += ["--module", "wsgi_app:application"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
@@ -100,15 +143,7 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
-    got = delivered_ids(moto_server, group)
-    loaded = loading_records(moto_server, group)
-    print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
-    assert len(answered) == REQUESTS
-    assert [request_id for request_id in answered if got[request_id] != 1] == []
-    assert_loading_records_arrived_once(loaded)
-    if "--lazy-apps" not in options:
-        assert len(loaded) == 1, f"records logged while loading came from {len(loaded)} processes"
-    assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+    return answered, errors
 
 
 @pytest.mark.parametrize(

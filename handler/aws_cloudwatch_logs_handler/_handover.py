@@ -12,6 +12,8 @@ made, and that all of them share, the records it inherited beyond those that ear
 claimed, and sends only those: every record once, whichever worker comes first. A worker forked
 later (recycled by ``--max-requests``, say) sends only what the master logged since; that is also
 the only way records the master logs after its first forks leave it, as it runs no exit hook.
+With a spool, the worker journals what it claimed anew and marks it settled in the master's journal
+before it lets go of the claim file (`_spool.Spool.take_over_claimed`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 class Handover:
@@ -35,12 +37,19 @@ class Handover:
         # left behind, whichever of them ends last.
         self._file = tempfile.TemporaryFile(prefix="cloudwatch-logs-handover-")  # noqa: SIM115
 
-    def claim(self, inherited: Mapping[str, int]) -> dict[str, int]:
+    def claim(
+        self,
+        inherited: Mapping[str, int],
+        while_locked: Callable[[dict[str, int]], None] | None = None,
+    ) -> dict[str, int]:
         """Claim the parent's records no other child claimed.
 
         Args:
             inherited: for each queue's key, how many records the parent had put there in all
                 when it forked this child.
+            while_locked: called with the claim once it is written, before the lock is let go:
+                no other child's claim comes between (the spool journals the records it
+                claimed anew, and only then marks them settled in the parent's journal).
 
         Returns:
             For each key, how many of the queue's latest records are this child's to send.
@@ -61,6 +70,8 @@ class Handover:
             written = json.dumps(claimed).encode()
             os.pwrite(descriptor, written, 0)
             os.ftruncate(descriptor, len(written))
+            if while_locked is not None:
+                while_locked(ours)
             return ours
         finally:
             fcntl.lockf(descriptor, fcntl.LOCK_UN)

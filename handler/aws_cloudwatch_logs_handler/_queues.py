@@ -158,6 +158,9 @@ class HandlerQueues:
         self.on_settled: Callable[[StreamQueue, PackedEvents], None] | None = None
         """Called with each settled batch, which carries its journal numbers: the spool's
         acknowledgement."""
+        self.on_claimed: Callable[[HandlerQueues], None] | None = None
+        """Called in a uWSGI worker once it has kept the master's events it claimed
+        (`_handover`): the spool journals them anew."""
         self.after_settled: Callable[[], None] | None = None
         """Called by the sender after its work on each stream (where batches settle), without
         its lock: the spool's file work that no logging call should wait for."""

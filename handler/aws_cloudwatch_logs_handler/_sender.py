@@ -426,7 +426,7 @@ class Sender:
         CLIENT_BUILDS.after_fork_in_child()
         for index, queues in enumerate(handlers):
             queues.settings.reporter.after_fork()
-            queues.keep_after_fork(_claim(handover, index, queues))
+            _keep_after_fork(handover, index, queues)
             queues.api.forget_client_after_fork()
         self._handlers = handlers
         claimed = next((queues for queues in handlers if queues.events_queued()), None)
@@ -549,25 +549,37 @@ class Sender:
             queues.prune_idle()
 
 
-def _claim(handover: Handover | None, index: int, queues: HandlerQueues) -> dict[str, int]:
-    """How many of each stream's latest inherited events a forked child sends: none, unless its
-    parent was a uWSGI master that handed its records over (`_handover`) and no spool holds
-    them (a spool's journal is replayed from disk once the master has ended)."""
-    if handover is None or queues.on_enqueued is not None:
-        return {}
+def _keep_after_fork(handover: Handover | None, index: int, queues: HandlerQueues) -> None:
+    """Keep in a forked child's queues only what it is to send: none of its parent's events,
+    unless its parent was a uWSGI master that handed them over (`_handover`), and then those
+    it claimed. With a spool, the child journals what it claimed in its own journal, and marks
+    it settled in the master's, before another child may claim (`Spool.take_over_claimed`)."""
+    if handover is None:
+        queues.keep_after_fork({})
+        return
     inherited = {name: stream.enqueued for name, stream in queues.streams.items() if stream.queue}
+    kept = False
+
+    def keep(ours: dict[str, int]) -> None:
+        nonlocal kept
+        queues.keep_after_fork({name: ours[f"{index}/{name}"] for name in inherited})
+        kept = True
+        if queues.on_claimed is not None:
+            queues.on_claimed(queues)
+
     try:
-        ours = handover.claim({f"{index}/{name}": count for name, count in inherited.items()})
+        handover.claim({f"{index}/{name}": count for name, count in inherited.items()}, keep)
     except (OSError, ValueError) as error:  # unreadable: sending them could send them twice
+        if kept:
+            return  # claimed and kept: only letting go of the lock failed
         lost = sum(len(queues.streams[name].queue) for name in inherited)
+        queues.keep_after_fork({})
         queues.settings.reporter.report(
             "uwsgi",
             f"could not claim the uWSGI master's records ({type(error).__name__}: {error}): "
             f"this worker does not send the {lost} it inherited",
             always=True,
         )
-        return {}
-    return {name: ours[f"{index}/{name}"] for name in inherited}
 
 
 SENDER: Final = Sender()

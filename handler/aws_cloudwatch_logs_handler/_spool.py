@@ -267,6 +267,7 @@ class Spool:
         queues.on_enqueued = self.append
         queues.on_enqueued_one = self.append_one
         queues.on_settled = self.settle
+        queues.on_claimed = self.take_over_claimed
         queues.after_settled = self.tidy
         queues.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
 
@@ -337,6 +338,43 @@ class Spool:
         number = self._next
         self._next = number + 1
         return number
+
+    def take_over_claimed(self, queues: HandlerQueues) -> None:
+        """In a uWSGI worker, make the master's events it claimed (`_handover`) its own: journal
+        them in its own journal, then mark every frame the master had written when it forked
+        this worker settled in the master's journal.
+
+        Called while the claim file is locked, so no other worker's claim comes between: every
+        frame below that offset is claimed by now, by this worker or an earlier one, and each
+        has journaled its share before it let go. So a crash at any moment replays each event
+        from one journal or another, and an event never claimed (logged by the master after
+        its last fork) stays in the master's journal, for the replay once the master has ended.
+        """
+        if self._opened_here.byte[0]:
+            return  # not a child: the journal is ours already
+        master_end = self._journal.size if self._journal is not None else 0
+        # The master's .ack, kept open past `_ensure_open`, which closes what the child inherited.
+        master_ack = os.dup(self._ack_fd) if self._ack_fd >= 0 else -1
+        try:
+            for stream in queues.streams.values():
+                if stream.queue:
+                    # Numbered in the master's journal: numbered anew below, or not at all.
+                    claimed = list(stream.queue)
+                    stream.queue = PackedEvents(claimed)
+                    renumbered = PackedEvents()
+                    renumbered.extend(claimed, self.append(stream, claimed))
+                    stream.queue = renumbered
+            if master_ack >= 0 and master_end:
+                acked = os.pread(master_ack, _ACK.size, 0)
+                if len(acked) < _ACK.size or _ACK.unpack(acked)[0] < master_end:
+                    os.pwrite(master_ack, _ACK.pack(master_end), 0)
+        except OSError as error:  # they stay queued, and in the master's journal (sent twice
+            # if the master's journal is replayed after a restart, rather than lost)
+            self._reporter.report(
+                "spool", f"could not journal the uWSGI master's records anew: {error}"
+            )
+        finally:
+            _close_quietly(master_ack)
 
     def _opened_body_start(self, stream: NamedStream) -> _BodyStart:
         """Open this process's journal if need be; ``stream``'s `_body_start`, made once."""

@@ -15,7 +15,10 @@ from typing import Any
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 
 handler = CloudWatchLogsHandler(
-    os.environ["TEST_LOG_GROUP"], endpoint_url=os.environ["TEST_ENDPOINT_URL"], region="us-east-1"
+    os.environ["TEST_LOG_GROUP"],
+    endpoint_url=os.environ["TEST_ENDPOINT_URL"],
+    region="us-east-1",
+    spool_dir=os.environ.get("TEST_SPOOL_DIR") or None,
 )
 logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s")
 log = logging.getLogger("app")
