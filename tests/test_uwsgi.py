@@ -26,6 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from botocore.exceptions import ClientError
 from test_gunicorn import (
     app_environment,
     assert_loading_records_arrived_once,
@@ -114,9 +115,42 @@ def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_r
     assert len(loaded) == 2, f"records logged while loading came from {len(loaded)} processes"
 
 
-def _serve(env: dict[str, str], options: list[str]) -> tuple[list[str], str]:
+@pytest.mark.slow
+@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
+def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_send(
+    moto_server: MotoEndpoint, tmp_path: Path
+) -> None:
+    """uWSGI stopped as systemd stops a unit by default (SIGTERM to every process at once):
+    each worker, already exiting on its own signal, gets its master's SIGINT, and uWSGI's
+    handler ends it on the spot, in the middle of the delivery at exit. With a spool, what it
+    could not send waits in its journal, and the next start delivers it: across the two starts
+    every request's record arrives exactly once, and each master's loading records too."""
+    group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
+    env = app_environment(moto_server, group)
+    env["TEST_SPOOL_DIR"] = str(tmp_path / "spool")
+    first, _ = _serve(env, ["--master", "--enable-threads"], stop_every_process=True)
+    try:  # for the record: the signals' race usually leaves nothing delivered, not even the group
+        after_first = len(delivered_ids(moto_server, group))
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "ResourceNotFoundException"
+        after_first = 0
+    second, errors = _serve(env, ["--master", "--enable-threads"])
+    got = delivered_ids(moto_server, group)
+    loaded = loading_records(moto_server, group)
+    print(f"measured: uwsgi group stopped: {after_first} delivered; restarted: {len(got)}")
+    assert len(first) == len(second) == REQUESTS
+    assert [request_id for request_id in first + second if got[request_id] != 1] == []
+    assert_loading_records_arrived_once(loaded)
+    assert len(loaded) == 2
+    assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+
+
+def _serve(
+    env: dict[str, str], options: list[str], *, stop_every_process: bool = False
+) -> tuple[list[str], str]:
     """Start uWSGI on `apps/wsgi_app.py` with two workers and ``options``, send `REQUESTS`
-    requests, stop it with SIGTERM; the requests answered and uWSGI's standard error."""
+    requests, stop it with SIGTERM (to its master, or to ``stop_every_process``, as without a
+    master); the requests answered and uWSGI's standard error."""
     assert UWSGI is not None
     port = free_port()
     server_options = ["--processes", "2", "--die-on-term", *options]
@@ -134,7 +168,7 @@ def _serve(env: dict[str, str], options: list[str]) -> tuple[list[str], str]:
         wait_until_serving(port, server)  # type: ignore[arg-type]
         answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(REQUESTS)]
         answered = [request_id for request_id in answered if get(port, request_id)]
-        if "--master" in options:
+        if "--master" in options and not stop_every_process:
             server.send_signal(signal.SIGTERM)
         else:  # every worker ends on its own signal, as systemd signals the whole unit
             os.killpg(server.pid, signal.SIGTERM)
