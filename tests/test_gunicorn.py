@@ -159,3 +159,40 @@ def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[s
     assert lost == [], errors.decode()[-2000:]
     assert twice == []
     assert_loading_records_arrived_once(loading_records(moto_server, group))
+
+
+@pytest.mark.parametrize(
+    "options", [pytest.param([], id="sync"), pytest.param(["--preload"], id="sync-preload")]
+)
+def test_a_server_whose_every_process_gets_sigterm_delivers_every_request(
+    moto_server: MotoEndpoint, options: list[str]
+) -> None:
+    """gunicorn stopped as systemd stops a unit by default (``KillMode=control-group``): SIGTERM
+    to every process at once, so each worker gets it from the kernel and again from its master.
+    Every request's record arrives exactly once, and the loading records too."""
+    group = f"/gunicorn/{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(
+        [*gunicorn, *options, "--graceful-timeout", "30", "wsgi_app:application"],
+        env=app_environment(moto_server, group),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, signalled as a whole
+    )
+    try:
+        wait_until_serving(port, server)
+        answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(HUP_AFTER)]
+        answered = [request_id for request_id in answered if get(port, request_id)]
+        os.killpg(server.pid, signal.SIGTERM)
+        _, errors = server.communicate(timeout=EXIT_LIMIT_S)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
+    got = delivered_ids(moto_server, group)
+    print(f"measured: gunicorn {options} group stopped: answered={len(answered)} got={len(got)}")
+    assert server.returncode == 0, errors.decode()[-2000:]
+    assert len(answered) == HUP_AFTER
+    assert [request_id for request_id in answered if got[request_id] != 1] == []
+    assert_loading_records_arrived_once(loading_records(moto_server, group))
