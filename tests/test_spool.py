@@ -10,6 +10,7 @@ import zlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fork_below_python import run_script
@@ -382,3 +383,56 @@ def test_only_an_exact_run_of_a_full_batch_settles_at_once() -> None:
         assert not runs.match(changed, 77), (index, value)
     assert not runs.match(run, 76)
     assert runs.match(run[:9_000], 77)  # a shorter batch after a longer one
+
+
+def claimed_in_a_worker(
+    tmp_path: Path, *, journal_anew: bool
+) -> tuple[Path, Spool, SimpleNamespace, list[Event], list[str]]:
+    """A uWSGI master's spool that journaled 30 events, taken over in a stand-in worker (its
+    process mark cleared, as a fork clears it), which claimed the latest 20; with
+    ``journal_anew`` False, the worker cannot make its own journal. The master's journal, the
+    spool, the worker's queues, the claimed events and the reports."""
+    reports: list[str] = []
+    spool = Spool.open(tmp_path, group="/g", reporter=Reporter(reports.append))
+    stream = Stream("s")
+    events = [Event(1_000 + n, f"loading-{n}", 26 + len(f"loading-{n}")) for n in range(30)]
+    journaled(spool, stream, events)
+    [master_journal] = tmp_path.glob("*.journal")
+    claimed = PackedEvents()
+    claimed.extend(events[10:], 10)  # numbered in the master's journal
+    queues = SimpleNamespace(streams={"s": SimpleNamespace(name="s", queue=claimed)})
+    spool._opened_here.byte[0] = 0  # what a fork does to the mark
+    if not journal_anew:
+        spool._directory = tmp_path / "gone"  # the worker's journal cannot be made
+    spool.take_over_claimed(queues)  # type: ignore[arg-type]
+    return master_journal, spool, queues, events[10:], reports
+
+
+def test_a_uwsgi_worker_journals_what_it_claimed_then_settles_it_in_the_masters_journal(
+    tmp_path: Path,
+) -> None:
+    """The worker's own journal holds the 20 claimed events, numbered from 0 in its queue, and
+    the master's .ack covers its whole journal: a replay of both after a crash yields each
+    event once."""
+    master_journal, _, queues, claimed, reports = claimed_in_a_worker(tmp_path, journal_anew=True)
+    assert ack_offset(master_journal.with_suffix(".ack")) == len(
+        master_journal.read_bytes().rstrip(b"\0")
+    )
+    [worker_journal] = [path for path in tmp_path.glob("*.journal") if path != master_journal]
+    frames, corrupt = read_frames(worker_journal.read_bytes())
+    assert ([frame.event for frame in frames], corrupt) == (claimed, 0)
+    assert list(queues.streams["s"].queue.journal_numbers()) == list(range(20))
+    assert reports == []
+
+
+def test_a_uwsgi_worker_that_cannot_journal_what_it_claimed_keeps_it_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """Its own journal cannot be made: the claimed events stay queued, no longer numbered in a
+    journal that is not the worker's, the master's journal is not marked settled (a replay may
+    send them twice, never lose them), and the side channel says why."""
+    master_journal, _, queues, claimed, reports = claimed_in_a_worker(tmp_path, journal_anew=False)
+    assert ack_offset(master_journal.with_suffix(".ack")) == 0
+    assert list(queues.streams["s"].queue) == claimed
+    assert queues.streams["s"].queue.journal_numbers() is None
+    assert len(reports) == 1 and "could not journal the uWSGI master's records" in reports[0]
