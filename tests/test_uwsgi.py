@@ -22,12 +22,14 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
 from test_gunicorn import (
+    LOADING_RECORDS,
     app_environment,
     assert_loading_records_arrived_once,
     delivered_ids,
@@ -74,7 +76,7 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options:
     (about 130 workers with --max-requests 3); with --lazy-apps, every worker's records logged
     while loading arrive exactly once."""
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
-    answered, errors = _serve(app_environment(moto_server, group), options)
+    answered, errors, _ = _serve(app_environment(moto_server, group), options)
     got = delivered_ids(moto_server, group)
     loaded = loading_records(moto_server, group)
     print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
@@ -103,7 +105,7 @@ def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_r
     options = ["--master", "--enable-threads", "--max-requests", "3"]
     answered: list[str] = []
     for _ in range(2):
-        requests, errors = _serve(env, options)
+        requests, errors, _ = _serve(env, options)
         answered += requests
         assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
     got = delivered_ids(moto_server, group)
@@ -124,33 +126,42 @@ def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_
     each worker, already exiting on its own signal, gets its master's SIGINT, and uWSGI's
     handler ends it on the spot, in the middle of the delivery at exit. With a spool, what it
     could not send waits in its journal, and the next start delivers it: across the two starts
-    every request's record arrives exactly once, and each master's loading records too."""
+    every request's record arrives, and each master's loading records too. The first start's
+    end is a crash, for which the spool promises at least once: a batch that reached the
+    endpoint just before its worker was ended, unacknowledged, is sent again (a busy host saw
+    68 such). The second start, stopped through its master, delivers its own exactly once."""
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     env = app_environment(moto_server, group)
     env["TEST_SPOOL_DIR"] = str(tmp_path / "spool")
-    first, _ = _serve(env, ["--master", "--enable-threads"], stop_every_process=True)
+    first, _, first_master = _serve(env, ["--master", "--enable-threads"], stop_every_process=True)
     try:  # for the record: the signals' race usually leaves nothing delivered, not even the group
         after_first = len(delivered_ids(moto_server, group))
     except ClientError as error:
         assert error.response["Error"]["Code"] == "ResourceNotFoundException"
         after_first = 0
-    second, errors = _serve(env, ["--master", "--enable-threads"])
+    second, errors, second_master = _serve(env, ["--master", "--enable-threads"])
     got = delivered_ids(moto_server, group)
     loaded = loading_records(moto_server, group)
-    print(f"measured: uwsgi group stopped: {after_first} delivered; restarted: {len(got)}")
+    twice = [request_id for request_id in first if got[request_id] > 1]
+    print(
+        f"measured: uwsgi group stopped: {after_first} delivered; restarted: {len(got)}, "
+        f"{len(twice)} of the first start's sent twice"
+    )
     assert len(first) == len(second) == REQUESTS
-    assert [request_id for request_id in first + second if got[request_id] != 1] == []
-    assert_loading_records_arrived_once(loaded)
-    assert len(loaded) == 2
+    assert [request_id for request_id in first if got[request_id] == 0] == []
+    assert [request_id for request_id in second if got[request_id] != 1] == []
+    assert sorted(loaded) == sorted([first_master, second_master])
+    assert set(loaded[first_master]) == set(range(LOADING_RECORDS))
+    assert loaded[second_master] == Counter(range(LOADING_RECORDS))
     assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
 
 
 def _serve(
     env: dict[str, str], options: list[str], *, stop_every_process: bool = False
-) -> tuple[list[str], str]:
+) -> tuple[list[str], str, int]:
     """Start uWSGI on `apps/wsgi_app.py` with two workers and ``options``, send `REQUESTS`
     requests, stop it with SIGTERM (to its master, or to ``stop_every_process``, as without a
-    master); the requests answered and uWSGI's standard error."""
+    master); the requests answered, uWSGI's standard error, and its first process's id."""
     assert UWSGI is not None
     port = free_port()
     server_options = ["--processes", "2", "--die-on-term", *options]
@@ -177,7 +188,7 @@ def _serve(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
-    return answered, errors
+    return answered, errors, server.pid
 
 
 @pytest.mark.parametrize(
