@@ -128,8 +128,9 @@ def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_
     could not send waits in its journal, and the next start delivers it: across the two starts
     every request's record arrives, and each master's loading records too. The first start's
     end is a crash, for which the spool promises at least once: a batch that reached the
-    endpoint just before its worker was ended, unacknowledged, is sent again (a busy host saw
-    68 such). The second start, stopped through its master, delivers its own exactly once."""
+    endpoint just before its worker was ended, unacknowledged, is sent again (most likely what a
+    busy host showed once: 68 records not exactly once under the earlier, exactly-once
+    assertion). The second start, stopped through its master, delivers its own exactly once."""
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     env = app_environment(moto_server, group)
     env["TEST_SPOOL_DIR"] = str(tmp_path / "spool")
