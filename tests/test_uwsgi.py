@@ -47,10 +47,13 @@ APPS = Path(__file__).resolve().parent / "apps"
 ROOT = Path(__file__).resolve().parent.parent
 UWSGI = shutil.which("uwsgi", path=str(Path(sys.executable).parent))
 REQUESTS = 200
+needs_uwsgi = pytest.mark.skipif(
+    UWSGI is None, reason="uwsgi is not installed (pip install --group servers)"
+)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
+@needs_uwsgi
 @pytest.mark.parametrize(
     "options",
     [
@@ -85,11 +88,11 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options:
     assert_loading_records_arrived_once(loaded)
     if "--lazy-apps" not in options:
         assert len(loaded) == 1, f"records logged while loading came from {len(loaded)} processes"
-    assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+    assert _reports(errors) == []
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
+@needs_uwsgi
 def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_restarts(
     moto_server: MotoEndpoint, tmp_path: Path
 ) -> None:
@@ -107,7 +110,7 @@ def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_r
     for _ in range(2):
         requests, errors, _ = _serve(env, options)
         answered += requests
-        assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+        assert _reports(errors) == []
     got = delivered_ids(moto_server, group)
     loaded = loading_records(moto_server, group)
     print(f"measured: uwsgi with a spool, twice: answered={len(answered)} delivered={len(got)}")
@@ -118,7 +121,7 @@ def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_r
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(UWSGI is None, reason="uwsgi is not installed (pip install --group servers)")
+@needs_uwsgi
 def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_send(
     moto_server: MotoEndpoint, tmp_path: Path
 ) -> None:
@@ -154,15 +157,21 @@ def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_
     assert sorted(loaded) == sorted([first_master, second_master])
     assert set(loaded[first_master]) == set(range(LOADING_RECORDS))
     assert loaded[second_master] == Counter(range(LOADING_RECORDS))
-    assert [line for line in errors.splitlines() if line.startswith(PREFIX)] == []
+    assert _reports(errors) == []
+
+
+def _reports(errors: str) -> list[str]:
+    """The lines of uWSGI's standard error that are the handler's reports."""
+    return [line for line in errors.splitlines() if line.startswith(PREFIX)]
 
 
 def _serve(
     env: dict[str, str], options: list[str], *, stop_every_process: bool = False
 ) -> tuple[list[str], str, int]:
     """Start uWSGI on `apps/wsgi_app.py` with two workers and ``options``, send `REQUESTS`
-    requests, stop it with SIGTERM (to its master, or to ``stop_every_process``, as without a
-    master); the requests answered, uWSGI's standard error, and its first process's id."""
+    requests, and stop it with SIGTERM: to its master, or to every process (without a master,
+    or with ``stop_every_process``). The requests answered, uWSGI's standard error, and the id
+    of its first process (the master, if there is one)."""
     assert UWSGI is not None
     port = free_port()
     server_options = ["--processes", "2", "--die-on-term", *options]
