@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import subprocess
@@ -489,3 +490,31 @@ def test_the_sender_tidies_the_spool_after_settling_without_its_lock(
     # The tidying comes after the settling that lets flush() return: wait for it, boundedly.
     assert tidied.wait(timeout=30)
     assert all(tidied_with_the_lock_free)
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_journal_that_cannot_grow_costs_no_record_and_says_so(
+    make_handler: HandlerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk when the journal must grow (here at once: it has no room yet), on the
+    logging call's own path: no call raises, every record is still queued in memory and
+    delivered, and the side channel says they could not be journaled (a crash would lose
+    them)."""
+    from aws_cloudwatch_logs_handler import _journal_file
+
+    def no_space(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_journal_file, "_reserve", no_space)
+    problems: list[str] = []
+    handler = make_handler(spool_dir=str(tmp_path), on_problem=problems.append)
+    logger = make_handler.logger(handler)
+    for number in range(3):
+        logger.info("record %d", number)
+    assert handler.flush(timeout_s=30)
+    delivered = events_of(handler.log_group_name, handler.log_stream_name)
+    assert delivered == [f"record {number}" for number in range(3)]
+    assert problems and all("could not journal" in problem for problem in problems)
+    assert "No space left on device" in problems[0]
+    stats = handler.stats()
+    assert (stats.records_accepted, stats.events_delivered, stats.dropped_total) == (3, 3, 0)
