@@ -84,3 +84,31 @@ def test_writing_into_a_new_journal_takes_no_page_fault_per_page(tmp_path: Path)
         assert path.stat().st_size - journal.size <= MAX_STEP_BYTES
     finally:
         os.close(fd)
+
+
+def test_a_journal_whose_new_mapping_fails_keeps_what_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is mapped anew when it grows; if that mapping fails (no memory), the append
+    raises OSError for the spool to report, and the journal goes on as it was: what it held is
+    still there, and the next append that fits, or grows, works."""
+    fd = os.open(tmp_path / "j.journal", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        journal = MappedJournal(fd)
+        first = encode_frame("s", Event(1, "kept", 0))
+        journal.append(first)
+
+        def no_memory(*args: object, **kwargs: object) -> mmap.mmap:
+            raise OSError(12, "Cannot allocate memory")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(mmap, "mmap", no_memory)  # as `_journal_file` calls it
+            with pytest.raises(OSError, match="Cannot allocate memory"):
+                journal.append(b"\x01" * (journal.capacity + 1))
+        second = encode_frame("s", Event(2, "after", 0))
+        journal.append(second)
+        journal.append(b"\x02" * GROWTH_BYTES)  # grows, now that mapping works
+        assert journal.read(0)[: len(first) + len(second)] == first + second
+    finally:
+        journal.forget()
+        os.close(fd)

@@ -58,7 +58,7 @@ class MappedJournal:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         # `map`, `capacity` and `size` are public for `Spool.append_one`, which writes `append`
-        # out on the logging call's path (the call it saves is a tenth of its time).
+        # out on the logging call's path (the call it saves is about 0.1 us of its 2).
         self.map: mmap.mmap | None = None
         """The file mapped, from offset 0 to `capacity` (None until the first append)."""
         self.capacity = 0
@@ -81,9 +81,10 @@ class MappedJournal:
         capacity = max(needed, self.capacity + step)
         capacity += -capacity % mmap.PAGESIZE
         _reserve(self._fd, self.capacity, capacity - self.capacity)
+        # Mapped before the old mapping goes: if this fails, the journal is as it was.
+        mapped = mmap.mmap(self._fd, capacity, flags=mmap.MAP_SHARED)
         self._unmap()
-        self.map = mmap.mmap(self._fd, capacity, flags=mmap.MAP_SHARED)
-        self.capacity = capacity
+        self.map, self.capacity = mapped, capacity
 
     def read(self, start: int) -> bytes:
         """A copy of what was written from offset ``start`` to the end."""

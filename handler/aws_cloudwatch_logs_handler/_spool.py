@@ -336,7 +336,7 @@ class Spool:
         size = journal.size
         end = size + len(frame)
         if end > journal.capacity:
-            journal.grow(end)  # an OSError (a full disk) leaves the journal as it was
+            journal.grow(end)  # an OSError (a full disk, no memory) leaves it as it was
         mapped = journal.map
         assert mapped is not None  # made by grow
         mapped[size:end] = frame
