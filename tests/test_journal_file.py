@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import resource
@@ -99,7 +100,7 @@ def test_a_journal_whose_new_mapping_fails_keeps_what_it_holds(
         journal.append(first)
 
         def no_memory(*args: object, **kwargs: object) -> mmap.mmap:
-            raise OSError(12, "Cannot allocate memory")
+            raise OSError(errno.ENOMEM, "Cannot allocate memory")
 
         with monkeypatch.context() as patched:
             patched.setattr(mmap, "mmap", no_memory)  # as `_journal_file` calls it
