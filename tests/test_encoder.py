@@ -121,7 +121,7 @@ def test_long_batches_are_encoded_in_slices_with_pauses() -> None:
     pauses: list[None] = []
     body = encode_put_log_events("g", "s", PackedEvents(events), pause=lambda: pauses.append(None))
     assert body == botocore_body("g", "s", events)
-    assert len(pauses) == 3  # before each of the three slices
+    assert len(pauses) == 4  # before each of the three slices, and before the body's join
 
 
 def _wire_bodies(session: Any) -> list[bytes]:

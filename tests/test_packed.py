@@ -135,7 +135,12 @@ def assert_ranges_read_as_queued(queue: PackedEvents) -> None:
     events: the whole queue, and ranges that start and end inside chunks."""
     events = list(queue)
     size = len(events)
-    for start, end in ((0, size), (size // 3, 2 * size // 3), (1, max(1, size - 1))):
+    ranges = [(0, size), (size // 3, 2 * size // 3), (1, max(1, size - 1))]
+    # One and two chunks' worth from every start in the first chunks: some of these ranges are
+    # whole sealed chunks, which `text` joins as they are.
+    for start in range(min(size, 2 * CHUNK_MESSAGES) + 1):
+        ranges += [(start, start + CHUNK_MESSAGES), (start, start + 2 * CHUNK_MESSAGES)]
+    for start, end in ranges:
         if start > end or end > size:
             continue
         wanted = events[start:end]
@@ -150,6 +155,11 @@ def test_a_chunk_whose_message_holds_the_separator_comes_back_exactly() -> None:
     events[3] = Event(3, "a\x1eb", 29)
     events[CHUNK_MESSAGES + 5] = Event(CHUNK_MESSAGES + 5, "é and \U0001f600", 40)
     queue = PackedEvents(events)
+    # Read as the encoder reads whole chunks, then taken.
+    assert queue.text(0, len(events)) == SEPARATOR.join(event.message for event in events)
+    assert queue.text(CHUNK_MESSAGES, 2 * CHUNK_MESSAGES) == SEPARATOR.join(
+        event.message for event in events[CHUNK_MESSAGES:]
+    )
     assert take(queue, len(events)) == events
 
 

@@ -272,6 +272,17 @@ class PackedEvents:
         encoder reads them: a sealed chunk read whole is taken as it is, never split and joined
         again. Only a sealed chunk is known to be free of the separator: a message elsewhere may
         hold one, which a reader must check for."""
+        first, last = self._skip + start, self._skip + end  # counted from the first chunk
+        sealed = CHUNK_MESSAGES * len(self._chunks)
+        if first % CHUNK_MESSAGES == last % CHUNK_MESSAGES == 0 and last <= sealed:
+            # Whole sealed chunks, as the encoder's slices of a batch taken whole are: one join
+            # of the chunks in C (2 us for a slice of 512 events, where walking the spans took
+            # 36 us), unless one of them was kept as a list.
+            chunks = self._chunks[first // CHUNK_MESSAGES : last // CHUNK_MESSAGES]
+            try:
+                return SEPARATOR.join(chunks)  # type: ignore[arg-type]  # a list: TypeError
+            except TypeError:  # a chunk kept as a list: not ASCII, or it holds the separator
+                pass
         return SEPARATOR.join(
             chunk
             if isinstance(chunk, str) and stop - offset == CHUNK_MESSAGES
