@@ -7,6 +7,7 @@ import random
 from array import array
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -263,3 +264,18 @@ def test_cutting_a_spread_batch_lets_other_threads_in_between_slices() -> None:
     cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
     assert [len(batch) for batch in cut.batches] == [count]
     assert len(calls) == -(-count // SLICE_EVENTS)
+
+
+@pytest.mark.parametrize(("events_per_ms", "checkpoints"), [(200, 1), (40, 20)])
+def test_the_order_check_of_a_busy_loggers_batch_starts_with_a_checkpoint(
+    events_per_ms: int, checkpoints: int
+) -> None:
+    """A full batch from a thread logging flat out: checked run by run when runs are long (one
+    checkpoint, before the check), else slice by slice (one before each of the 20 slices); the
+    sender's lock-free work never runs a millisecond without one."""
+    calls: list[None] = []
+    count = MAX_BATCH_EVENTS
+    taken = PackedEvents(Event(NOW_MS + i // events_per_ms, f"m{i}", 28) for i in range(count))
+    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
+    assert [len(batch) for batch in cut.batches] == [count]
+    assert len(calls) == checkpoints
