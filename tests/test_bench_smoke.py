@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench.caller_stalls import how_it_lost_the_cpu
 from bench.neighbour import busy_neighbour
 
 pytestmark = pytest.mark.slow  # runs benchmark workers against a moto server
@@ -244,6 +245,38 @@ def test_the_caller_tail_alternates_windows_and_delivers_what_it_logged() -> Non
         assert " p99 " in median and median.endswith("x floor")
     assert completed.stdout.rstrip().endswith("every record delivered")
     assert "could not queue" not in completed.stderr
+
+
+def test_the_caller_stalls_sorts_each_sides_slow_calls_and_delivers_what_it_logged() -> None:
+    """`python -m bench.caller_stalls` prints a row for the floor and one for this handler
+    sending, each with its tail and its slow calls counted by how the thread lost the CPU, and
+    delivers every record it logged (exit status 0 only then)."""
+    completed = _run_bench(
+        "bench.caller_stalls", "--windows", "1", "--calls", "12000", timeout_s=120
+    )
+    rows = {
+        cells[0]: cells[1:]
+        for line in completed.stdout.splitlines()
+        if line.startswith("| ") and (cells := line.strip("| ").split(" | "))[0] != "side"
+    }
+    assert sorted(rows) == ["floor", "sending"]
+    for calls, p99, p999, most, slow, over_1ms, *kinds, stolen in rows.values():
+        assert int(calls) == 12_000
+        assert 0 < float(p99) <= float(p999) <= float(most)
+        assert 0 <= int(over_1ms) <= int(slow)
+        # Every slow call is of one kind: the kinds' counts add up to the slow calls.
+        assert sum(int(kind.split(",")[0]) for kind in kinds) == int(slow)
+        assert stolen == "n/a" if sys.platform != "linux" else float(stolen) >= 0
+    assert completed.stdout.rstrip().endswith("every record delivered")
+    assert "could not queue" not in completed.stderr
+
+
+def test_a_slow_call_is_sorted_by_the_context_switches_it_saw() -> None:
+    """A switch the thread chose (it blocked: the GIL, a lock) is a wait, whatever else happened;
+    one it did not choose is a preemption; none is time the kernel did not see go."""
+    assert how_it_lost_the_cpu(voluntary=1, involuntary=3) == "waited"
+    assert how_it_lost_the_cpu(voluntary=0, involuntary=1) == "preempted"
+    assert how_it_lost_the_cpu(voluntary=0, involuntary=0) == "unseen"
 
 
 @pytest.mark.parametrize("options", [(), ("--spool",)], ids=["default", "spool"])
