@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.endpoint import fake_aws_environment, moto_server
 from bench.phases import logger_for
-from bench.worker import MESSAGE
+from bench.worker import MESSAGE, _percentile
 
 KINDS: tuple[str, ...] = ("waited", "preempted", "unseen")
 _PROC_STAT = Path("/proc/stat")
@@ -43,11 +43,12 @@ class Side:
     """What one side's windows measured."""
 
     calls: int = 0
-    durations_us: list[float] = field(default_factory=list)
+    durations_ns: list[int] = field(default_factory=list)
     """Every call's duration."""
     slow_us: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     """The slow calls' durations, by how the thread lost the CPU."""
-    stolen_s: float = 0.0
+    stolen_s: float | None = None
+    """CPU time the hypervisor took during the windows; None where the system does not say."""
     wall_s: float = 0.0
 
 
@@ -78,7 +79,7 @@ def _window(log: Callable[..., None], calls: int, side: Side, slow_ns: int) -> N
         log(MESSAGE, i)
         took = clock() - start
         after = usage(thread)
-        side.durations_us.append(took / 1000)
+        side.durations_ns.append(took)
         if took > slow_ns:
             kind = how_it_lost_the_cpu(
                 after.ru_nvcsw - before.ru_nvcsw, after.ru_nivcsw - before.ru_nivcsw
@@ -89,11 +90,7 @@ def _window(log: Callable[..., None], calls: int, side: Side, slow_ns: int) -> N
     side.wall_s += time.perf_counter() - wall_before
     stolen_after = stolen_s()
     if stolen_before is not None and stolen_after is not None:
-        side.stolen_s += stolen_after - stolen_before
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+        side.stolen_s = (side.stolen_s or 0.0) + stolen_after - stolen_before
 
 
 def report(sides: dict[str, Side], slow_us: float) -> list[str]:
@@ -104,15 +101,16 @@ def report(sides: dict[str, Side], slow_us: float) -> list[str]:
         + " | stolen, % of both CPUs |",
         "|---|---:|---:|---:|---:|---:|---:|" + "---|" * len(KINDS) + "---:|",
     ]
+    cpus = os.cpu_count() or 1
     for name, side in sides.items():
-        ordered = sorted(side.durations_us)
+        ordered = sorted(side.durations_ns)
         slow = [took for kind in KINDS for took in side.slow_us[kind]]
         cells = [
             name,
             str(side.calls),
             f"{_percentile(ordered, 0.99):.0f}",
             f"{_percentile(ordered, 0.999):.0f}",
-            f"{ordered[-1]:.0f}",
+            f"{ordered[-1] / 1000:.0f}",
             str(len(slow)),
             str(sum(took > 1000 for took in slow)),
         ]
@@ -121,9 +119,8 @@ def report(sides: dict[str, Side], slow_us: float) -> list[str]:
             cells.append(
                 f"{len(took)}, {statistics.median(took):.0f}, {max(took):.0f}" if took else "0"
             )
-        cpus = os.cpu_count() or 1
-        share = 100 * side.stolen_s / (side.wall_s * cpus) if side.wall_s else 0.0
-        cells.append(f"{share:.1f}" if _PROC_STAT.exists() else "n/a")
+        stolen = side.stolen_s
+        cells.append("n/a" if stolen is None else f"{100 * stolen / (side.wall_s * cpus):.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
