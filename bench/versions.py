@@ -7,9 +7,12 @@ server, and windows of the format-only floor, of OLD and of NEW alternate. A cha
 nanoseconds a logging call shows here, where `bench.run`'s process per contender sees the host's
 slow stretches (seconds long, a microsecond a call) land on one side or the other.
 
-Each window times 9,000 logging calls, fewer than a batch, so that no version sends while its calls
-are timed (the flush() that follows is not timed): what the logging call itself costs, by the
-calling thread's CPU clock and by the latency of each call. Printed: every side's medians over the
+Each window times 9,000 logging calls a side, fewer than a batch, so that no version sends while its
+calls are timed (the flush() that follows is not timed): what the logging call itself costs, by the
+calling thread's CPU clock and by the latency of each call. Within a window the sides take turns in
+blocks of 500 calls, each block starting with the next side, so that a slow stretch of the host
+(on this VM the CPU clock itself runs up to twice as slow for a second or more) falls on every side
+of the window alike instead of on one. Printed: every side's medians over the
 windows, then NEW against OLD window by window (the median difference, and the middle half of
 the differences). ``--spool`` gives both versions a spool (each its own directory). A diagnostic
 for a change, not a contest: `bench.run` gives the figures.
@@ -52,17 +55,31 @@ def load_version(directory: Path, alias: str) -> ModuleType:
     return module
 
 
-def _window(logger: logging.Logger) -> dict[str, float]:
-    """Time `HELD_CALLS` logging calls: thread CPU per call, and the calls' p50 and p99 (µs)."""
-    started = time.thread_time()
-    samples, made = _timed_calls(logger.info, HELD_CALLS, deadline=math.inf)
-    cpu_us = (time.thread_time() - started) / made * 1e6
-    ordered = sorted(samples)
-    return {
-        "cpu_us": cpu_us,
-        "p50_us": _percentile(ordered, 0.5),
-        "p99_us": _percentile(ordered, 0.99),
-    }
+BLOCK_CALLS = 500  # a side's turn within a window; HELD_CALLS is a whole number of them
+
+
+def _window(loggers: dict[str, logging.Logger]) -> dict[str, dict[str, float]]:
+    """Time `HELD_CALLS` logging calls a side, the sides taking turns in blocks: per side, the
+    thread CPU per call and the calls' p50 and p99 (µs)."""
+    sides = list(loggers)
+    cpu_s = dict.fromkeys(sides, 0.0)
+    samples: dict[str, list[int]] = {side: [] for side in sides}
+    for block in range(HELD_CALLS // BLOCK_CALLS):
+        first = block * BLOCK_CALLS
+        for side in sides[block % len(sides) :] + sides[: block % len(sides)]:
+            started = time.thread_time()
+            timed, _ = _timed_calls(loggers[side].info, BLOCK_CALLS, math.inf, first)
+            cpu_s[side] += time.thread_time() - started
+            samples[side].extend(timed)
+    figures = {}
+    for side in sides:
+        ordered = sorted(samples[side])
+        figures[side] = {
+            "cpu_us": cpu_s[side] / len(ordered) * 1e6,
+            "p50_us": _percentile(ordered, 0.5),
+            "p99_us": _percentile(ordered, 0.99),
+        }
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +111,13 @@ def main(argv: list[str] | None = None) -> int:
             delivered &= handler.flush(timeout_s=30)  # the client and the stream exist
         rows: dict[str, list[dict[str, float]]] = {side: [] for side in loggers}
         for _ in range(args.windows):
-            for side, logger in loggers.items():
-                rows[side].append(_window(logger))
-                if side in handlers:
-                    delivered &= handlers[side].flush(timeout_s=60)  # outside the window
+            for side, figures in _window(loggers).items():
+                rows[side].append(figures)
+            for handler in handlers.values():
+                delivered &= handler.flush(timeout_s=60)  # outside the window
         for handler in handlers.values():
             handler.close()
-    print(f"Medians over {args.windows} windows of {HELD_CALLS:,} logging calls (µs):")
+    print(f"Medians over {args.windows} windows of {HELD_CALLS:,} logging calls a side (µs):")
     for side, windows in rows.items():
         cells = " ".join(
             f"{figure} {statistics.median(w[figure] for w in windows):.3f}" for figure in FIGURES

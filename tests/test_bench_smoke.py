@@ -284,7 +284,7 @@ def test_two_versions_run_side_by_side_and_a_slower_one_shows(
     tmp_path: Path, options: tuple[str, ...]
 ) -> None:
     """`python -m bench.versions OLD NEW` loads each version under a name of its own in one
-    process: a NEW whose logging call does 2 µs more work than OLD's (a copy of this package,
+    process: a NEW whose logging call does several µs more work than OLD's (a copy of this package,
     slowed) shows as that much more CPU per call, and both deliver what they logged, with a
     spool or without."""
     slowed = tmp_path / "slowed"
