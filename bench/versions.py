@@ -12,10 +12,10 @@ calls are timed (the flush() that follows is not timed): what the logging call i
 calling thread's CPU clock and by the latency of each call. Within a window the sides take turns in
 blocks of 500 calls, each block starting with the next side, so that a slow stretch of the host
 (on this VM the CPU clock itself runs up to twice as slow for a second or more) falls on every side
-of the window alike instead of on one. Printed: every side's medians over the
-windows, then NEW against OLD window by window (the median difference, and the middle half of
-the differences). ``--spool`` gives both versions a spool (each its own directory). A diagnostic
-for a change, not a contest: `bench.run` gives the figures.
+of the window alike instead of on one. Printed: every side's medians over the windows, then NEW
+against OLD window by window (the median difference, and the middle half of the differences).
+``--spool`` gives both versions a spool (each its own directory). A diagnostic for a change, not a
+contest: `bench.run` gives the figures.
 """
 
 from __future__ import annotations
