@@ -1,4 +1,5 @@
-"""Why a logging call was slow: `python -m bench.caller_stalls [--windows N] [--calls N]`.
+"""Why a logging call was slow: `python -m bench.caller_stalls [--windows N] [--calls N]
+[--defer-puts]`.
 
 A logging call that takes far longer than its work lost the CPU meanwhile, in one of three ways,
 which the kernel counts for the calling thread (``getrusage(RUSAGE_THREAD)``):
@@ -16,6 +17,11 @@ batches' worth a window), so a stretch in which the host slows every call shows 
 Each call's counts are read after the call, outside its timing; the reading costs about a
 microsecond, which slows the loop a little. A diagnostic, not a contest: it says which of the slow
 calls are this handler's to cut, and which the host's.
+
+``--defer-puts`` has the moto server answer each PutLogEvents call at once and apply it only once
+the windows are over (`local_aws.keep_alive_moto`): moto's parsing of a batch (about 100 ms of CPU)
+then leaves the host alone while calls are timed, as CloudWatch Logs' does. What was delivered is
+then read back from moto and counted.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 from bench.endpoint import fake_aws_environment, moto_server
 from bench.phases import logger_for
 from bench.worker import MESSAGE, _percentile
+from local_aws.moto_endpoint import logs_client, read_events
 
 KINDS: tuple[str, ...] = ("waited", "preempted", "unseen")
 _PROC_STAT = Path("/proc/stat")
@@ -131,11 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=5, help="windows per side (default 5)")
     parser.add_argument("--calls", type=int, default=20_000, help="calls a window makes")
     parser.add_argument("--slow-us", type=float, default=100.0, help="a slow call (default 100)")
+    parser.add_argument(
+        "--defer-puts", action="store_true", help="moto applies each batch after the windows"
+    )
     args = parser.parse_args(argv)
     from bench.peers import FormatOnlyHandler
 
     slow_ns = int(args.slow_us * 1000)
-    with moto_server() as url:
+    with moto_server(defer_puts=args.defer_puts) as url:
         os.environ.update(fake_aws_environment(url))
         from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 
@@ -149,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             _window(ours.info, args.calls, sides["sending"], slow_ns)
             delivered &= handler.flush(timeout_s=60)  # outside the windows
         handler.close()
+        if args.defer_puts:  # moto's answers came before it applied them: count what it holds
+            held = read_events(logs_client(url), handler.log_group_name, handler.log_stream_name)
+            delivered &= len(held) == 1 + args.windows * args.calls
     print("\n".join(report(sides, args.slow_us)))
     print("every record delivered" if delivered else "NOT every record delivered")
     return 0 if delivered else 1

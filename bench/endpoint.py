@@ -70,11 +70,13 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server(defer_puts: bool = False) -> Iterator[str]:
     """Run moto on 127.0.0.1 (never its 0.0.0.0 default) and yield its URL.
 
     Served with keep-alive (`local_aws.keep_alive_moto`), as CloudWatch Logs serves: moto's own
     server closes the connection after every call, a connect and a close no AWS user pays.
+    ``defer_puts``: PutLogEvents is answered at once and applied before the next other call, so
+    that moto's parsing of each batch is not done on the host while calls are timed.
     """
     port = _free_port()
     process = subprocess.Popen(
@@ -86,6 +88,7 @@ def moto_server() -> Iterator[str]:
             LOOPBACK,
             "--port",
             str(port),
+            *(["--defer-puts"] if defer_puts else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

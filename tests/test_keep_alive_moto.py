@@ -210,3 +210,41 @@ def test_a_burst_of_connections_waits_in_the_backlog_until_accepted() -> None:
             connection.close()
         server.server_close()
     assert len(connected) == 40
+
+
+def test_deferred_puts_are_answered_at_once_and_applied_in_order_before_any_other_call(
+    group: str,
+) -> None:
+    """With ``defer_puts`` a PutLogEvents call to a stream made through the server is answered
+    before moto applies it, and every kept call reaches moto, in the order it came, before the
+    next other call is served: a reader sees every event. A call to a stream the server did not
+    make goes to moto at once, so a client that creates its stream when told it is missing (as
+    watchtower does) is told."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.logs.models import logs_backends
+
+    with _serving(serve("127.0.0.1", 0, defer_puts=True)) as url:
+        client = logs_client(url)
+        client.create_log_group(logGroupName=group)
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.put_log_events(
+                logGroupName=group,
+                logStreamName="s",
+                logEvents=[{"timestamp": int(time.time() * 1000), "message": "no stream yet"}],
+            )
+        client.create_log_stream(logGroupName=group, logStreamName="s")
+        base_ms = int(time.time() * 1000)
+        for batch in range(3):
+            client.put_log_events(
+                logGroupName=group,
+                logStreamName="s",
+                logEvents=[
+                    {"timestamp": base_ms + batch, "message": f"{batch}-{i}"} for i in range(100)
+                ],
+            )
+        stream = logs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].groups[group].streams["s"]
+        assert list(stream.events) == []  # answered, not yet applied
+        held = client.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True)
+    assert [event["message"] for event in held["events"]] == [
+        f"{batch}-{i}" for batch in range(3) for i in range(100)
+    ]
