@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -83,6 +83,15 @@ def _read_reply(reader: io.BufferedReader) -> tuple[int, dict[str, str], bytes]:
         headers[name.strip().lower()] = value.strip()
     body = reader.read(int(headers["content-length"]))
     return status, headers, body
+
+
+def _put(client: Any, group: str, timestamp_ms: int, messages: list[str]) -> None:
+    """One PutLogEvents call to stream "s" of ``group``: ``messages``, all at ``timestamp_ms``."""
+    client.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[{"timestamp": timestamp_ms, "message": message} for message in messages],
+    )
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -172,11 +181,7 @@ def test_a_boto3_client_makes_all_its_calls_on_one_connection(
     client.create_log_stream(logGroupName=group, logStreamName="s")
     now = int(time.time() * 1000)
     for i in range(4):
-        client.put_log_events(
-            logGroupName=group,
-            logStreamName="s",
-            logEvents=[{"timestamp": now + i, "message": f"m{i}"}],
-        )
+        _put(client, group, now + i, [f"m{i}"])
     events = client.get_log_events(logGroupName=group, logStreamName="s")["events"]
     assert [event["message"] for event in events] == [f"m{i}" for i in range(4)]
     assert len(accepted) == 1
@@ -235,13 +240,7 @@ def test_deferred_puts_are_answered_at_once_and_applied_in_order_before_any_othe
         client.create_log_stream(logGroupName=group, logStreamName="s")
         base_ms = int(time.time() * 1000)
         for batch in range(3):
-            client.put_log_events(
-                logGroupName=group,
-                logStreamName="s",
-                logEvents=[
-                    {"timestamp": base_ms + batch, "message": f"{batch}-{i}"} for i in range(100)
-                ],
-            )
+            _put(client, group, base_ms + batch, [f"{batch}-{i}" for i in range(100)])
         stream = logs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].groups[group].streams["s"]
         assert list(stream.events) == []  # answered, not yet applied
         held = client.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True)
