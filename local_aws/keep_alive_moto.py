@@ -11,11 +11,12 @@ open between requests. It reads a request body exactly by its ``Content-Length``
 one is refused with 411, as a client that wants keep-alive must send one) and answers with a
 ``Content-Length``, so one request never runs into the next.
 
-With ``--defer-puts`` it answers each PutLogEvents call at once, as moto would (``{}``), and hands
-the calls to moto only before it serves any other call, in the order they came. moto spends about
-100 ms of CPU on a 10,000-event batch; CloudWatch Logs does that work on AWS's machines, not on the
-host of the process measured (on a 2-vCPU VM, moto's share even shows as time stolen from both
-CPUs). A benchmark that reads back what was delivered still sees every event.
+With ``--defer-puts`` it answers each PutLogEvents call to a stream made through it at once, as
+moto would (``{}``), and hands the calls to moto only before it serves any other call, in the
+order they came; a call to any other stream goes to moto at once, to be refused if it must. moto
+spends about 100 ms of CPU on a 10,000-event batch; CloudWatch Logs does that work on AWS's
+machines, not on the host of the process measured (on a 2-vCPU VM, moto's share even shows as time
+stolen from both CPUs). A benchmark that reads back what was delivered still sees every event.
 
 `python -m local_aws.keep_alive_moto --host 127.0.0.1 --port N [--defer-puts]`
 """
@@ -52,7 +53,7 @@ class KeepAliveWSGIHandler(AnyMethodHandler):
     """The WSGI application, set on the subclass `serve` makes."""
     deferred: ClassVar[list[dict[str, Any]] | None] = None
     """PutLogEvents calls answered but not yet handed to moto (None: none is deferred)."""
-    deferred_lock = threading.Lock()
+    deferred_lock: ClassVar[threading.Lock]
     made_streams: ClassVar[set[tuple[str, str]]] = set()
     """(group, stream) of each stream created through this server since the last deletion."""
 
@@ -179,6 +180,7 @@ def serve(host: str, port: int, defer_puts: bool = False) -> LocalHTTPServer:
     class MotoHandler(KeepAliveWSGIHandler):
         app = DomainDispatcherApplication(create_backend_app)
         deferred = [] if defer_puts else None
+        deferred_lock = threading.Lock()
         made_streams: ClassVar[set[tuple[str, str]]] = set()
 
     return LocalHTTPServer((host, port), MotoHandler)
