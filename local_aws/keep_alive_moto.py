@@ -54,7 +54,7 @@ class KeepAliveWSGIHandler(AnyMethodHandler):
     deferred: ClassVar[list[dict[str, Any]] | None] = None
     """PutLogEvents calls answered but not yet handed to moto (None: none is deferred)."""
     deferred_lock: ClassVar[threading.Lock]
-    made_streams: ClassVar[set[tuple[str, str]]] = set()
+    made_streams: ClassVar[set[tuple[str, str]]]
     """(group, stream) of each stream created through this server since the last deletion."""
 
     def _serve(self) -> None:
@@ -87,20 +87,21 @@ class KeepAliveWSGIHandler(AnyMethodHandler):
         assert self.deferred is not None
         environ = self._environ(body)
         operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+        names = _names(body) if operation in ("PutLogEvents", "CreateLogStream") else None
         with self.deferred_lock:
-            if operation == "PutLogEvents" and _names(body) in self.made_streams:
+            if operation == "PutLogEvents" and names in self.made_streams:
                 self.deferred.append(environ)
                 return "200 OK", [("Content-Type", "application/x-amz-json-1.1")], [b"{}"]
-            while self.deferred:
-                status, _, chunks = self._call_app(self.deferred.pop(0))
+            for kept in self.deferred:
+                status, _, chunks = self._call_app(kept)
                 if not status.startswith("200"):  # its caller was told 200: say it here
                     print(
                         f"a deferred PutLogEvents failed: {status} {b''.join(chunks)!r}",
                         file=sys.stderr,
                     )
+            self.deferred.clear()
             status, headers, chunks = self._call_app(environ)
-            names = _names(body) if operation == "CreateLogStream" else None
-            if names is not None and status.startswith("200"):
+            if operation == "CreateLogStream" and names is not None and status.startswith("200"):
                 self.made_streams.add(names)
             elif operation.startswith("Delete") or "reset" in environ["PATH_INFO"]:
                 self.made_streams.clear()  # whatever went, no stream is taken for granted
@@ -157,20 +158,20 @@ class KeepAliveWSGIHandler(AnyMethodHandler):
         return environ
 
 
-_NAME = {
-    field: re.compile(rb'"' + field + rb'": ?("(?:[^"\\]|\\.)*")')
+_NAMES = tuple(
+    re.compile(rb'"' + field + rb'": ?("(?:[^"\\]|\\.)*")')
     for field in (b"logGroupName", b"logStreamName")
-}
+)
 
 
 def _names(body: bytes) -> tuple[str, str] | None:
     """The group and stream a CreateLogStream or PutLogEvents body names, read from its start
     (botocore writes them before the events) without parsing a 1 MB body; None if not there."""
     head = body[:4096]
-    found = [_NAME[field].search(head) for field in (b"logGroupName", b"logStreamName")]
-    if found[0] is None or found[1] is None:
+    group, stream = (pattern.search(head) for pattern in _NAMES)
+    if group is None or stream is None:
         return None
-    return json.loads(found[0].group(1)), json.loads(found[1].group(1))
+    return json.loads(group.group(1)), json.loads(stream.group(1))
 
 
 def serve(host: str, port: int, defer_puts: bool = False) -> LocalHTTPServer:
