@@ -11,6 +11,10 @@ message in it (pure state, no I/O).
 For a spooling handler a fourth array holds each event's number in the journal, so that a settled
 batch tells the journal exactly which frames it settles.
 
+The queue also notes, as events come in, whether their timestamps ever go down (one comparison a
+logging call): a batch taken from a queue that never went down needs no order check by the sender,
+which otherwise reads every timestamp of it again, holding the GIL that logging calls wait for.
+
 Taking a batch costs the sender's lock only a few slice copies: `detach` moves the oldest events
 into a queue of their own, and that queue is the batch from then on, read with the lock released:
 the encoder reads its `columns` and the journal its `journal_numbers`, with no tuple per event.
@@ -25,6 +29,9 @@ from itertools import islice
 from typing import Final, TypeAlias
 
 from ._events import Event
+
+_BEFORE_ANY_MS: Final = -(2**63)
+"""The last timestamp of an empty queue: lower than any event's."""
 
 _COMPACT_AFTER: Final = 4_096
 """Taken events leave a gap at the front; it is closed once it is this long and half the queue."""
@@ -74,6 +81,8 @@ class PackedEvents:
     __slots__ = (
         "_chunks",
         "_head",
+        "_in_order",
+        "_last_ms",
         "_numbers",
         "_sizes",
         "_skip",
@@ -96,6 +105,11 @@ class PackedEvents:
         self._tail_checked = True
         """No message in the tail holds the separator: `append` looks as it goes (a memchr),
         so that the seal need not count separators in the joined text; other ways in do not."""
+        self._last_ms = _BEFORE_ANY_MS
+        """The timestamp of the newest event appended (`_BEFORE_ANY_MS` in an empty queue)."""
+        self._in_order = True
+        """No event came in with a timestamp below the one before it since the queue was last
+        empty: the waiting events are in time order. False says only that they may not be."""
         self._numbers: array[int] | None = None
         """Each event's number in the spool's journal (-1: not journaled), kept only once a
         spooling handler gives one: the journal is told exactly which events are settled."""
@@ -106,6 +120,12 @@ class PackedEvents:
 
     def __bool__(self) -> bool:
         return len(self._times) > self._head
+
+    @property
+    def in_order(self) -> bool:
+        """Whether the waiting events are known to be in time order, as they came in: True
+        needs no check of their timestamps; False means they may be out of order."""
+        return self._in_order
 
     def __iter__(self) -> Iterator[Event]:
         head = self._head
@@ -120,10 +140,14 @@ class PackedEvents:
         """
         tail = self._tail
         before = len(self._times)
+        last_ms, in_order = self._last_ms, self._in_order
         for timestamp_ms, message, size in events:
             self._times.append(timestamp_ms)
             tail.append(message)
             self._sizes.append(size)
+            in_order = in_order and last_ms <= timestamp_ms
+            last_ms = timestamp_ms
+        self._last_ms, self._in_order = last_ms, in_order
         self._tail_checked = False
         if first_number is not None or self._numbers is not None:
             count = len(self._times) - before
@@ -134,6 +158,10 @@ class PackedEvents:
     def absorb(self, other: PackedEvents) -> None:
         """Append every waiting event of ``other``, journal numbers included, and empty it."""
         count = len(other)
+        if other:
+            self._in_order = self._in_order and other._in_order
+            self._in_order &= self._last_ms <= other._times[other._head]
+            self._last_ms = other._last_ms
         self._times += other.timestamps()
         self._sizes += other._sizes[other._head :]
         self._tail += other.messages(0, count)
@@ -164,6 +192,9 @@ class PackedEvents:
             number: its journal number (-1: not journaled).
         """
         times, tail = self._times, self._tail
+        if timestamp_ms < self._last_ms:
+            self._in_order = False
+        self._last_ms = timestamp_ms
         times.append(timestamp_ms)
         tail.append(message)
         if SEPARATOR in message:
@@ -199,6 +230,8 @@ class PackedEvents:
         part._sizes = array("i", [sizes[head + row] for row in rows])
         part._tail = [messages[row] for row in rows]  # a part's tail may exceed one chunk
         part._tail_checked = False
+        part._in_order = False  # rows in any order: a reader checks
+        part._last_ms = part._times[-1] if rows else _BEFORE_ANY_MS
         if self._numbers is not None:
             numbers = self._numbers
             part._numbers = array("q", [numbers[head + row] for row in rows])
@@ -253,6 +286,9 @@ class PackedEvents:
         # A part's chunks may run past its end: `_messages` reads only the first len(part).
         part._tail = self._tail[max(0, begin - sealed) : max(0, end - sealed)]
         part._tail_checked = self._tail_checked
+        # The oldest events of a queue in order are in order; the rest stay as they were.
+        part._in_order = self._in_order
+        part._last_ms = part._times[-1] if count else _BEFORE_ANY_MS
         self._forget_first(count)
         return part
 
@@ -265,6 +301,8 @@ class PackedEvents:
         self._skip = 0
         self._tail = []
         self._tail_checked = True
+        self._last_ms = _BEFORE_ANY_MS
+        self._in_order = True
         self._numbers = None
 
     def text(self, start: int, end: int) -> str:
