@@ -65,7 +65,8 @@ def drain(events: list[Event], limits: BatchLimits) -> tuple[list[list[Event]], 
     while queue:  # bounded: every call takes at least one event
         queued_size = queue.total_size()
         taken, size = take_prefix(queue, queued_size, limits)
-        assert size == taken.total_size() == queued_size - queue.total_size()
+        assert size == sum(event.size for event in taken) == queued_size - queue.total_size()
+        assert taken.total_size() == size
         cut = cut_batches(taken, now_ms=now_ms, limits=limits)
         batches += [list(batch) for batch in cut.batches]
         aged += [event for _, part in cut.aged_out for event in part]

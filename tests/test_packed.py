@@ -175,6 +175,37 @@ def test_a_queue_vouches_for_the_order_of_events_that_came_in_in_order() -> None
     assert not queue.in_order
 
 
+def test_a_noted_total_size_holds_only_until_the_queue_changes() -> None:
+    """The size a taker noted spares summing it again, and no change outlives it: an append,
+    a detach, a take from the front (with or without compacting the arrays), an absorb."""
+    events = [Event(i, f"m{i}", 28 + i % 7) for i in range(5_000)]
+
+    def noted(queue: PackedEvents) -> PackedEvents:
+        queue.note_total_size(-1)  # a size no real queue has: seen if it is ever returned
+        assert queue.total_size() == -1
+        return queue
+
+    def true_size(queue: PackedEvents) -> int:
+        return sum(event.size for event in queue)
+
+    queue = noted(PackedEvents(events))
+    queue.append(5_000, "appended", 30)
+    assert queue.total_size() == true_size(queue)
+    part = noted(queue).detach(100)  # takes the front, arrays as they were: other events
+    assert part.total_size() == true_size(part) and queue.total_size() == true_size(queue)
+    queue = noted(PackedEvents(events))
+    for i in range(5_000):
+        queue.append(5_000 + i, "x", 28)
+    queue.detach(5_000)  # compacts its arrays, back to the noted length: other events
+    assert queue.total_size() == true_size(queue)
+    noted(queue).absorb(PackedEvents(events[:3]))
+    assert queue.total_size() == true_size(queue)
+    noted(queue).extend(events[:2])
+    assert queue.total_size() == true_size(queue)
+    whole = noted(queue).detach(len(queue))  # the same events, moved whole: the note goes along
+    assert whole.total_size() == -1 and queue.total_size() == 0
+
+
 def test_a_chunk_whose_message_holds_the_separator_comes_back_exactly() -> None:
     """A message may hold any character, the joining separator too: its chunk is kept unjoined."""
     events = [Event(i, f"m{i}", 28) for i in range(CHUNK_MESSAGES * 2)]

@@ -136,3 +136,20 @@ def test_a_checkpoint_after_a_call_that_let_the_gil_go_starts_a_turn_there() -> 
     turns.took_gil_back()  # no wait this time: the turn begun above goes on
     turns.pause()
     assert sleeps == [PAUSE_S]
+
+
+def test_a_checkpoint_that_comes_late_after_the_gil_came_back_counts_what_ran_before_it() -> None:
+    """The first checkpoint after a reply comes once urllib3 has read it, with the GIL taken back
+    meanwhile: what ran since (``held_s``) counts toward the turn begun when the GIL came back."""
+    turns, cpu, wall, sleeps = _turns_with_two_clocks()
+    turns.pause()
+    wall.now_s += 0.005  # waiting for the reply, then for the GIL
+    _run(cpu, wall, TURN_S * 0.6)  # reading the reply
+    turns.took_gil_back(held_s=TURN_S * 0.6)
+    turns.pause(ahead_s=TURN_S * 0.3)
+    assert sleeps == []  # 0.9 of a turn: it fits
+    wall.now_s += 0.005
+    _run(cpu, wall, TURN_S * 0.6)
+    turns.took_gil_back(held_s=TURN_S * 0.6)
+    turns.pause(ahead_s=TURN_S * 0.5)
+    assert sleeps == [PAUSE_S]  # 1.1 turns: the logging threads go first

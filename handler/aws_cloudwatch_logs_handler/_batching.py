@@ -63,11 +63,13 @@ def take_prefix(
         size = queued_size - queue.size_of(count, waiting)
     else:
         size = queue.size_of(0, count)
-    if size <= limits.max_bytes:
-        return queue.detach(count), size
-    ends = list(accumulate(queue.sizes(count)))
-    cut = max(1, bisect_right(ends, limits.max_bytes))
-    return queue.detach(cut), ends[cut - 1]
+    if size > limits.max_bytes:
+        ends = list(accumulate(queue.sizes(count)))
+        count = max(1, bisect_right(ends, limits.max_bytes))
+        size = ends[count - 1]
+    taken = queue.detach(count)
+    taken.note_total_size(size)  # settling the batch needs it, after the reply: not summed again
+    return taken, size
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ class PackedEvents:
         "_head",
         "_in_order",
         "_last_ms",
+        "_noted_size",
         "_numbers",
         "_sizes",
         "_skip",
@@ -110,6 +111,10 @@ class PackedEvents:
         self._in_order = True
         """No event came in with a timestamp below the one before it since the queue was last
         empty: the waiting events are in time order. False says only that they may not be."""
+        self._noted_size: tuple[int, int] | None = None
+        """(length of the arrays, `total_size`) as the caller that took the events summed them
+        (`note_total_size`); any change but an append forgets it, and an append changes the
+        length, so it never outlives the events it sums."""
         self._numbers: array[int] | None = None
         """Each event's number in the spool's journal (-1: not journaled), kept only once a
         spooling handler gives one: the journal is told exactly which events are settled."""
@@ -148,6 +153,7 @@ class PackedEvents:
             in_order = in_order and last_ms <= timestamp_ms
             last_ms = timestamp_ms
         self._last_ms, self._in_order = last_ms, in_order
+        self._noted_size = None
         self._tail_checked = False
         if first_number is not None or self._numbers is not None:
             count = len(self._times) - before
@@ -158,6 +164,7 @@ class PackedEvents:
     def absorb(self, other: PackedEvents) -> None:
         """Append every waiting event of ``other``, journal numbers included, and empty it."""
         count = len(other)
+        self._noted_size = None
         if other:
             self._in_order = self._in_order and other._in_order
             self._in_order &= self._last_ms <= other._times[other._head]
@@ -248,8 +255,18 @@ class PackedEvents:
         return sum(self._sizes[head + start : head + end])
 
     def total_size(self) -> int:
-        """The size of every waiting event, as AWS counts it, summed in C."""
+        """The size of every waiting event, as AWS counts it: as noted, or summed in C (which
+        makes an int of each size: 0.1 ms for a batch of 10,000, in the sender's stretch after
+        a reply with no checkpoint)."""
+        noted = self._noted_size
+        if noted is not None and noted[0] == len(self._times):
+            return noted[1]
         return sum(self._sizes[self._head :])
+
+    def note_total_size(self, size: int) -> None:
+        """Remember ``size`` as the waiting events' `total_size`, which the caller summed (the
+        sender, taking a batch), until the queue changes."""
+        self._noted_size = (len(self._times), size)
 
     def timestamps(self, start: int = 0, end: int | None = None) -> array[int]:
         """The timestamps of waiting events ``start`` to ``end`` (all: oldest first), a copy."""
@@ -303,6 +320,7 @@ class PackedEvents:
         self._tail_checked = True
         self._last_ms = _BEFORE_ANY_MS
         self._in_order = True
+        self._noted_size = None
         self._numbers = None
 
     def text(self, start: int, end: int) -> str:
@@ -350,6 +368,7 @@ class PackedEvents:
 
     def _forget_first(self, count: int) -> None:
         """Drop the ``count`` oldest events, closing the gap they leave in the arrays once long."""
+        self._noted_size = None
         end = self._head + count
         if end == len(self._times):
             self.clear()

@@ -92,18 +92,26 @@ class Turns(threading.local):
         self._checked_cpu_s, self._checked_wall_s = self._clock(), self._wall_clock()
         self._turn_ends = self._checked_cpu_s + self.turn_s
 
-    def took_gil_back(self) -> None:
+    def took_gil_back(self, held_s: float = 0.0) -> None:
         """A checkpoint just after a call that lets the GIL go (botocore hashing the body,
-        waiting for a reply): if the thread had to wait to take it back, a turn starts now."""
-        self._check(None)
+        waiting for a reply): if the thread had to wait to take it back, a turn starts then.
 
-    def _check(self, held_since_cpu_s: float | None) -> float:
+        Args:
+            held_s: CPU time the thread has run since it took the GIL back, where the first
+                checkpoint after it comes later (reading a reply is urllib3's work, and the
+                first hook after it is botocore's ``before-parse``): the turn started that long
+                before this checkpoint.
+        """
+        self._check(None, held_s)
+
+    def _check(self, held_since_cpu_s: float | None, held_s: float = 0.0) -> float:
         """Mark a checkpoint; if the thread was off the CPU since the last one, its turn starts
-        no earlier than ``held_since_cpu_s`` (None: now). Returns the CPU clock."""
+        no earlier than ``held_since_cpu_s`` (None: ``held_s`` before now). Returns the CPU
+        clock."""
         cpu_s, wall_s = self._clock(), self._wall_clock()
         off_s = (wall_s - self._checked_wall_s) - (cpu_s - self._checked_cpu_s)
         if off_s >= OFF_CPU_S:
-            start_s = cpu_s if held_since_cpu_s is None else held_since_cpu_s
+            start_s = cpu_s - held_s if held_since_cpu_s is None else held_since_cpu_s
             self._turn_ends = max(self._turn_ends, start_s + self.turn_s)
         self._checked_cpu_s, self._checked_wall_s = cpu_s, wall_s
         return cpu_s
@@ -117,9 +125,9 @@ def take_turns(*, behind: bool) -> None:
     _TURNS.turn_s = BEHIND_TURN_S if behind else TURN_S
 
 
-def took_gil_back() -> None:
+def took_gil_back(held_s: float = 0.0) -> None:
     """A checkpoint right after a call that lets the GIL go (`Turns.took_gil_back`)."""
-    _TURNS.took_gil_back()
+    _TURNS.took_gil_back(held_s)
 
 
 def pause(ahead_s: float = 0.0) -> None:
