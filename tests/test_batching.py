@@ -261,7 +261,7 @@ def test_cutting_a_spread_batch_lets_other_threads_in_between_slices() -> None:
     checkpoint is called before each slice, not once for the whole batch."""
     calls: list[None] = []
     count = MAX_BATCH_EVENTS
-    taken = _order_unseen(PackedEvents(Event(NOW_MS + 10 * i, f"m{i}", 28) for i in range(count)))
+    taken = PackedEvents(Event(NOW_MS + 10 * i, f"m{i}", 28) for i in range(count))
     cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
     assert [len(batch) for batch in cut.batches] == [count]
     assert len(calls) == -(-count // SLICE_EVENTS)
@@ -271,50 +271,12 @@ def test_cutting_a_spread_batch_lets_other_threads_in_between_slices() -> None:
 def test_the_order_check_of_a_busy_loggers_batch_starts_with_a_checkpoint(
     events_per_ms: int, checkpoints: int
 ) -> None:
-    """A full batch from a thread logging flat out, whose queue did not see it come in: checked
-    run by run when runs are long (one checkpoint, before the check), else slice by slice (one
-    before each of the 20 slices); the sender's lock-free work never runs a millisecond without
-    one."""
+    """A full batch from a thread logging flat out: checked run by run when runs are long (one
+    checkpoint, before the check), else slice by slice (one before each of the 20 slices); the
+    sender's lock-free work never runs a millisecond without one."""
     calls: list[None] = []
     count = MAX_BATCH_EVENTS
-    events = (Event(NOW_MS + i // events_per_ms, f"m{i}", 28) for i in range(count))
-    taken = _order_unseen(PackedEvents(events))
+    taken = PackedEvents(Event(NOW_MS + i // events_per_ms, f"m{i}", 28) for i in range(count))
     cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
     assert [len(batch) for batch in cut.batches] == [count]
     assert len(calls) == checkpoints
-
-
-def _order_unseen(queue: PackedEvents) -> PackedEvents:
-    """``queue`` rebuilt row by row, as `cut_batches` rebuilds a batch: it cannot vouch for its
-    order, so the sender checks it."""
-    rebuilt = queue.select(list(range(len(queue))))
-    assert queue.in_order and not rebuilt.in_order
-    return rebuilt
-
-
-@pytest.mark.parametrize("spread_ms", [0, 1, 25, 10 * MAX_BATCH_EVENTS])
-def test_a_batch_whose_queue_saw_it_come_in_in_order_is_not_read_again(spread_ms: int) -> None:
-    """Events that came in in order (as one logging thread's do) are cut without the order check:
-    no checkpoint at all, since the sender does not read their timestamps again."""
-    calls: list[None] = []
-    count = MAX_BATCH_EVENTS
-    events = [Event(NOW_MS + i * spread_ms // count, f"m{i}", 28) for i in range(count)]
-    taken = PackedEvents(events[:10])
-    for event in events[10:]:
-        taken.append(*event)
-    assert taken.in_order
-    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
-    assert [list(batch) for batch in cut.batches] == [events]
-    assert calls == []
-
-
-def test_a_step_back_in_time_is_seen_as_it_comes_and_the_batch_is_sorted() -> None:
-    """One event older than the one before it: the queue no longer vouches for the order, and
-    the cut sorts the batch (stably) instead of sending it out of order."""
-    events = [Event(NOW_MS + t, f"m{i}", 28) for i, t in enumerate([0, 5, 5, 3, 9])]
-    taken = PackedEvents()
-    for event in events:
-        taken.append(*event)
-    assert not taken.in_order
-    cut = cut_batches(taken, now_ms=NOW_MS + 300_000)
-    assert [[e.timestamp_ms - NOW_MS for e in batch] for batch in cut.batches] == [[0, 3, 5, 5, 9]]

@@ -71,21 +71,15 @@ _TO_ESCAPE = ('q"1', "back\\slash", "sep\x1earator", "line\n", "del\x7f", "é", 
     special_every=st.sampled_from([0, 7, 600]),
     taken_first=st.integers(0, 150),
     events_per_ms=st.sampled_from([1, 3, 30, 60, 100, 1000, -3]),
-    order_unseen=st.booleans(),
 )
 def test_batches_queued_the_logging_calls_way_encode_as_botocore_would(
-    messages: list[str],
-    special_every: int,
-    taken_first: int,
-    events_per_ms: int,
-    order_unseen: bool,
+    messages: list[str], special_every: int, taken_first: int, events_per_ms: int
 ) -> None:
     """Events appended one by one (sealed into chunks), some taken off the front first (so that
     slices start inside a chunk), encode exactly as botocore would, whatever mix of plain and
     escaped messages each slice holds, and whether a slice spans one millisecond, a few (each
-    run's timestamp written once), a few dozen (each formatted once) or many; ``-3``: three
-    timestamps out of order. ``order_unseen``: the batch was rebuilt row by row, so its queue
-    cannot vouch for its order and the runs are checked."""
+    run's timestamp written once), a dozen or so (each formatted once) or many; ``-3``: three
+    timestamps out of order."""
     queue = PackedEvents()
     events = []
     for i, plain in enumerate(messages):
@@ -96,10 +90,6 @@ def test_batches_queued_the_logging_calls_way_encode_as_botocore_would(
         events.append(Event(1_700_000_000_000 + offset, message, 0))
     taken = min(taken_first, len(events) - 1)
     queue.detach(taken)
-    assert queue.in_order or events_per_ms < 0
-    if order_unseen:
-        queue = queue.select(list(range(len(queue))))
-        assert not queue.in_order
     assert encode_put_log_events("g", "s", queue) == botocore_body("g", "s", events[taken:])
 
 
@@ -209,7 +199,7 @@ def test_each_checkpoint_before_a_stretch_of_botocore_looks_ahead_to_its_end(
     make_handler.logger(handler).info("one batch")
     assert handler.flush(timeout_s=30)
     hooks = ("put", "_pause_before_endpoint", "_swap_body", "_pause_before_send", "_after_reply")
-    assert set(ahead_by_hook) == {*hooks, "encode_put_log_events"}
+    assert set(ahead_by_hook) == {*hooks, "encode_put_log_events", "_in_order"}
     assert all(len(ahead_by_hook[hook]) == 1 and ahead_by_hook[hook][0] > 0 for hook in hooks)
 
 

@@ -121,7 +121,6 @@ def test_chunked_messages_leave_whole_and_in_order(steps: list[tuple[str, object
             count, piece = argument
             part = queue.detach(count)
             assert list(part) == added[len(taken) : len(taken) + len(part)]
-            assert_ranges_read_as_queued(part)
             while part:
                 taken.extend(take(part, piece))
         elif queue:
@@ -136,9 +135,6 @@ def assert_ranges_read_as_queued(queue: PackedEvents) -> None:
     events: the whole queue, and ranges that start and end inside chunks."""
     events = list(queue)
     size = len(events)
-    if queue.in_order:  # what the queue vouches for, the sender no longer checks
-        times = [event.timestamp_ms for event in events]
-        assert times == sorted(times)
     ranges = [(0, size), (size // 3, 2 * size // 3), (1, max(1, size - 1))]
     # One and two chunks' worth from every start in the first chunks: some of these ranges are
     # whole sealed chunks, which `text` joins as they are.
@@ -151,28 +147,6 @@ def assert_ranges_read_as_queued(queue: PackedEvents) -> None:
         assert list(queue.timestamps(start, end)) == [event.timestamp_ms for event in wanted]
         assert queue.messages(start, end) == [event.message for event in wanted]
         assert queue.text(start, end) == SEPARATOR.join(event.message for event in wanted)
-
-
-def test_a_queue_vouches_for_the_order_of_events_that_came_in_in_order() -> None:
-    """One logging thread's events come in in order: the queue and every batch taken from it
-    say so. A step back in time withdraws it until the queue has been emptied."""
-    queue = PackedEvents()
-    for i in range(100):
-        queue.append(1_000 + i // 3, f"m{i}", 28)
-    assert queue.in_order
-    assert queue.detach(40).in_order and queue.in_order
-    queue.extend([Event(1_040, "same millisecond", 28), Event(1_041, "later", 28)])
-    assert queue.in_order
-    queue.append(1_000, "a step back", 28)
-    assert not queue.in_order and not queue.detach(10).in_order
-    whole = queue.detach(len(queue))
-    assert not whole.in_order
-    assert queue.in_order  # empty again: whatever comes next starts afresh
-    queue.append(500, "earlier than anything before, but first in an empty queue", 28)
-    assert queue.in_order
-    other = PackedEvents([Event(400, "older than the queue's last", 28)])
-    queue.absorb(other)
-    assert not queue.in_order
 
 
 def test_a_noted_total_size_holds_only_until_the_queue_changes() -> None:

@@ -80,14 +80,10 @@ class Cut:
     aged_out: list[tuple[DropReason, PackedEvents]]
 
 
-def timestamp_runs(
-    times: array[int], limit: int, *, known_in_order: bool = False
-) -> list[tuple[int, int]] | None:
+def timestamp_runs(times: array[int], limit: int) -> list[tuple[int, int]] | None:
     """``times`` as runs of one timestamp each, rising from run to run, as (timestamp, count)
     from the first; None if they are not in order, or may make more than ``limit`` runs (they
     span ``limit`` milliseconds or more: then bisecting costs more than it saves).
-    ``known_in_order``: the queue saw them come in in order (`PackedEvents.in_order`), so the
-    runs need no check, only bisection.
 
     A busy logger's 10,000 events are a few dozen milliseconds: bisecting from one run's start
     to the next (each run checked whole, in C) costs a few microseconds a run, where comparing
@@ -105,7 +101,7 @@ def timestamp_runs(
         timestamp_ms = times[start]
         stop = bisect_right(times, timestamp_ms, start)
         # Arrays of one type compare in C; count() would make an int object of every element.
-        if not known_in_order and times[start:stop] != array("q", (timestamp_ms,)) * (stop - start):
+        if times[start:stop] != array("q", (timestamp_ms,)) * (stop - start):
             return None
         runs.append((timestamp_ms, stop - start))
         start = stop
@@ -152,12 +148,10 @@ def in_order_within(
     now_ms: int,
     limits: BatchLimits = AWS_LIMITS,
     pause: Pause | None = None,
-    known_in_order: bool = False,
 ) -> bool:
     """Whether events at ``times`` make one batch as they are: in order, within 24 hours, and
     none the service would drop for its age. A few passes in C, no tuple; ``pause`` is called
-    between slices of the order check (`_in_order`), which ``known_in_order`` (the queue saw
-    them come in in order: `PackedEvents.in_order`) skips."""
+    between slices of the order check (`_in_order`)."""
     if not times:
         return True
     oldest, newest = now_ms - MAX_EVENT_AGE_MS, now_ms + MAX_EVENT_FUTURE_MS
@@ -165,7 +159,7 @@ def in_order_within(
         oldest <= times[0]
         and times[-1] <= newest
         and times[-1] - times[0] <= limits.max_span_ms
-        and (known_in_order or _in_order(times, pause))
+        and _in_order(times, pause)
     )
 
 
@@ -179,15 +173,13 @@ def cut_batches(
     """Turn events `take_prefix` detached into batches AWS accepts, setting aside what aged out.
 
     The usual events (in order, within a day, none too old or too new) are sent as they are
-    packed; a queue that saw them come in in order spares the sender reading every timestamp
-    again to know it. Any other case is sorted by time (stably: the parts of a split message stay in
+    packed. Any other case is sorted by time (stably: the parts of a split message stay in
     order), cut where a batch would span more than 24 hours, and rebuilt row by row, with each
     event's journal number. The sender calls this without its lock; ``pause`` is called between
     slices of the usual case's work (`_in_order`).
     """
     times = taken.timestamps()
-    ordered = taken.in_order
-    if in_order_within(times, now_ms=now_ms, limits=limits, pause=pause, known_in_order=ordered):
+    if in_order_within(times, now_ms=now_ms, limits=limits, pause=pause):
         return Cut([taken] if taken else [], [])
     oldest, newest = now_ms - MAX_EVENT_AGE_MS, now_ms + MAX_EVENT_FUTURE_MS
     order = sorted(range(len(times)), key=times.__getitem__)

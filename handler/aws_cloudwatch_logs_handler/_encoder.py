@@ -40,11 +40,11 @@ _SEPARATOR_BYTES: Final = SEPARATOR.encode("ascii")
 _MAX_RUNS: Final = 8
 """Runs of one timestamp a slice may have for `_encode_plain_slice` to write each run's timestamp
 into the separators, one pass over the slice a run; past it, that costs more than formatting."""
-_MAX_NAMED_RUNS: Final = 24
-"""Runs of one timestamp a slice known to be in order may have for `_encode_plain_slice` to format
-each run's timestamp once and place it by ``%s``, where ``%d`` would format every event's: at 9
-runs (a logger at 60 events a millisecond) 61 us a 512-event slice against 77, at 24 about even
-(timed on 512-event slices of the benchmark's lines)."""
+_MAX_NAMED_RUNS: Final = 16
+"""Runs of one timestamp a slice may have for `_encode_plain_slice` to format each run's timestamp
+once and place it by ``%s``, where ``%d`` formats every event's: for 512 events of the benchmark's
+lines at 9 runs (a logger at 60 events a millisecond), 61 us plus 5 to check the runs, against 77;
+about even at 20 runs (timed on a quiet host)."""
 _OPEN_NAMED: Final = _OPEN.replace(b"%d", b"%s")
 _BETWEEN_NAMED: Final = _BETWEEN.replace(b"%d", b"%s")
 
@@ -79,7 +79,7 @@ def encode_put_log_events(
         pause()  # before each slice, the first too: what came before it may have run since one
         end = min(start + SLICE_EVENTS, len(events))
         times, text = events.timestamps(start, end), events.text(start, end)
-        part = _encode_plain_slice(times, text, known_in_order=events.in_order)
+        part = _encode_plain_slice(times, text)
         if part is None:
             part = _encode_slice(times, events.messages(start, end)).encode("ascii")
         parts.append(part)
@@ -100,20 +100,16 @@ def _encode_slice(times: Sequence[int], messages: Sequence[str]) -> str:
     return (_EVENT * len(times)) % tuple(fields)
 
 
-def _encode_plain_slice(
-    times: array[int], text: str, *, known_in_order: bool = False
-) -> bytes | None:
+def _encode_plain_slice(times: array[int], text: str) -> bytes | None:
     """`_encode_slice` for messages joined in ``text`` that hold nothing JSON escapes (nor the
-    separator); None if one does. ``known_in_order``: ``times`` never go down
-    (`PackedEvents.in_order`), so runs of one timestamp are found by bisection alone."""
+    separator); None if one does."""
     if not text.isascii():
         return None
     data = text.encode("ascii")
     # What is left once the plain bytes are deleted: the separators, and anything to escape.
     if len(data.translate(None, _PLAIN)) != len(times) - 1:
         return None
-    limit = _MAX_NAMED_RUNS if known_in_order else _MAX_RUNS
-    runs = timestamp_runs(times, limit=limit, known_in_order=known_in_order)
+    runs = timestamp_runs(times, limit=_MAX_NAMED_RUNS)
     if runs is None:
         events = data.replace(b"%", b"%%").replace(_SEPARATOR_BYTES, _BETWEEN)
         return (_OPEN + events + _CLOSE) % tuple(times)
