@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from bench.caller_stalls import how_it_lost_the_cpu
 from bench.neighbour import busy_neighbour
+from bench.sender_stretches import longest_stretch
 
 pytestmark = pytest.mark.slow  # runs benchmark workers against a moto server
 
@@ -294,6 +296,30 @@ def test_the_caller_stalls_sorts_each_sides_slow_calls_and_delivers_what_it_logg
         assert stolen == "n/a" if sys.platform != "linux" else float(stolen) >= 0
     assert completed.stdout.rstrip().endswith("every record delivered")
     assert "could not queue" not in completed.stderr
+
+
+def test_the_sender_stretches_name_what_each_slow_call_waited_for() -> None:
+    """`python -m bench.sender_stretches` counts the slow calls by the sender's stretch they
+    waited for, the rows adding up to the slow calls it reports, and delivers every record."""
+    completed = _run_bench(
+        "bench.sender_stretches", "--calls", "12000", "--slow-us", "200", timeout_s=120
+    )
+    lines = completed.stdout.splitlines()
+    first = re.match(r"(\d+) of (\d+) calls over 200 µs", lines[0])
+    assert first is not None
+    slow, calls = first.groups()
+    assert int(calls) == 12_000
+    rows = [line.strip("| ").split(" | ") for line in lines if line.startswith("| ")][1:]
+    assert sum(int(row[1]) for row in rows) == int(slow)
+    assert all(" -> " in row[0] or row[0].startswith("(") for row in rows)
+    assert completed.stdout.rstrip().endswith("every record delivered")
+
+
+def test_a_slow_calls_longest_stretch_is_named_by_the_sender_marks_at_its_ends() -> None:
+    """Only the marks inside the call count, and the stretch is the one with the most CPU."""
+    marks = [(0, 0, "before"), (10, 5, "woke"), (20, 50, "checkpoint"), (30, 60, "sleeps")]
+    assert longest_stretch(marks, 5, 35) == ("woke -> checkpoint", 0.045)
+    assert longest_stretch(marks, 25, 35) is None
 
 
 def test_a_slow_call_is_sorted_by_the_context_switches_it_saw() -> None:
