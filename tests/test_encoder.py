@@ -203,6 +203,23 @@ def test_each_checkpoint_before_a_stretch_of_botocore_looks_ahead_to_its_end(
     assert all(len(ahead_by_hook[hook]) == 1 and ahead_by_hook[hook][0] > 0 for hook in hooks)
 
 
+def test_the_checkpoint_before_endpoint_resolution_pauses_for_our_calls_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore emits ``before-endpoint-resolution`` for every call of the service: the hook
+    pauses only for a call carrying our body, and takes whatever it is given without raising."""
+    pauses: list[float] = []
+    monkeypatch.setattr(slices_module, "pause", lambda ahead_s=0.0: pauses.append(ahead_s))
+    hook = logs_api_module._pause_before_endpoint
+    hook()  # a botocore that passes no context
+    hook(context=None, builtins={})
+    hook(context={"client_region": "eu-west-1"})  # the user's own call
+    assert pauses == []
+    ours = logs_api_module._EncodedEvents(b"{}")
+    hook(context={logs_api_module._CONTEXT_KEY: ours}, model=None, params={})
+    assert len(pauses) == 1 and pauses[0] > 0
+
+
 def test_a_botocore_that_skips_the_hook_falls_back_without_loss(
     moto_server: MotoEndpoint, make_handler: HandlerFactory
 ) -> None:

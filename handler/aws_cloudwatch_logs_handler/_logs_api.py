@@ -85,10 +85,12 @@ _OURS_ON_THIS_THREAD = threading.local()
 """Set between our ``before-call`` and ``before-send``: the request being sent is the sender's."""
 
 
-def _pause_before_endpoint(context: dict[str, Any], **_: Any) -> None:
+def _pause_before_endpoint(context: dict[str, Any] | None = None, **_: Any) -> None:
     """``before-endpoint-resolution``: a checkpoint in botocore's longest stretch of work before
-    our ``before-call``, for a call of ours only (our body is in its context)."""
-    if type(context.get(_CONTEXT_KEY)) is _EncodedEvents:
+    our ``before-call``, for a call of ours only (our body is in its context). Emitted for every
+    call of the service, the user's own on a shared client too: it never raises, whatever a
+    future botocore passes."""
+    if isinstance(context, dict) and type(context.get(_CONTEXT_KEY)) is _EncodedEvents:
         _slices.pause(ahead_s=_UNTIL_OUR_HOOK_S)
 
 
