@@ -27,6 +27,7 @@ then read back from moto and counted.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import resource
 import statistics
@@ -35,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.endpoint import fake_aws_environment, moto_server
 from bench.phases import logger_for
@@ -132,6 +134,19 @@ def report(sides: dict[str, Side], slow_us: float) -> list[str]:
     return lines
 
 
+def warmed_handler(url: str, log_group: str) -> tuple[Any, logging.Logger, bool]:
+    """This handler for ``log_group`` on the endpoint at ``url`` (the process's environment can
+    reach only it from here on), with a logger of its own, after one record logged and flushed:
+    the client and the stream exist. Returns the handler, the logger, and whether it delivered."""
+    os.environ.update(fake_aws_environment(url))
+    from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+
+    handler = CloudWatchLogsHandler(log_group, endpoint_url=url)
+    logger = logger_for(handler)
+    logger.info("warm-up")
+    return handler, logger, handler.flush(timeout_s=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Alternate windows of the floor and this handler; print the slow calls by kind."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -146,13 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     slow_ns = int(args.slow_us * 1000)
     with moto_server(defer_puts=args.defer_puts) as url:
-        os.environ.update(fake_aws_environment(url))
-        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
-
-        handler = CloudWatchLogsHandler("/bench/caller-stalls", endpoint_url=url)
-        ours, floor = logger_for(handler), logger_for(FormatOnlyHandler())
-        ours.info("warm-up")
-        delivered = handler.flush(timeout_s=30)  # the client and the stream exist from here on
+        handler, ours, delivered = warmed_handler(url, "/bench/caller-stalls")
+        floor = logger_for(FormatOnlyHandler())
         sides = {"floor": Side(), "sending": Side()}
         for _ in range(args.windows):
             _window(floor.info, args.calls, sides["floor"], slow_ns)

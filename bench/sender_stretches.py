@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import socket
 import statistics
 import sys
@@ -33,8 +32,8 @@ from itertools import pairwise
 from types import FrameType
 from typing import Any
 
-from bench.endpoint import fake_aws_environment, moto_server
-from bench.phases import logger_for
+from bench.caller_stalls import warmed_handler
+from bench.endpoint import moto_server
 from bench.worker import MESSAGE
 
 Mark = tuple[int, int, str]
@@ -136,13 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     slow: list[tuple[int, int]] = []
     slow_ns = int(args.slow_us * 1000)
     with moto_server(defer_puts=True) as url:
-        os.environ.update(fake_aws_environment(url))
-        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
-
-        handler = CloudWatchLogsHandler("/bench/sender-stretches", endpoint_url=url)
-        log = logger_for(handler).info
-        log("warm-up")
-        delivered = handler.flush(timeout_s=30)
+        handler, logger, delivered = warmed_handler(url, "/bench/sender-stretches")
+        log = logger.info
         clock = time.perf_counter_ns
         for i in range(args.calls):
             start = clock()
