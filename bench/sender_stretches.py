@@ -12,8 +12,8 @@ by the marks at its two ends; the table counts the slow calls by that stretch. A
 ``hashes`` holds the hash itself, on the CPU without the GIL: only its end holds the GIL.
 
 A diagnostic: the marks cost the sender a few microseconds each, and the monkeypatches it needs
-(of `_slices.Turns`, ``socket.SocketIO.readinto`` and ``http.client.HTTPConnection.send``) stay in
-this process.
+(of `_slices.Turns`, ``socket.SocketIO.readinto``, ``http.client.HTTPConnection.send`` and the
+lean transport's `send_request` and `read_reply`) stay in this process.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _wrap(owner: Any, name: str, before: str, after: str, marks: Marks) -> None:
 
 def instrument(marks: Marks) -> None:
     """Have the sender mark its checkpoints, sleeps and socket calls into ``marks``."""
-    from aws_cloudwatch_logs_handler import _logs_api, _slices
+    from aws_cloudwatch_logs_handler import _logs_api, _slices, _transport
 
     check = _slices.Turns._check
 
@@ -110,6 +110,8 @@ def instrument(marks: Marks) -> None:
     _logs_api.install_encoded_body_hooks = install_and_mark_the_hash
     _wrap(socket.SocketIO, "readinto", "reads the socket", "read the socket", marks)
     _wrap(http.client.HTTPConnection, "send", "sends", "sent", marks)
+    _wrap(_transport, "send_request", "sends", "sent", marks)
+    _wrap(_transport, "read_reply", "reads the socket", "read the socket", marks)
 
 
 def longest_stretch(marks: list[Mark], start_ns: int, end_ns: int) -> tuple[str, float] | None:

@@ -5,6 +5,10 @@ Tests put it between the handler and an HTTP endpoint to imitate a bad network o
 reset of the open connections only (a load balancer recycling them), or a blackhole (connections
 are accepted and never answered, as behind a dead route). Standard library only: threads and
 sockets, every loop bounded by a short poll so that `stop()` always ends them.
+
+It can also stand where TLS or an HTTP proxy stands: with ``tls`` it terminates TLS (an HTTPS
+endpoint in front of a plain one), with ``http_connect`` it is an HTTP proxy that tunnels what a
+client asks it to ``CONNECT`` to, always to its own upstream.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Iterator
@@ -49,6 +54,8 @@ class ProxyCounters:
     """Connections accepted while blackholed (never answered)."""
     bytes_up: int
     bytes_down: int
+    tunnels: tuple[str, ...] = ()
+    """What clients asked to ``CONNECT`` to (``http_connect`` only), in order."""
 
 
 def _abort(sock: socket.socket) -> None:
@@ -75,11 +82,19 @@ class _Connection:
 
     def _run(self) -> None:
         try:
+            if self.proxy.tls is not None:
+                self.client.settimeout(_JOIN_S)  # bounded: a client that never shakes hands
+                self.client = self.proxy.tls.wrap_socket(self.client, server_side=True)
+                self.client.settimeout(None)
+            tunnel_to = self._read_connect() if self.proxy.http_connect else None
             if not self.blackholed:
                 self.upstream = socket.create_connection(self.proxy.upstream, timeout=_JOIN_S)
                 # Relay each chunk as it comes: Nagle plus delayed ACKs would add 40 ms per hop.
                 self.upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tunnel_to is not None:
+                self.proxy._note_tunnel(tunnel_to)
+                self.client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             self._pump()
         except OSError:
             pass  # either side went away: the client sees whatever the close gives it
@@ -92,6 +107,21 @@ class _Connection:
                 self.upstream.close()
             self.proxy._forget(self)
 
+    def _read_connect(self) -> str:
+        """Read a ``CONNECT host:port`` request's head; returns what it asked for."""
+        self.client.settimeout(_JOIN_S)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < _CHUNK:
+            data = self.client.recv(_CHUNK)
+            if not data:
+                raise ConnectionResetError("the client left before asking to CONNECT")
+            head += data
+        self.client.settimeout(None)
+        method, _, rest = head.decode("latin-1").partition(" ")
+        if method != "CONNECT":
+            raise ConnectionResetError(f"not a CONNECT request: {method}")
+        return rest.partition(" ")[0]
+
     def _pump(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self.client, selectors.EVENT_READ)
@@ -100,7 +130,10 @@ class _Connection:
             # Bounded: ends on EOF from either side, on kill, or when the proxy stops.
             while not self.kill.is_set() and not self.proxy._stopping.is_set():
                 for key, _ in selector.select(_POLL_S):
-                    data = key.fileobj.recv(_CHUNK)  # type: ignore[union-attr]
+                    sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                    data = sock.recv(_CHUNK)
+                    while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                        data += sock.recv(_CHUNK)  # decrypted already: select would not see it
                     if not data:
                         return
                     if self.blackholed or self.proxy.mode is Mode.BLACKHOLE:
@@ -120,8 +153,20 @@ class FaultProxy(StartStop):
     Use as a context manager (or call `start()` / `stop()`); ``url`` is ``http://127.0.0.1:PORT``.
     """
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        http_connect: bool = False,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.tls = tls
+        """Terminate TLS with this server context: clients speak HTTPS to the proxy."""
+        self.http_connect = http_connect
+        """Act as an HTTP proxy: each connection starts with a ``CONNECT`` request."""
+        self._tunnels: list[str] = []
         self.mode = Mode.PASS
         self._lock = threading.Lock()
         self._opened = threading.Condition(self._lock)
@@ -139,8 +184,10 @@ class FaultProxy(StartStop):
 
     @property
     def url(self) -> str:
-        """The endpoint URL clients should use instead of the upstream's."""
-        return f"http://127.0.0.1:{self.port}"
+        """The endpoint URL clients should use instead of the upstream's (or, with
+        ``http_connect``, the proxy URL)."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> FaultProxy:
         """Start accepting connections; returns self for chaining."""
@@ -204,6 +251,7 @@ class FaultProxy(StartStop):
                 blackholed=self._blackholed,
                 bytes_up=self._bytes_up,
                 bytes_down=self._bytes_down,
+                tunnels=tuple(self._tunnels),
             )
 
     def _accept(self) -> None:
@@ -256,6 +304,10 @@ class FaultProxy(StartStop):
         with self._lock:
             self._connections.discard(connection)
             self._opened.notify_all()
+
+    def _note_tunnel(self, target: str) -> None:
+        with self._lock:
+            self._tunnels.append(target)
 
     def _count(self, *, up: int = 0, down: int = 0) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from ._forks import CLIENT_BUILDS
 from ._packed import PackedEvents
 from ._queues import DeliverySettings
 from ._stats import DropReason
+from ._transport import LeanSession, install_lean_session
 
 # Error codes, as botocore reports them in ClientError.response["Error"]["Code"].
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
@@ -83,6 +84,12 @@ def _stash_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> No
 
 _OURS_ON_THIS_THREAD = threading.local()
 """Set between our ``before-call`` and ``before-send``: the request being sent is the sender's."""
+
+
+def _sending_ours() -> bool:
+    """The request botocore is making on this thread is the sender's (from our ``before-call``
+    to our ``before-send``): `_transport.LeanSession` writes it itself."""
+    return getattr(_OURS_ON_THIS_THREAD, "sending", False)
 
 
 def _pause_before_endpoint(context: dict[str, Any] | None = None, **_: Any) -> None:
@@ -212,6 +219,9 @@ class LogsApi:
         self._client: Any = None
         self._encodes = False
         """The client takes a body we encoded (botocore's, with our hooks installed)."""
+        self._lean: LeanSession | None = None
+        """The client's session, sending our requests itself (`_transport`); None: botocore's."""
+        self._lean_declined_said = False
         self._after_fork = False
         self._retention_pending = False
         """This handler created the group and has not set its retention yet."""
@@ -223,6 +233,10 @@ class LogsApi:
             with CLIENT_BUILDS.inside():  # the first build imports boto3: no fork in the middle
                 client = source.build_after_fork() if self._after_fork else source.build()
                 self._encodes = install_encoded_body_hooks(client)
+                if self._encodes:
+                    self._lean = install_lean_session(
+                        client, f"before-send.{_OPERATION}", _sending_ours
+                    )
                 # The client's first request imports this codec (the host name's encoding): done
                 # here, inside the fence, so no fork catches that import half done either.
                 import encodings.idna  # noqa: F401
@@ -237,6 +251,7 @@ class LogsApi:
     def forget_client_after_fork(self) -> None:
         """A forked child must not use its parent's connections: build a new client."""
         self._client = None
+        self._lean = None
         self._after_fork = True
 
     def create_stream(self, stream: str) -> None:
@@ -290,6 +305,12 @@ class LogsApi:
                     "encoder", "botocore did not take the encoded body; sending the plain way"
                 )
                 response = None
+            lean = self._lean
+            if lean is not None and lean.declined is not None and not self._lean_declined_said:
+                self._lean_declined_said = True
+                self._settings.reporter.report(
+                    "transport", f"sending through botocore's HTTP session: {lean.declined}"
+                )
         if response is None:
             response = client.put_log_events(
                 logGroupName=group,
