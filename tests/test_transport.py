@@ -25,7 +25,12 @@ from fault_proxy import FaultProxy
 from handler_factory import HandlerFactory, unique_group
 
 from aws_cloudwatch_logs_handler._logs_api import install_encoded_body_hooks
-from aws_cloudwatch_logs_handler._transport import LeanSession, install_lean_session, read_reply
+from aws_cloudwatch_logs_handler._transport import (
+    LeanSession,
+    install_lean_session,
+    read_reply,
+    request_head,
+)
 from bench.endpoint import moto_server
 from local_aws.moto_endpoint import FAKE_CREDENTIALS, REGION, read_events
 
@@ -374,3 +379,45 @@ def test_a_broken_reply_is_an_error_not_a_reply(wire: bytes) -> None:
 
     with pytest.raises(_BadReplyError):
         _reply_to(wire)
+
+
+def _prepared(url: str, headers: dict[str, Any]) -> Any:
+    from botocore.awsrequest import AWSRequest
+
+    return AWSRequest(method="POST", url=url, headers=headers, data=b"{}").prepare()
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://logs.eu-west-1.amazonaws.com/", "logs.eu-west-1.amazonaws.com"),
+        ("https://logs.eu-west-1.amazonaws.com:443/", "logs.eu-west-1.amazonaws.com"),
+        ("http://127.0.0.1:4566/", "127.0.0.1:4566"),
+        ("https://[::1]:8443/", "[::1]:8443"),
+        ("http://[::1]/", "[::1]"),
+    ],
+)
+def test_the_host_header_is_the_one_botocores_signer_signs(url: str, host: str) -> None:
+    from botocore.auth import (  # type: ignore[attr-defined]  # what SigV4 signs
+        _host_from_url,
+    )
+
+    head = request_head(_prepared(url, {"X-Amz-Target": b"t"}))
+    assert head is not None and head.startswith(b"POST / HTTP/1.1\r\nHost: %s\r\n" % host.encode())
+    assert _host_from_url(url) == host
+    assert head.endswith(b"X-Amz-Target: t\r\nContent-Length: 2\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Evil": b"a\r\nX-Smuggled: 1"},
+        {"X-Evil": "a\nb"},
+        {"Expect": b"100-continue"},
+        {"transfer-encoding": b"chunked"},
+        {"HOST": b"elsewhere"},
+    ],
+    ids=["crlf in a value", "lf in a value", "expect", "chunked", "own host"],
+)
+def test_a_head_that_needs_http_clients_care_is_left_to_botocore(headers: dict[str, Any]) -> None:
+    assert request_head(_prepared("https://logs.eu-west-1.amazonaws.com/", headers)) is None
