@@ -421,3 +421,17 @@ def test_the_host_header_is_the_one_botocores_signer_signs(url: str, host: str) 
 )
 def test_a_head_that_needs_http_clients_care_is_left_to_botocore(headers: dict[str, Any]) -> None:
     assert request_head(_prepared("https://logs.eu-west-1.amazonaws.com/", headers)) is None
+
+
+def test_a_client_shared_by_two_handlers_is_wrapped_once(
+    endpoint: str, make_handler: HandlerFactory
+) -> None:
+    client = logs_client(endpoint)
+    first = deliver(make_handler, client, 200)
+    second = deliver(make_handler, client, 300)
+
+    assert messages(endpoint, first) == [f"record {i}" for i in range(200)]
+    assert messages(endpoint, second) == [f"record {i}" for i in range(300)]
+    lean = client._endpoint.http_session
+    assert type(lean._session) is botocore.httpsession.URLLib3Session
+    assert lean.sent >= 2
