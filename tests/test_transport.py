@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import botocore.exceptions
 import botocore.httpsession
 import pytest
 import trustme
+import urllib3.exceptions
 from botocore.config import Config
 from fault_proxy import FaultProxy
 from handler_factory import HandlerFactory, unique_group
@@ -435,3 +437,18 @@ def test_a_client_shared_by_two_handlers_is_wrapped_once(
     lean = client._endpoint.http_session
     assert type(lean._session) is botocore.httpsession.URLLib3Session
     assert lean.sent >= 2
+
+
+@pytest.mark.parametrize("verify", ["the CA bundle", False])
+def test_a_given_client_rebuilt_for_a_forked_child_keeps_its_tls_verification(
+    verify: str | bool, https_front: FaultProxy, ca_bundle: str
+) -> None:
+    from aws_cloudwatch_logs_handler._client import ClientSource
+
+    given = logs_client(https_front.url, verify=ca_bundle if verify else False)
+    child = ClientSource(client=given).build_after_fork()
+
+    assert child is not given
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        assert child.describe_log_groups(limit=1)["ResponseMetadata"]["HTTPStatusCode"] == 200

@@ -122,6 +122,13 @@ class ClientSource:
             aws_session_token=frozen.token if frozen else None,
             region_name=parent.meta.region_name,
         )
+        # ``verify`` (a private CA bundle, or off) is the endpoint's, not in ``meta.config``:
+        # botocore keeps it on the client's HTTP session, where the child's client must get it.
+        http_session = getattr(getattr(parent, "_endpoint", None), "http_session", None)
+        verify = getattr(http_session, "_verify", None)
         return session.client(
-            "logs", endpoint_url=parent.meta.endpoint_url, config=parent.meta.config
+            "logs",
+            endpoint_url=parent.meta.endpoint_url,
+            config=parent.meta.config,
+            **({} if verify is None else {"verify": verify}),
         )
