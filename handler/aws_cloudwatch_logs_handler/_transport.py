@@ -6,20 +6,20 @@ the ``email`` package, the reply wrapped twice and read through three layers) is
 the sender's CPU holding the GIL, in two stretches with no hook of botocore's inside: a logging
 call that comes in meanwhile waits for the whole stretch (`bench.sender_stretches`).
 
-`LeanSession` stands in for the client's session. The sender's PutLogEvents requests (our
-``before-send`` hook marks them) it writes itself, HTTP/1.1 with a ``Content-Length``, on a
-connection taken from the session's own urllib3 pool, so that the TLS context and its checks
-(``verify``, the CA bundle, a client certificate), the socket options and the connect and read
-timeouts are the client's, applied where urllib3 opens the connection; and it reads the reply
-with the least work. Every other request goes through the session it wraps, unchanged, and so do
-ours whenever a proxy applies, a per-request timeout is set, or the request is not plain bytes
-with plain framing. Failures are raised as botocore's session raises them
-(`EndpointConnectionError`, `ConnectTimeoutError`, `ReadTimeoutError`, `ConnectionClosedError`,
-`SSLError`), so botocore's retries treat them the same way.
+`LeanSession` stands in for the client's session. The sender's PutLogEvents requests (marked
+by the sender's hooks, `_logs_api`, from ``before-call`` to ``before-send``) it writes itself,
+HTTP/1.1 with a ``Content-Length``, on a connection taken from the session's own urllib3 pool, so
+that the TLS context and its checks (``verify``, the CA bundle, a client certificate), the socket
+options and the connect and read timeouts are the client's, applied where urllib3 opens the
+connection; and it reads the reply with the least work. Every other request goes through the
+session it wraps, unchanged, and so do ours whenever a proxy applies, a per-request timeout is
+set, or the request is not plain bytes with plain framing. Failures are raised as botocore's
+session raises them (`EndpointConnectionError`, `ConnectTimeoutError`, `ReadTimeoutError`,
+`ConnectionClosedError`, `SSLError`), so they are classified and retried as before.
 
 It is installed only on botocore's `URLLib3Session` under urllib3 2, whose parts it uses; should a
-later version lack one, or the lean path fail before sending for any reason but the network, the
-session sends the plain way from then on and says why (`LeanSession.declined`).
+later version lack one, or preparing a request fail for any other reason, the session sends the
+plain way from then on and says why (`LeanSession.declined`).
 """
 
 from __future__ import annotations
