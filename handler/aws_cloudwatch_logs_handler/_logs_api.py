@@ -12,7 +12,7 @@ import contextlib
 import gc
 import threading
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import _slices
 from ._encoder import encode_put_log_events
@@ -20,7 +20,9 @@ from ._forks import CLIENT_BUILDS
 from ._packed import PackedEvents
 from ._queues import DeliverySettings
 from ._stats import DropReason
-from ._transport import LeanSession, install_lean_session
+
+if TYPE_CHECKING:
+    from ._transport import LeanSession
 
 # Error codes, as botocore reports them in ClientError.response["Error"]["Code"].
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
@@ -236,6 +238,10 @@ class LogsApi:
                 client = source.build_after_fork() if self._after_fork else source.build()
                 self._encodes = install_encoded_body_hooks(client)
                 if self._encodes:
+                    # Imported here, on the sender, after boto3: its ``ssl`` and ``socket``
+                    # would cost the application's import of this package 10 to 30 ms.
+                    from ._transport import install_lean_session
+
                     self._lean = install_lean_session(
                         client, f"before-send.{_OPERATION}", _sending_ours
                     )
