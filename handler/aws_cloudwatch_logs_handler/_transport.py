@@ -235,15 +235,11 @@ class LeanSession:
     def prepare_ahead(self, request: Any = None, **_: Any) -> None:
         """``before-send``: prepare ``request`` if it is ours, for `send` to write."""
         if self.declined is None and request is not None and self._is_ours():
-            self._ready.request = request
-            self._ready.prepared = self._prepare(request)
+            self._ready.pair = (request, self._prepare(request))
 
     def send(self, request: Any) -> Any:
-        ready, prepared = (
-            getattr(self._ready, "request", None),
-            getattr(self._ready, "prepared", None),
-        )
-        self._ready.request = self._ready.prepared = None
+        ready, prepared = getattr(self._ready, "pair", None) or (None, None)
+        self._ready.pair = None
         if ready is request and prepared is not None:
             return self._exchange(request, *prepared)
         return self._session.send(request)
