@@ -38,6 +38,7 @@ from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from local_aws.atomic_logs import make_logs_writes_atomic
 from local_aws.http_base import AnyMethodHandler, LocalHTTPServer
 
 _PARENT_CHECK_S = 0.5
@@ -177,6 +178,7 @@ def _names(body: bytes) -> tuple[str, str] | None:
 def serve(host: str, port: int, defer_puts: bool = False) -> LocalHTTPServer:
     """Return a server for moto's application on ``host``:``port`` (not yet serving);
     ``defer_puts``: answer PutLogEvents at once and apply it before the next other call."""
+    make_logs_writes_atomic()
 
     class MotoHandler(KeepAliveWSGIHandler):
         app = DomainDispatcherApplication(create_backend_app)

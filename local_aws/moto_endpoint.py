@@ -12,6 +12,8 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from local_aws.atomic_logs import make_logs_writes_atomic
+
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -60,6 +62,7 @@ def running_moto_server(port: int = 0) -> Iterator[MotoEndpoint]:
     # werkzeug (moto's server) logs every request at INFO, to a handler of its own if it finds
     # none: the output of a test or a benchmark should show results, not requests.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    make_logs_writes_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
