@@ -16,11 +16,14 @@ every process of a unit.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -30,6 +33,7 @@ import pytest
 from botocore.exceptions import ClientError
 from test_gunicorn import (
     LOADING_RECORDS,
+    START_LIMIT_S,
     app_environment,
     assert_loading_records_arrived_once,
     delivered_ids,
@@ -170,6 +174,30 @@ def _reports(errors: str) -> list[str]:
     return [line for line in errors.splitlines() if line.startswith(PREFIX)]
 
 
+def _worker_apps(stats_port: int) -> list[int]:
+    """How many applications each worker has loaded, from uWSGI's stats server."""
+    with socket.create_connection(("127.0.0.1", stats_port), timeout=10) as stats:
+        data = b"".join(iter(lambda: stats.recv(65536), b""))
+    return [len(worker["apps"]) for worker in json.loads(data)["workers"]]
+
+
+def _wait_until_every_worker_loaded_the_app(stats_port: int, server: subprocess.Popen[str]) -> None:
+    """With ``--lazy-apps``, wait until no worker is still importing the application.
+
+    A worker stopped while it imports the application (one recycled by ``--max-requests`` on a
+    busy host) never stops: the master's SIGINT reaches Python's own handler, not uWSGI's, so it
+    interrupts the import as a KeyboardInterrupt, and the worker serves on without an
+    application until the master's 60 s of mercy run out. That is uWSGI's, whatever the
+    application imports; the test stops the server once every worker serves.
+    """
+    deadline = time.monotonic() + START_LIMIT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        if all(_worker_apps(stats_port)):
+            return
+        time.sleep(0.05)  # polling a worker's import, not waiting for our work
+    raise AssertionError("a uWSGI worker did not load the application within 60 s")
+
+
 def _serve(
     env: dict[str, str], options: list[str], *, stop_every_process: bool = False
 ) -> tuple[list[str], str, int]:
@@ -181,6 +209,9 @@ def _serve(
     port = free_port()
     server_options = ["--processes", "2", "--die-on-term", *options]
     server_options += ["--module", "wsgi_app:application"]
+    stats_port = free_port() if "--lazy-apps" in options else None
+    if stats_port is not None:
+        server_options += ["--stats", f"127.0.0.1:{stats_port}"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
     server = subprocess.Popen(
         [UWSGI, "--http-socket", f"127.0.0.1:{port}", *server_options, *venv],
@@ -194,11 +225,20 @@ def _serve(
         wait_until_serving(port, server)  # type: ignore[arg-type]
         answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(REQUESTS)]
         answered = [request_id for request_id in answered if get(port, request_id)]
+        if stats_port is not None:
+            _wait_until_every_worker_loaded_the_app(stats_port, server)
         if "--master" in options and not stop_every_process:
             server.send_signal(signal.SIGTERM)
         else:  # every worker ends on its own signal, as systemd signals the whole unit
             os.killpg(server.pid, signal.SIGTERM)
-        _, errors = server.communicate(timeout=60)
+        try:
+            _, errors = server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            _, output = server.communicate()  # all of it: a retried communicate loses nothing
+            # A server that does not stop is a failure in its own right; its standard error
+            # (our reports, its workers' tracebacks) says which process hung, and why.
+            raise AssertionError(f"uWSGI did not stop within 60 s:\n{output[-6000:]}") from None
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
