@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from moto.logs import models
+from test_keep_alive_moto import serving
 
 from local_aws import atomic_logs
 from local_aws.keep_alive_moto import serve
@@ -57,17 +58,8 @@ def unguarded_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(backend, atomic_logs.MARK)
 
 
-@contextmanager
-def _keep_alive_moto() -> Iterator[str]:
-    server = serve("127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def _keep_alive_moto() -> AbstractContextManager[str]:
+    return serving(serve("127.0.0.1", 0))
 
 
 @contextmanager

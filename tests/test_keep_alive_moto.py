@@ -34,7 +34,7 @@ def accepted() -> list[object]:
 
 
 @contextmanager
-def _serving(server: LocalHTTPServer) -> Iterator[str]:
+def serving(server: LocalHTTPServer) -> Iterator[str]:
     """Serve on a thread of this process while the block runs; yield the server's URL."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -57,7 +57,7 @@ def keep_alive_url(accepted: list[object]) -> Iterator[str]:
         return connection
 
     server.get_request = counted_accept  # type: ignore[method-assign]
-    with _serving(server) as url:
+    with serving(server) as url:
         yield url
 
 
@@ -154,7 +154,7 @@ def test_each_reply_goes_out_in_one_write(group: str) -> None:
             self.wfile.write = counted
 
     server.RequestHandlerClass = CountingWrites
-    with _serving(server) as url:
+    with serving(server) as url:
         client = logs_client(url)
         client.create_log_group(logGroupName=group)
         client.describe_log_groups(logGroupNamePrefix=group)
@@ -228,7 +228,7 @@ def test_deferred_puts_are_answered_at_once_and_applied_in_order_before_any_othe
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.logs.models import logs_backends
 
-    with _serving(serve("127.0.0.1", 0, defer_puts=True)) as url:
+    with serving(serve("127.0.0.1", 0, defer_puts=True)) as url:
         client = logs_client(url)
         client.create_log_group(logGroupName=group)
         with pytest.raises(client.exceptions.ResourceNotFoundException):
