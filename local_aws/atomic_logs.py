@@ -9,8 +9,8 @@ Logs answers the second ``ResourceAlreadyExistsException``.
 
 Workers of one server (gunicorn ``--preload``, a uWSGI master) share the stream their master
 named, and both create it with their first batch, 2 s after their first requests. One CI run
-lost one uWSGI worker's records that way, silently, the handler having been told each call
-succeeded; with moto's creating thread held as a preempted one is, every run does
+lost one uWSGI worker's records silently (each call it made had succeeded), most likely that
+way: with moto's creating threads held as preempted ones are, every run loses them so
 (`tests/test_uwsgi.py::test_workers_creating_their_shared_stream_at_once_lose_nothing`).
 `make_logs_writes_atomic` runs moto's creations, deletions and puts of CloudWatch Logs one at a
 time, in the process that serves moto; every local endpoint of this repository calls it before it
