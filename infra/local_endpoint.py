@@ -11,7 +11,6 @@ its deploy publishes the assets and then fails with "The specified bucket does n
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import select
 import signal
@@ -127,20 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Block the signals before serving so that sigwait, not the default handler, receives them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    # werkzeug logs every request at INFO; the deploy's output should show the CLI, not moto.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from moto.server import ThreadedMotoServer
+    # The tests' moto server: on loopback, quiet (the deploy's output shows the CLI, not moto's
+    # requests), its creations atomic as AWS's are.
+    from local_aws.moto_endpoint import running_moto_server
 
-    from local_aws.atomic_logs import make_logs_writes_atomic
-
-    make_logs_writes_atomic()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    print(f"{READY_PREFIX}{port}", flush=True)
-    sys.stdout.close()
-    signal.sigwait(stop_signals)
-    server.stop()
+    with running_moto_server(args.port) as endpoint:
+        _, port = endpoint.server.get_host_and_port()
+        print(f"{READY_PREFIX}{port}", flush=True)
+        sys.stdout.close()
+        signal.sigwait(stop_signals)
     return 0
 
 
