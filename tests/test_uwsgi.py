@@ -88,14 +88,7 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options:
     while loading arrive exactly once."""
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     answered, errors, _ = _serve(app_environment(moto_server, group), options)
-    got = delivered_ids(moto_server, group)
-    loaded = loading_records(moto_server, group)
-    print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
-    assert len(answered) == REQUESTS
-    # uWSGI's standard error (its workers' deaths, our reports) in the message: a lost record
-    # must say where it went.
-    assert not_exactly_once(got, answered) == {}, errors[-4000:]
-    assert_loading_records_arrived_once(loaded)
+    loaded = _assert_every_record_arrived_once(moto_server, group, answered, errors, options)
     if "--lazy-apps" not in options:
         assert len(loaded) == 1, f"records logged while loading came from {len(loaded)} processes"
     assert _reports(errors) == []
@@ -129,10 +122,7 @@ def test_workers_creating_their_shared_stream_at_once_lose_nothing(
         monkeypatch.setattr(resource, "__init__", held(resource.__init__))
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     answered, errors, _ = _serve(app_environment(moto_server, group), ["--master"])
-    got = delivered_ids(moto_server, group)
-    assert len(answered) == REQUESTS
-    assert not_exactly_once(got, answered) == {}, errors[-4000:]
-    assert_loading_records_arrived_once(loading_records(moto_server, group))
+    _assert_every_record_arrived_once(moto_server, group, answered, errors, ["--master"])
     assert _reports(errors) == []
 
 
@@ -205,6 +195,22 @@ def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_
     assert set(loaded[first_master]) == set(range(LOADING_RECORDS))
     assert loaded[second_master] == Counter(range(LOADING_RECORDS))
     assert _reports(errors) == []
+
+
+def _assert_every_record_arrived_once(
+    moto: MotoEndpoint, group: str, answered: list[str], errors: str, options: list[str]
+) -> dict[int, Counter[int]]:
+    """Every request was answered and its record arrived once, and every process's records
+    logged while loading the application too; returns those, by process."""
+    got = delivered_ids(moto, group)
+    loaded = loading_records(moto, group)
+    print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
+    assert len(answered) == REQUESTS
+    # uWSGI's standard error (its workers' deaths, our reports) in the message: a lost record
+    # must say where it went.
+    assert not_exactly_once(got, answered) == {}, errors[-4000:]
+    assert_loading_records_arrived_once(loaded)
+    return loaded
 
 
 def _reports(errors: str) -> list[str]:
