@@ -11,8 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from handler_factory import HandlerFactory, unique_group
 
+from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 from local_aws.moto_endpoint import MotoEndpoint, fake_aws_environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,6 +175,52 @@ def test_a_sigkilled_process_loses_nothing_it_spooled(
 
     journals = list(spool.glob("*.journal"))
     assert [read_frames(p.read_bytes()) for p in journals] == [([], 0)]  # only ours, emptied
+
+
+@pytest.mark.parametrize("moment", ["before", "after"])
+def test_handlers_starting_together_replay_a_dead_process_journal_once(
+    moto_server: MotoEndpoint,
+    make_handler: HandlerFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moment: str,
+) -> None:
+    """Two processes opening one spool at once (a server's workers, started after one of them
+    was killed) find the same dead process's journal. Here the second handler starts while the
+    first reads that journal, just ``before`` or ``after`` (journals are locked per open file,
+    so two handlers in one process exclude each other as two processes do): each record is
+    delivered once, and neither constructor raises. Before the first held the journal locked
+    until it had deleted it, the second replayed it too (``after``: every record twice), or
+    raised from its constructor when the journal vanished as it read it (``before``)."""
+    from aws_cloudwatch_logs_handler._events import Event
+    from aws_cloudwatch_logs_handler._spool import Frame, Spool, encode_frame, group_key
+
+    group = unique_group()
+    now = int(time.time() * 1000)
+    frames = [encode_frame("orphan", Event(now + i, f"frame {i}", 33)) for i in range(3)]
+    (tmp_path / f"{group_key(group)}.1.dead.journal").write_bytes(b"".join(frames))
+    read_orphan = Spool._read_orphan
+    others: list[CloudWatchLogsHandler] = []
+    started = False  # set before the other's own replay, which comes back here without the fix
+
+    def start_another_once(now: str) -> None:
+        nonlocal started
+        if now == moment and not started:
+            started = True
+            others.append(make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path))
+
+    def another_starts_meanwhile(spool: Spool, journal: Path) -> tuple[list[Frame], int]:
+        start_another_once("before")
+        read = read_orphan(spool, journal)
+        start_another_once("after")
+        return read
+
+    monkeypatch.setattr(Spool, "_read_orphan", another_starts_meanwhile)
+    first = make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path)
+    assert len(others) == 1
+    assert first.flush(timeout_s=30) and others[0].flush(timeout_s=30)
+    assert moto_server.messages(group, "orphan") == ["frame 0", "frame 1", "frame 2"]
+    assert first.stats().dropped_total == others[0].stats().dropped_total == 0
 
 
 def test_a_torn_journal_tail_is_skipped_and_counted(

@@ -514,11 +514,15 @@ class Spool:
                     )
                     continue
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Locked until the caller has replayed and deleted it: processes that start
+                # together (a server's workers) would otherwise each replay it, or read it as
+                # another deletes it. One that got the lock after that deletion finds no link.
+                if os.fstat(fd).st_nlink:
+                    yield journal
             except OSError:
-                continue  # its owner is alive
+                continue  # its owner is alive (or another process is replaying it)
             finally:
                 os.close(fd)
-            yield journal
 
     def _directory_is_private(self) -> bool:
         """Tell whether only this user can put files in the spool directory (or it is sticky)."""
