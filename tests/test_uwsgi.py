@@ -197,6 +197,68 @@ def test_a_spool_keeps_what_uwsgi_workers_signalled_with_their_master_could_not_
     assert _reports(errors) == []
 
 
+@pytest.mark.slow
+@needs_uwsgi
+@pytest.mark.parametrize(
+    ("mercy_s", "spool"),
+    [
+        # Well over the handler's flush interval (2 s), as uWSGI's default of 60 s is.
+        pytest.param(10, False, id="mercy-10s"),
+        # Killed long before its first batch is due (a 30 s flush interval here): only a spool
+        # keeps the records, for the next start.
+        pytest.param(1, True, id="mercy-1s-spool"),
+    ],
+)
+def test_a_lazy_apps_worker_stopped_in_its_import_keeps_what_it_logged(
+    moto_server: MotoEndpoint, tmp_path: Path, mercy_s: int, spool: bool
+) -> None:
+    """uWSGI ``--lazy-apps`` stopped while both workers are still in a slow import of the
+    application, after it set up logging and logged its loading records: Python's SIGINT handler
+    ends each import with a KeyboardInterrupt, the worker serves on without the application, and
+    the master kills it when its mercy (``--worker-reload-mercy``) runs out. Given a mercy longer
+    than the flush interval, the sender, still running, delivers the records meanwhile; given
+    less, a spool keeps them and the next start delivers them. Each worker's loading records
+    arrive once, and the handler reports nothing. Without the spool, the second case delivers
+    nothing."""
+    group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
+    env = app_environment(moto_server, group)
+    held = tmp_path / "held"
+    held.mkdir()
+    holding_env = {**env, "TEST_IMPORT_HOLD_DIR": str(held), "TEST_IMPORT_HOLD_S": "60"}
+    if spool:
+        env["TEST_SPOOL_DIR"] = holding_env["TEST_SPOOL_DIR"] = str(tmp_path / "spool")
+        # Nothing is sent before the kill, so the spool's replay is the only delivery: exactly
+        # once. (A kill in the middle of a send would replay what reached the endpoint: at least
+        # once, as a spool promises for a crash.)
+        holding_env["TEST_FLUSH_INTERVAL_S"] = "30"
+    options = ["--master", "--lazy-apps", "--worker-reload-mercy", str(mercy_s)]
+    server = _start(holding_env, free_port(), options)
+    try:
+        deadline = time.monotonic() + START_LIMIT_S
+        while len(list(held.iterdir())) < 2 and server.poll() is None:
+            assert time.monotonic() < deadline, "the workers did not reach their slow import"
+            time.sleep(0.05)  # polling the workers' imports, not waiting for our work
+        holding = sorted(int(path.name) for path in held.iterdir())
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=mercy_s + 30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+    assert errors.count("KeyboardInterrupt") == 2, errors[-4000:]  # both stopped in the import
+    assert _reports(errors) == []
+    if spool:
+        _, errors, _ = _serve(env, ["--master", "--lazy-apps"])
+        assert _reports(errors) == []
+    loaded = loading_records(moto_server, group)
+    delivered = {pid: sum(records.values()) for pid, records in loaded.items()}
+    print(f"measured: uwsgi lazy-apps stopped in its import, mercy {mercy_s} s: {delivered}")
+    assert {pid: set(loaded.get(pid, ())) for pid in holding} == {
+        pid: set(range(LOADING_RECORDS)) for pid in holding
+    }, errors[-4000:]
+    assert_loading_records_arrived_once(loaded)
+
+
 def _assert_every_record_arrived_once(
     moto: MotoEndpoint, group: str, answered: list[str], errors: str, options: list[str]
 ) -> dict[int, Counter[int]]:
@@ -242,22 +304,13 @@ def _wait_until_every_worker_loaded_the_app(stats_port: int, server: subprocess.
     raise AssertionError("a uWSGI worker did not load the application within 60 s")
 
 
-def _serve(
-    env: dict[str, str], options: list[str], *, stop_every_process: bool = False
-) -> tuple[list[str], str, int]:
-    """Start uWSGI on `apps/wsgi_app.py` with two workers and ``options``, send `REQUESTS`
-    requests, and stop it with SIGTERM: to its master, or to every process (without a master,
-    or with ``stop_every_process``). The requests answered, uWSGI's standard error, and the id
-    of its first process (the master, if there is one)."""
+def _start(env: dict[str, str], port: int, options: list[str]) -> subprocess.Popen[str]:
+    """Start uWSGI on `apps/wsgi_app.py`, on ``port``, with two workers and ``options``."""
     assert UWSGI is not None
-    port = free_port()
     server_options = ["--processes", "2", "--die-on-term", *options]
     server_options += ["--module", "wsgi_app:application"]
-    stats_port = free_port() if "--lazy-apps" in options else None
-    if stats_port is not None:
-        server_options += ["--stats", f"127.0.0.1:{stats_port}"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [UWSGI, "--http-socket", f"127.0.0.1:{port}", *server_options, *venv],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -265,6 +318,20 @@ def _serve(
         text=True,
         start_new_session=True,  # a worker left behind dies with the group, not holding stderr
     )
+
+
+def _serve(
+    env: dict[str, str], options: list[str], *, stop_every_process: bool = False
+) -> tuple[list[str], str, int]:
+    """Start uWSGI on `apps/wsgi_app.py` with two workers and ``options``, send `REQUESTS`
+    requests, and stop it with SIGTERM: to its master, or to every process (without a master,
+    or with ``stop_every_process``). The requests answered, uWSGI's standard error, and the id
+    of its first process (the master, if there is one)."""
+    port = free_port()
+    stats_port = free_port() if "--lazy-apps" in options else None
+    if stats_port is not None:
+        options = [*options, "--stats", f"127.0.0.1:{stats_port}"]
+    server = _start(env, port, options)
     try:
         wait_until_serving(port, server)  # type: ignore[arg-type]
         answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(REQUESTS)]
