@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -221,6 +222,48 @@ def test_handlers_starting_together_replay_a_dead_process_journal_once(
     assert first.flush(timeout_s=30) and others[0].flush(timeout_s=30)
     assert moto_server.messages(group, "orphan") == ["frame 0", "frame 1", "frame 2"]
     assert first.stats().dropped_total == others[0].stats().dropped_total == 0
+
+
+def test_a_journal_that_cannot_be_read_is_kept_and_reported_not_raised(
+    moto_server: MotoEndpoint,
+    make_handler: HandlerFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dead process's journal that fails to read (an I/O error) does not stop the handler from
+    being made: the failure is reported on the side channel, the journal stays for the next
+    start, which replays it, and the handler's own records are delivered meanwhile."""
+    from aws_cloudwatch_logs_handler import _spool
+    from aws_cloudwatch_logs_handler._events import Event
+
+    group = unique_group()
+    now = int(time.time() * 1000)
+    journal = tmp_path / f"{_spool.group_key(group)}.1.dead.journal"
+    journal.write_bytes(_spool.encode_frame("orphan", Event(now, "kept", 30)))
+    read_file = _spool._read_file
+
+    def failing_for_journals(path: Path) -> bytes:
+        if path.suffix == ".journal":
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return read_file(path)
+
+    monkeypatch.setattr(_spool, "_read_file", failing_for_journals)
+    problems: list[str] = []
+    handler = make_handler(
+        group,
+        log_stream="own",
+        endpoint_url=moto_server.url,
+        spool_dir=tmp_path,
+        on_problem=problems.append,
+    )
+    make_handler.logger(handler).info("own record")
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "own") == ["own record"]
+    assert journal.exists()
+    assert len(problems) == 1 and "Input/output error" in problems[0], problems
+    monkeypatch.setattr(_spool, "_read_file", read_file)
+    assert make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path).flush(timeout_s=30)
+    assert moto_server.messages(group, "orphan") == ["kept"]
 
 
 def test_a_torn_journal_tail_is_skipped_and_counted(

@@ -482,7 +482,11 @@ class Spool:
         """
         replayed = 0
         for journal in self._orphans():
-            frames, corrupt = self._read_orphan(journal)
+            try:
+                frames, corrupt = self._read_orphan(journal)
+            except OSError as error:  # kept for a later start; the handler works on meanwhile
+                self._reporter.report("spool", f"not replaying {journal.name}: {error}")
+                continue
             if corrupt:
                 SENDER.count_dropped(queues, "spool_corrupt", corrupt)
                 self._reporter.report(
