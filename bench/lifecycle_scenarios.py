@@ -78,6 +78,47 @@ def wait_for_signal() -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# Ctrl-C in a script that is logging: the KeyboardInterrupt lands wherever the main thread is,
+# most likely inside a logging call.
+
+
+def ctrl_c(url: str, group: str, logged_before: int) -> None:
+    """Log ``logged_before`` records, say ``ready``, then log flat out until Ctrl-C; say how
+    many logging calls returned."""
+    setup(url, group)
+    log = logging.getLogger(LOGGER)
+    log_records("main", logged_before)
+    logged = logged_before
+    try:
+        ready()
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while time.monotonic() < deadline:
+            log.info("main-%d", logged)
+            logged += 1
+    finally:  # the interrupt may come after a call returned and before this count: one more
+        print(f"logged={logged}", flush=True)
+
+
+def interrupted_start(url: str, group: str) -> None:
+    """The first logging call is interrupted just after it spawned the sender thread, as Ctrl-C
+    can do; the program catches the KeyboardInterrupt and logs on, then exits."""
+    start = threading.Thread.start
+
+    def start_then_interrupt(thread: threading.Thread) -> None:
+        threading.Thread.start = start  # type: ignore[method-assign]  # once
+        start(thread)
+        raise KeyboardInterrupt
+
+    threading.Thread.start = start_then_interrupt  # type: ignore[method-assign,assignment]
+    setup(url, group)
+    try:
+        log_records("main", 1)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    log_records("after", 3 * 10_000)  # three batches: two senders would take them at once
+
+
+# ------------------------------------------------------------------------------------------
 # SIGTERM to a single process.
 
 
@@ -476,6 +517,7 @@ def reconfigure_dead_endpoint(url: str, group: str, call: str) -> None:
 
 
 SCENARIOS = {
+    "interrupted-start": interrupted_start,
     "sigterm": sigterm,
     "sigterm-handler-made-in-thread": sigterm_handler_made_in_thread,
     "sigterm-during-flush": sigterm_during_flush,
@@ -506,6 +548,8 @@ def main() -> None:
         WITH_METHOD[scenario](url, group, rest[0])
     elif scenario == "reconfigure":
         reconfigure(url, group, rest[0], int(rest[1]), int(rest[2]))
+    elif scenario == "ctrl-c":
+        ctrl_c(url, group, int(rest[0]))
     elif scenario == "c-fork-quiet-child":
         c_fork_quiet_child(url, group, rest[0])
     elif scenario == "reconfigure-dead-endpoint":

@@ -90,6 +90,54 @@ def test_sigterm_delivers_then_ends_the_process_by_the_signal(moto_server: MotoE
     assert duplicated(got) == 0
 
 
+@pytest.mark.parametrize(
+    "logged_before",
+    [
+        # Ctrl-C most likely lands in the first logging call, which starts the sender thread.
+        pytest.param(0, id="first-call"),
+        pytest.param(RECORDS, id="flat-out"),
+    ],
+)
+def test_ctrl_c_while_logging_delivers_and_still_ends_by_sigint(
+    moto_server: MotoEndpoint, logged_before: int
+) -> None:
+    """Ctrl-C (SIGINT) in a script that logs flat out: the KeyboardInterrupt lands wherever the
+    main thread is, often inside a logging call. Every record whose call returned arrives once
+    (the interrupted one may too), and the process still ends by SIGINT (-2; 130 in a shell), as
+    Python ends a program left by an uncaught Ctrl-C, so a shell loop stops. Before, the exit's
+    first request imported modules that make namedtuples, which cleared CPython's note of the
+    interrupt (gh-128130): status 1, in every run; and an interrupt in the call that started the
+    sender thread left that thread running unknown, so the exit sent beside it: the record twice
+    (3 runs in 5)."""
+    run = Scenario("ctrl-c", moto_server.url, str(logged_before))
+    run.wait_for("ready")
+    run.signal(signal.SIGINT)
+    code, took = run.end()
+    [logged] = [int(named_figures(line)["logged"]) for line in run.lines if "logged=" in line]
+    got = arrived(moto_server, run.group)
+    print(f"measured: ctrl-c logged={logged} delivered={sum(got.values())} rc={code} {took:.2f}s")
+    assert code == -signal.SIGINT, run.stderr()
+    assert missing(expect("main", logged), got) == 0
+    assert duplicated(got) == 0, run.stderr()
+    assert set(got) - set(expect("main", logged)) <= {f"main-{logged}"}  # the interrupted call
+
+
+def test_a_logging_call_interrupted_as_it_starts_the_sender_loses_and_repeats_nothing(
+    moto_server: MotoEndpoint,
+) -> None:
+    """The first logging call raises KeyboardInterrupt just after spawning the sender thread (as
+    Ctrl-C can); the program catches it and logs on. Every record arrives once, and the handler
+    reports nothing: one thread sends. Before, the spawned thread ran unknown to the handler,
+    the next call started a second one, and both took the same batches ("pop from empty list")."""
+    run = Scenario("interrupted-start", moto_server.url)
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    assert code == 0, run.stderr()
+    assert "interrupted" in run.lines
+    assert got == expect("main", 1) + expect("after", 3 * 10_000), run.stderr()
+    assert run.stderr() == ""
+
+
 def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndpoint) -> None:
     """A second SIGTERM while delivering neither cuts the delivery short nor raises."""
     run, code, _ = signalled("sigterm", moto_server.url, times=2)

@@ -161,6 +161,29 @@ class SigtermDelivery:
         signal.raise_signal(signal.SIGTERM)
 
 
+def ending_on_keyboard_interrupt() -> bool:
+    """The program is ending on a KeyboardInterrupt nobody caught (Ctrl-C): Python printed it and
+    kept it in ``sys.last_exc`` (3.12+) or ``sys.last_value`` before running the exit hooks."""
+    if sys.flags.interactive or hasattr(sys, "ps1"):
+        return False  # an interactive session: Ctrl-C there does not end the interpreter
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
+
+
+def keep_the_exit_by_sigint() -> None:
+    """After delivery at exit, make sure Python still ends a Ctrl-C'd program by SIGINT.
+
+    Python ends a program left by an uncaught KeyboardInterrupt by SIGINT (status 130 in a shell),
+    so that a shell loop or a supervisor stops too. CPython before 3.14 (gh-128130) keeps that in
+    a flag which any code compiled from a string clears, on any thread: a namedtuple or dataclass
+    made while the sender imports what its first request needs, at exit. The program then ended
+    with status 1, as if it had failed. Code compiled from a string that raises KeyboardInterrupt
+    sets the flag again, as the interpreter's own run of the program does.
+    """
+    with contextlib.suppress(KeyboardInterrupt):
+        exec("raise KeyboardInterrupt")  # noqa: S102  # a constant: only the flag's reason to run
+
+
 def block_termination_signal_in_this_thread() -> None:
     """Keep SIGTERM away from our own threads, so it wakes the main thread, which handles it.
 
@@ -243,7 +266,10 @@ class ProcessLifecycle:
             )
 
     def _at_exit(self) -> None:
+        interrupted = ending_on_keyboard_interrupt()
         self.sender.shutdown()
+        if interrupted:
+            keep_the_exit_by_sigint()
         self.sigterm.end_if_signalled()
 
     def _after_fork_in_child(self) -> None:

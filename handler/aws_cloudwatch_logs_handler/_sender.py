@@ -335,10 +335,18 @@ class Sender:
             if self._handover is not None:
                 return
         thread = threading.Thread(target=self._run, name="cloudwatch-logs-sender", daemon=True)
-        thread.start()
-        self._thread = thread
-        self.thread_ident = thread.ident
         hook_multiprocessing_exit(self)
+        # The sender from before it runs, and forgotten only if starting it raised. What a signal
+        # handler raises (Ctrl-C's KeyboardInterrupt) lands anywhere in a logging call on the
+        # main thread, also inside `start` once the thread was spawned: such a thread, unknown
+        # here, sent beside the next one started (or beside `shutdown`, sending on its own), and
+        # the two took the same batches. Now it finds it is not the sender, and ends (`_run`).
+        self._thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            self._thread = None
+            raise
 
     @staticmethod
     def _make_handover(queues: HandlerQueues) -> Handover | None:
@@ -441,6 +449,10 @@ class Sender:
 
     def _run(self) -> None:
         block_termination_signal_in_this_thread()
+        with self._lock:
+            if self._thread is not threading.current_thread():
+                return  # its start was interrupted (`_locked_start`): another is the sender
+            self.thread_ident = threading.get_ident()
         while True:
             try:
                 with self._lock:
