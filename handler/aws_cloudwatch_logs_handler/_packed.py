@@ -123,18 +123,24 @@ class PackedEvents:
         Args:
             first_number: the journal number of the first event; the others follow it.
         """
-        tail = self._tail
-        before = len(self._times)
-        for timestamp_ms, message, size in events:
-            self._times.append(timestamp_ms)
-            tail.append(message)
-            self._sizes.append(size)
         self._noted_size = None
         self._tail_checked = False
-        if first_number is not None or self._numbers is not None:
-            count = len(self._times) - before
-            given = None if first_number is None else range(first_number, first_number + count)
-            self._number(count, given)
+        times, sizes, tail = self._times, self._sizes, self._tail
+        if first_number is None and self._numbers is None:
+            for timestamp_ms, message, size in events:
+                times.append(timestamp_ms)
+                sizes.append(size)
+                tail.append(message)  # last: an event is in once its message is (`drop_partial`)
+        else:
+            numbers = self._numbered()
+            step = 0 if first_number is None else 1
+            number = -1 if first_number is None else first_number
+            for timestamp_ms, message, size in events:
+                times.append(timestamp_ms)
+                sizes.append(size)
+                numbers.append(number)
+                number += step
+                tail.append(message)
         self._seal_full_chunks()
 
     def absorb(self, other: PackedEvents) -> None:
@@ -147,20 +153,27 @@ class PackedEvents:
         self._tail_checked = False
         numbers = other.journal_numbers()
         if numbers is not None or self._numbers is not None:
-            self._number(count, numbers)
+            self._numbered(len(self._times) - count).extend(
+                array("q", [-1]) * count if numbers is None else numbers
+            )
         self._seal_full_chunks()
         other.clear()
 
     def _seal_full_chunks(self) -> None:
+        # Messages leave the tail and join the chunks with no call between (CPython runs signal
+        # handlers only once a call returns, and at a loop's turn): an exception one raises never
+        # finds a message in both places, or in neither.
         tail, checked = self._tail, self._tail_checked
         if len(tail) == CHUNK_MESSAGES:  # a logging call's seal: the tail list, without a copy
-            self._chunks.append(_seal(tail, checked))
+            sealed = _seal(tail, checked)
             self._tail = []
             self._tail_checked = True
+            self._chunks.append(sealed)
             return
         while len(tail) >= CHUNK_MESSAGES:
-            self._chunks.append(_seal(tail[:CHUNK_MESSAGES], checked))
+            sealed = _seal(tail[:CHUNK_MESSAGES], checked)
             del tail[:CHUNK_MESSAGES]
+            self._chunks.append(sealed)
         if not tail:
             self._tail_checked = True
 
@@ -172,25 +185,52 @@ class PackedEvents:
         """
         times, tail = self._times, self._tail
         times.append(timestamp_ms)
-        tail.append(message)
-        if SEPARATOR in message:
-            self._tail_checked = False
         self._sizes.append(size)
         numbers = self._numbers
         if numbers is not None:
             numbers.append(number)
         elif number >= 0:
-            self._number(1, (number,))
+            self._numbered(len(times) - 1).append(number)
+        if SEPARATOR in message:
+            self._tail_checked = False
+        # The message last: an event is in once its message is. An exception a signal handler
+        # raises (Ctrl-C's KeyboardInterrupt) may cut this short after any call: the caller
+        # then drops what was staged in the arrays (`drop_partial`).
+        tail.append(message)
         if len(tail) >= CHUNK_MESSAGES:
             self._seal_full_chunks()
         return len(times) - self._head
 
-    def _number(self, count: int, given: Iterable[int] | None) -> None:
-        """Record the journal numbers of the ``count`` events just appended (None: not any)."""
+    def _numbered(self, before: int | None = None) -> array[int]:
+        """The journal numbers' array, made at the first numbered event: the ``before`` events
+        before it (all, if None) had none."""
         numbers = self._numbers
-        if numbers is None:  # the first numbered events: the ones before them had none
-            numbers = self._numbers = array("q", [-1]) * (len(self._times) - count)
-        numbers.extend(array("q", [-1]) * count if given is None else given)
+        if numbers is None:
+            count = len(self._times) if before is None else before
+            numbers = self._numbers = array("q", [-1]) * count
+        return numbers
+
+    def drop_partial(self) -> None:
+        """Drop an event whose append an exception cut short, and what it left in the arrays.
+
+        The message goes in last, so an event is whole once its message is in; an append cut
+        short left at most some of its fields in the arrays (or in a tail, from `extend`):
+        everything is cut back to the events whole in every field.
+        """
+        head, tail = self._head, self._tail
+        counts = [len(self._times) - head, len(self._sizes) - head]
+        if self._numbers is not None:
+            counts.append(len(self._numbers) - head)
+        messages = CHUNK_MESSAGES * len(self._chunks) - self._skip + len(tail)
+        whole = min(*counts, messages)
+        del self._times[head + whole :]
+        del self._sizes[head + whole :]
+        if self._numbers is not None:
+            del self._numbers[head + whole :]
+        if messages > whole:
+            del tail[len(tail) - (messages - whole) :]
+        self._noted_size = None
+        self._tail_checked = False  # what is left in the tail is checked again at its seal
 
     def journal_numbers(self) -> array[int] | None:
         """The waiting events' journal numbers (-1: not journaled); None if none has one."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import accumulate, islice
 from typing import Any, Final, Literal
 
 from ._batching import Cut, is_full, take_prefix
@@ -205,6 +205,39 @@ class HandlerQueues:
             return True
         # `is_full`, inlined: this line runs on every logging call.
         return queued >= MAX_BATCH_EVENTS or stream.queued_size >= MAX_BATCH_BYTES
+
+    def mend_cut_short(self, stream: StreamQueue, sizes: list[int]) -> bool:
+        """Make ``stream`` and the counts whole after an exception cut short the queueing of
+        events of ``sizes`` (the sender's lock held); True if some got in and were counted now.
+
+        What a signal handler raises (Ctrl-C's KeyboardInterrupt, a SystemExit) comes out of
+        whichever call the main thread was in, in the middle of a logging call too: before,
+        one such cut left a timestamp without its message, the stream could never be sent
+        again, and everything queued after it was lost (1 Ctrl-C in 88 while logging flat out).
+        An event cut short is dropped (its caller got the exception); the whole ones stay, and
+        are counted if the exception came before their counting (the events' sizes tell).
+        """
+        stream.queue.drop_partial()
+        waiting = stream.queue.total_size()
+        uncounted = waiting - stream.queued_size
+        counted = False
+        if uncounted > 0:
+            count = next(
+                (n for n, total in enumerate(accumulate(sizes), 1) if total == uncounted),
+                len(sizes),
+            )
+            self._added(
+                stream,
+                count,
+                len(stream.queue),
+                uncounted,
+                uncounted + count * self.overhead_per_event,
+            )
+            counted = True
+        if stream.queue and stream.first_waiting_at is None:
+            stream.first_waiting_at = time.monotonic()
+            counted = True
+        return counted
 
     def fits(self, cost: int) -> bool:
         return self.bytes_queued + cost <= self.max_queue_bytes

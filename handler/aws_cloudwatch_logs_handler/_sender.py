@@ -151,43 +151,49 @@ class Sender:
         """
         cost = size + queues.overhead_per_event
         if self._mark_byte[0]:  # no fork since (`ProcessMark.here`, inlined)
-            # acquire and release, not `with`: a lock's __exit__ takes its three arguments the
-            # slow way, half the cost of the lock on this path.
-            lock = self._lock
-            lock.acquire()
-            try:
-                target = queues.streams.get(stream)
-                if (
-                    target is not None
-                    and self._thread is not None
-                    and not self._stopped
-                    and not queues.closed
-                    and queues.bytes_queued + cost <= queues.max_queue_bytes
-                ):
-                    journal = queues.on_enqueued_one
-                    try:
-                        number = -1 if journal is None else journal(target, timestamp_ms, message)
-                    except OSError:
-                        pass  # a full disk: `enqueue` below tries again, and reports it
-                    else:
-                        queued = target.queue.append(timestamp_ms, message, size, number)
-                        # `HandlerQueues.add`'s counting (`_added`), inlined: this runs on every
-                        # logging call, and the call it saves was about 50 ns of the 0.8 us the
-                        # call pays to queue. `tests/test_sender_unit.py` holds both ways to the
-                        # same counts.
-                        queues.last_stream = stream
-                        target.enqueued += 1
-                        target.queued_size += size
-                        queues.bytes_queued += cost
-                        queues.counters.records_accepted += 1
-                        if target.first_waiting_at is None:
-                            target.first_waiting_at = time.monotonic()
-                            self._work.notify()
-                        elif queued >= MAX_BATCH_EVENTS or target.queued_size >= MAX_BATCH_BYTES:
-                            self._work.notify()  # a batch is full (`_batching.is_full`)
-                        return True
-            finally:
-                lock.release()
+            # `with`, not acquire() and try: CPython runs a signal handler once a call returns,
+            # so Ctrl-C's KeyboardInterrupt could come between the two and leave the lock held
+            # for good (the exit's delivery then waited on it forever). `with` takes the lock
+            # and enters its block in one step.
+            with self._lock:
+                try:
+                    target = queues.streams.get(stream)
+                    if (
+                        target is not None
+                        and self._thread is not None
+                        and not self._stopped
+                        and not queues.closed
+                        and queues.bytes_queued + cost <= queues.max_queue_bytes
+                    ):
+                        journal = queues.on_enqueued_one
+                        try:
+                            number = (
+                                -1 if journal is None else journal(target, timestamp_ms, message)
+                            )
+                        except OSError:
+                            pass  # a full disk: `enqueue` below tries again, and reports it
+                        else:
+                            queued = target.queue.append(timestamp_ms, message, size, number)
+                            # `HandlerQueues.add`'s counting (`_added`), inlined: this runs on every
+                            # logging call, and the call it saves was about 50 ns of the 0.8 us the
+                            # call pays to queue. `tests/test_sender_unit.py` holds both ways to the
+                            # same counts.
+                            queues.last_stream = stream
+                            target.enqueued += 1
+                            target.queued_size += size
+                            queues.bytes_queued += cost
+                            queues.counters.records_accepted += 1
+                            if target.first_waiting_at is None:
+                                target.first_waiting_at = time.monotonic()
+                                self._work.notify()
+                            elif (
+                                queued >= MAX_BATCH_EVENTS or target.queued_size >= MAX_BATCH_BYTES
+                            ):
+                                self._work.notify()  # a batch is full (`_batching.is_full`)
+                            return True
+                except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here
+                    self._locked_mend(queues, stream, [size])
+                    raise
         return self.enqueue(queues, stream, [Event(timestamp_ms, message, size)])
 
     def enqueue(self, queues: HandlerQueues, stream: str, events: list[Event]) -> bool:
@@ -218,8 +224,12 @@ class Sender:
                         first_number = queues.on_enqueued(target, events)  # the journal, first
                     except OSError as error:  # a full disk must not cost the memory copy
                         journal_error = error
-                if queues.add(target, events, size, cost, first_number):
-                    self._work.notify()
+                try:
+                    if queues.add(target, events, size, cost, first_number):
+                        self._work.notify()
+                except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here
+                    self._locked_mend(queues, stream, [event.size for event in events])
+                    raise
                 if self._thread is None and self._handover is None:
                     self._locked_start(queues)
             else:
@@ -236,6 +246,13 @@ class Sender:
                 f"dropped {len(events)} event(s) by overflow={settings.overflow!r}",
             )
         return refused is None
+
+    def _locked_mend(self, queues: HandlerQueues, stream: str, sizes: list[int]) -> None:
+        """After an exception cut a logging call short: the stream's queue and counts whole
+        again (`HandlerQueues.mend_cut_short`), and the sender told of what waits."""
+        target = queues.streams.get(stream)
+        if target is not None and queues.mend_cut_short(target, sizes):
+            self._work.notify()
 
     def _locked_make_room(self, queues: HandlerQueues, cost: int) -> bool:
         """Apply the overflow policy until ``cost`` more bytes fit."""
