@@ -178,6 +178,24 @@ def test_a_sigkilled_process_loses_nothing_it_spooled(
     assert [read_frames(p.read_bytes()) for p in journals] == [([], 0)]  # only ours, emptied
 
 
+def frames_of(stream: str, count: int) -> list[bytes]:
+    """``count`` journal frames for ``stream``: messages "frame 0", "frame 1", ..., timed now."""
+    from aws_cloudwatch_logs_handler._events import Event
+    from aws_cloudwatch_logs_handler._spool import encode_frame
+
+    now = int(time.time() * 1000)
+    return [encode_frame(stream, Event(now + i, f"frame {i}", 33)) for i in range(count)]
+
+
+def dead_journal(directory: Path, group: str, data: bytes) -> Path:
+    """Leave ``data`` as the journal of a dead process for ``group`` in ``directory``."""
+    from aws_cloudwatch_logs_handler._spool import group_key
+
+    journal = directory / f"{group_key(group)}.1.dead.journal"
+    journal.write_bytes(data)
+    return journal
+
+
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_handlers_starting_together_replay_a_dead_process_journal_once(
     moto_server: MotoEndpoint,
@@ -193,13 +211,10 @@ def test_handlers_starting_together_replay_a_dead_process_journal_once(
     delivered once, and neither constructor raises. Before the first held the journal locked
     until it had deleted it, the second replayed it too (``after``: every record twice), or
     raised from its constructor when the journal vanished as it read it (``before``)."""
-    from aws_cloudwatch_logs_handler._events import Event
-    from aws_cloudwatch_logs_handler._spool import Frame, Spool, encode_frame, group_key
+    from aws_cloudwatch_logs_handler._spool import Frame, Spool
 
     group = unique_group()
-    now = int(time.time() * 1000)
-    frames = [encode_frame("orphan", Event(now + i, f"frame {i}", 33)) for i in range(3)]
-    (tmp_path / f"{group_key(group)}.1.dead.journal").write_bytes(b"".join(frames))
+    dead_journal(tmp_path, group, b"".join(frames_of("orphan", 3)))
     read_orphan = Spool._read_orphan
     others: list[CloudWatchLogsHandler] = []
     started = False  # set before the other's own replay, which comes back here without the fix
@@ -234,12 +249,9 @@ def test_a_journal_that_cannot_be_read_is_kept_and_reported_not_raised(
     being made: the failure is reported on the side channel, the journal stays for the next
     start, which replays it, and the handler's own records are delivered meanwhile."""
     from aws_cloudwatch_logs_handler import _spool
-    from aws_cloudwatch_logs_handler._events import Event
 
     group = unique_group()
-    now = int(time.time() * 1000)
-    journal = tmp_path / f"{_spool.group_key(group)}.1.dead.journal"
-    journal.write_bytes(_spool.encode_frame("orphan", Event(now, "kept", 30)))
+    journal = dead_journal(tmp_path, group, b"".join(frames_of("orphan", 1)))
     read_file = _spool._read_file
 
     def failing_for_journals(path: Path) -> bytes:
@@ -263,21 +275,16 @@ def test_a_journal_that_cannot_be_read_is_kept_and_reported_not_raised(
     assert len(problems) == 1 and "Input/output error" in problems[0], problems
     monkeypatch.setattr(_spool, "_read_file", read_file)
     assert make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path).flush(timeout_s=30)
-    assert moto_server.messages(group, "orphan") == ["kept"]
+    assert moto_server.messages(group, "orphan") == ["frame 0"]
 
 
 def test_a_torn_journal_tail_is_skipped_and_counted(
     moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
 ) -> None:
     """A journal cut mid-frame delivers every whole frame and counts the torn one."""
-    from aws_cloudwatch_logs_handler._events import Event
-    from aws_cloudwatch_logs_handler._spool import encode_frame, group_key
-
     group = unique_group()
-    now = int(time.time() * 1000)
-    frames = [encode_frame("torn", Event(now + i, f"frame {i}", 33)) for i in range(3)]
-    data = b"".join(frames) + frames[0][:-3]
-    (tmp_path / f"{group_key(group)}.1.dead.journal").write_bytes(data)
+    frames = frames_of("torn", 3)
+    dead_journal(tmp_path, group, b"".join(frames) + frames[0][:-3])
     handler = make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path)
     assert handler.flush(timeout_s=30)
     assert moto_server.messages(group, "torn") == ["frame 0", "frame 1", "frame 2"]
@@ -288,17 +295,11 @@ def test_a_corrupt_frame_in_the_middle_does_not_hide_the_rest(
     moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
 ) -> None:
     """A frame with a bad checksum is skipped; the frames after it are still delivered."""
-    from aws_cloudwatch_logs_handler._events import Event
-    from aws_cloudwatch_logs_handler._spool import encode_frame, group_key
-
     group = unique_group()
-    now = int(time.time() * 1000)
-    frames = [encode_frame("mid", Event(now + i, f"frame {i}", 33)) for i in range(3)]
+    frames = frames_of("mid", 3)
     broken = bytearray(frames[1])
     broken[-1] ^= 0xFF
-    (tmp_path / f"{group_key(group)}.1.dead.journal").write_bytes(
-        frames[0] + bytes(broken) + frames[2]
-    )
+    dead_journal(tmp_path, group, frames[0] + bytes(broken) + frames[2])
     handler = make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path)
     assert handler.flush(timeout_s=30)
     assert moto_server.messages(group, "mid") == ["frame 0", "frame 2"]
