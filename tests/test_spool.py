@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import stat
@@ -16,6 +17,7 @@ import pytest
 from fork_below_python import run_script
 from hypothesis import given
 from hypothesis import strategies as st
+from interrupts import interrupted_at
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._journal_file import GROWTH_BYTES
@@ -109,6 +111,40 @@ def test_a_long_run_of_settled_batches_keeps_the_acknowledged_offset_exact(
         spool.settle(s, queue.detach(count))
         settled += count
         assert acked(tmp_path) == ends[settled - 1]
+
+
+@pytest.mark.parametrize(
+    "cut_before", ["self._lengths.append(end - size)", "self._next = number + 1", "return number"]
+)
+def test_a_frame_a_cut_left_unqueued_is_acknowledged_in_its_place(
+    tmp_path: Path, cut_before: str
+) -> None:
+    """Ctrl-C can cut a logging call after its frame is written and before it is numbered, or
+    queued. The mend (`forget_unqueued`) numbers it and settles it, so the acknowledged offset
+    stays on the frames' boundaries: later settlements leave exactly the waiting frames to
+    replay. Before, one cut before the numbering put the offset a frame's length short of the
+    truth for good (a crash then replayed from inside a frame: a stretch read as corrupt, and
+    the frame after it lost); one after it stopped the offset at the frame for good."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    a = Stream("a")
+    first = journaled(spool, a, [Event(1_000, "m0", 28)])
+    code = Spool.append_one.__code__
+    source, start = inspect.getsourcelines(Spool.append_one)
+    [line] = [start + i for i, text in enumerate(source) if text.strip() == cut_before]
+    with interrupted_at(code, line) as fired, pytest.raises(KeyboardInterrupt):
+        spool.append_one(a, 1_001, "cut short, never queued")
+    assert fired == [1]
+    held = set(first.journal_numbers() or ())
+    spool.forget_unqueued(SimpleNamespace(journal_numbers_held=lambda: held))  # type: ignore[arg-type]
+    second = journaled(spool, a, [Event(1_002, "m2", 28)])
+    third = journaled(spool, a, [Event(1_003, "m3", 28)])
+    spool.settle(a, first)
+    spool.settle(a, second)
+    [journal] = tmp_path.glob("*.journal")
+    frames, corrupt = read_frames(journal.read_bytes()[acked(tmp_path) :])
+    assert ([f.event.message for f in frames], corrupt) == (["m3"], 0)
+    spool.settle(a, third)
+    assert on_disk(tmp_path) == [] and acked(tmp_path) == 0  # all settled: emptied
 
 
 def on_disk(spool_dir: Path) -> list[str]:

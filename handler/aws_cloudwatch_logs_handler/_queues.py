@@ -164,6 +164,9 @@ class HandlerQueues:
         self.after_settled: Callable[[], None] | None = None
         """Called by the sender after its work on each stream (where batches settle), without
         its lock: the spool's file work that no logging call should wait for."""
+        self.on_cut_short: Callable[[HandlerQueues], None] | None = None
+        """Called by `mend_cut_short` once the queues are whole again: the spool forgets the
+        frames it journaled for events that never got into a queue."""
 
     # ----------------------------------------------------------------------------------------
     # Queueing (the logging call's side).
@@ -237,7 +240,19 @@ class HandlerQueues:
         if stream.queue and stream.first_waiting_at is None:
             stream.first_waiting_at = time.monotonic()
             counted = True
+        if self.on_cut_short is not None:
+            self.on_cut_short(self)
         return counted
+
+    def journal_numbers_held(self) -> set[int]:
+        """The journal numbers of every event queued, being cut, or in flight, in any stream."""
+        held: set[int] = set()
+        for stream in self.streams.values():
+            for events in (stream.queue, stream.taking, *stream.in_flight):
+                numbers = None if events is None else events.journal_numbers()
+                if numbers is not None:
+                    held.update(numbers)
+        return held
 
     def fits(self, cost: int) -> bool:
         return self.bytes_queued + cost <= self.max_queue_bytes

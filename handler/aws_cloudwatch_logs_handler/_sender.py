@@ -219,12 +219,12 @@ class Sender:
                     self._handlers.append(queues)
                 target = queues.streams.get(stream) or queues.stream(stream)
                 first_number = None
-                if queues.on_enqueued is not None:
-                    try:
-                        first_number = queues.on_enqueued(target, events)  # the journal, first
-                    except OSError as error:  # a full disk must not cost the memory copy
-                        journal_error = error
                 try:
+                    if queues.on_enqueued is not None:
+                        try:
+                            first_number = queues.on_enqueued(target, events)  # journal first
+                        except OSError as error:  # a full disk must not cost the memory copy
+                            journal_error = error
                     if queues.add(target, events, size, cost, first_number):
                         self._work.notify()
                 except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here

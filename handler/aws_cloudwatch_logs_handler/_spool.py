@@ -269,6 +269,7 @@ class Spool:
         queues.on_settled = self.settle
         queues.on_claimed = self.take_over_claimed
         queues.after_settled = self.tidy
+        queues.on_cut_short = self.forget_unqueued
         queues.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
 
     def _ensure_open(self) -> None:
@@ -395,8 +396,38 @@ class Spool:
         """Mark the frames of ``batch`` settled; advance the acknowledged offset (sender's lock
         held). The usual batch is the next frames in order: settled in a few C calls."""
         numbers = batch.journal_numbers()
-        if not numbers:
+        if numbers:
+            self._settle_numbers(numbers)
+
+    def forget_unqueued(self, queues: HandlerQueues) -> None:
+        """Settle the frames journaled for events that never got into a queue (sender's lock
+        held): an exception cut a logging call short between its journal and its queue.
+
+        Such a frame would never settle: the acknowledged offset would stop at it for good, the
+        journal grow without end, and a crash (or the next start, after a clean exit) replay
+        everything after it a second time. The cut may also have come inside `append_one`,
+        after the frame was written and before it was numbered: it is numbered first.
+        """
+        if self._journal is None or not self._opened_here.byte[0]:
             return
+        lengths, head = self._lengths, self._lengths_head
+        unnumbered = self._journal.size - self._acked - sum(lengths[head:])
+        if unnumbered > 0:
+            lengths.append(unnumbered)  # one frame, or the several of a cut `append`
+        self._next = self._first + len(lengths) - head
+        held = queues.journal_numbers_held()
+        unqueued = [
+            number
+            for number in range(self._first, self._next)
+            if number not in held and number not in self._settled
+        ]
+        if unqueued:
+            try:
+                self._settle_numbers(array("q", unqueued))
+            except OSError as error:  # the .ack not written: a crash replays them, no more
+                self._problems.append(f"could not acknowledge: {error}")
+
+    def _settle_numbers(self, numbers: array[int]) -> None:
         first = self._first
         count = len(numbers)
         if numbers[0] == first and self._runs.match(numbers, first):
