@@ -118,6 +118,26 @@ def interrupted_start(url: str, group: str) -> None:
     log_records("after", 3 * 10_000)  # three batches: two senders would take them at once
 
 
+def interrupted_before_start(url: str, group: str) -> None:
+    """The first logging call is interrupted inside `Thread.start`, before the sender thread
+    was spawned (Ctrl-C at that moment); the program catches the KeyboardInterrupt and, logging
+    nothing more, flushes: the flush starts the sender."""
+    start = threading.Thread.start
+
+    def interrupt_before_starting(thread: threading.Thread) -> None:
+        threading.Thread.start = start  # type: ignore[method-assign]  # once
+        raise KeyboardInterrupt
+
+    threading.Thread.start = interrupt_before_starting  # type: ignore[method-assign,assignment]
+    handler = setup(url, group)
+    try:
+        log_records("main", 1)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    print(f"flushed={handler.flush(timeout_s=20.0)}", flush=True)
+    os._exit(0)  # the flush alone delivers: not the exit hook
+
+
 # ------------------------------------------------------------------------------------------
 # SIGTERM to a single process.
 
@@ -518,6 +538,7 @@ def reconfigure_dead_endpoint(url: str, group: str, call: str) -> None:
 
 SCENARIOS = {
     "interrupted-start": interrupted_start,
+    "interrupted-before-start": interrupted_before_start,
     "sigterm": sigterm,
     "sigterm-handler-made-in-thread": sigterm_handler_made_in_thread,
     "sigterm-during-flush": sigterm_during_flush,

@@ -138,6 +138,20 @@ def test_a_logging_call_interrupted_as_it_starts_the_sender_loses_and_repeats_no
     assert run.stderr() == ""
 
 
+def test_a_flush_after_a_logging_call_interrupted_before_the_sender_started_delivers(
+    moto_server: MotoEndpoint,
+) -> None:
+    """Ctrl-C inside the first logging call, before the sender thread was spawned, left the
+    record queued and no sender: a program that caught the interrupt and called flush() (and
+    logged nothing more) waited out the flush's whole timeout, and got False. The flush starts
+    the sender now; the process then ends by `os._exit`, so only the flush can have sent it."""
+    run = Scenario("interrupted-before-start", moto_server.url)
+    code, _ = run.end()
+    assert code == 0, run.stderr()
+    assert run.lines[-2:] == ["interrupted", "flushed=True"], run.stderr()
+    assert arrived(moto_server, run.group) == expect("main", 1)
+
+
 def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndpoint) -> None:
     """A second SIGTERM while delivering neither cuts the delivery short nor raises."""
     run, code, _ = signalled("sigterm", moto_server.url, times=2)

@@ -289,6 +289,10 @@ class Sender:
             for stream, _ in targets:
                 stream.retry_at = 0.0  # a flush wakes the backoff instead of waiting it out
             self._work.notify()
+            if self._thread is None and not self._stopped:
+                # Queued, and no sender: the logging call that started it was cut short (Ctrl-C
+                # inside `Thread.start`). Else the flush would wait out its whole timeout.
+                self._locked_start(queues)
             if _holds_logging_lock():
                 # Logging is being reconfigured: the sender delivers as soon as the caller lets
                 # go of logging's lock; waiting for it here would wait forever.
