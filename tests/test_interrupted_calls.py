@@ -21,9 +21,11 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
+from fault_proxy import fault_proxy
 from handler_factory import HandlerFactory, unique_group
 from interrupts import interrupted_at
 
+from aws_cloudwatch_logs_handler._limits import MAX_BATCH_BYTES
 from aws_cloudwatch_logs_handler._sender import SENDER
 from aws_cloudwatch_logs_handler._spool import Spool, group_key
 from local_aws.moto_endpoint import MotoEndpoint
@@ -94,13 +96,13 @@ def test_logging_calls_interrupted_at_random_moments_leave_the_handler_whole(
         assert _replayed_after_a_crash_now(spool_dir, group, make_handler, moto_server) == {}
 
 
-def _median_call_s(log: logging.Logger) -> float:
+def _median_call_s(log: logging.Logger, padding: str = "") -> float:
     """How long a logging call takes here, with the timer set and cleared around it."""
     took = []
     for _ in range(500):
         started = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, 0)
-        log.info("timing")
+        log.info("timing %s", padding)
         signal.setitimer(signal.ITIMER_REAL, 0)
         took.append(time.perf_counter() - started)
     return statistics.median(took)
@@ -181,3 +183,75 @@ def test_a_call_cut_at_each_line_of_its_journal_write_leaves_nothing_to_replay(
     assert [m for m, n in got.items() if n > 1 and not m.startswith(message[:6])] == []
     assert handler.stats().dropped_total == 0
     assert _replayed_after_a_crash_now(spool_dir, group, make_handler, moto_server) == {}
+
+
+@pytest.mark.parametrize("spool", [False, True], ids=["memory", "spool"])
+def test_calls_interrupted_while_dropping_the_oldest_leave_the_counts_whole(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path, spool: bool
+) -> None:
+    """With ``overflow="drop_oldest"`` and the endpoint unreachable, the queue is full and
+    every logging call drops the oldest records to make room; here they are interrupted at
+    random moments too. Every record is then either delivered once or counted as dropped, no
+    byte stays counted as queued, and the handler goes on: records logged afterwards all
+    arrive. Before, a cut in the middle of the drop left events gone from the queue and never
+    settled: the flush waited for them until its timeout (3 runs of 3), the counts off."""
+    group = unique_group()
+    with fault_proxy(moto_server.url) as proxy:
+        handler = make_handler(
+            group,
+            log_stream="s",
+            endpoint_url=proxy.url,
+            overflow="drop_oldest",
+            # Room for records queued beside the 1 MB batch stuck in flight (never dropped).
+            max_queue_bytes=4 * MAX_BATCH_BYTES,
+            **({"spool_dir": str(tmp_path / "spool")} if spool else {}),
+        )
+        log = make_handler.logger(handler)
+        log.info("warm")
+        assert handler.flush(timeout_s=30)
+        proxy.cut()
+        padding = "x" * 500
+        for number in range(10_000):  # 5 MB: the queue is full, the oldest dropped from here on
+            log.info("fill-%d %s", number, padding)
+        dropped_before = handler.stats().dropped_total
+        latest = 3 * _median_call_s(log, padding)
+        rng = random.Random(11)
+        interrupted = 0
+        faulthandler.dump_traceback_later(120, exit=True)
+        previous = signal.signal(signal.SIGALRM, _interrupt)
+        try:
+            for number in range(CALLS):
+                try:
+                    try:
+                        signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, latest))
+                        log.info("m-%d %s", number, padding)
+                    finally:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                except KeyboardInterrupt:
+                    interrupted += 1
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+            faulthandler.cancel_dump_traceback_later()
+        dropped_meanwhile = handler.stats().dropped_total - dropped_before
+        proxy.restore()
+        assert handler.flush(timeout_s=60)
+        for number in range(100):
+            log.info("after-%d", number)
+        assert handler.flush(timeout_s=60)
+    stats = handler.stats()
+    got = Counter(moto_server.messages(group, "s"))
+    print(
+        f"measured: {CALLS} calls, timer up to {latest * 1e6:.0f} us, {interrupted} interrupted, "
+        f"{stats.records_accepted} accepted, {dropped_meanwhile} dropped meanwhile, "
+        f"{stats.dropped_total} dropped, {sum(got.values())} delivered"
+    )
+    assert dropped_before > 0 and dropped_meanwhile > 0  # full: the oldest were dropped
+    assert [m for m, n in got.items() if n > 1 and not m.startswith("timing")] == []
+    assert [n for n in range(100) if got[f"after-{n}"] != 1] == []
+    assert sum(got.values()) == stats.events_delivered
+    assert stats.records_accepted == stats.events_delivered + stats.dropped_total
+    assert (stats.events_queued, stats.bytes_queued) == (0, 0)
+    if spool:  # the dropped records' frames are settled too: a crash now replays nothing
+        assert (
+            _replayed_after_a_crash_now(tmp_path / "spool", group, make_handler, moto_server) == {}
+        )

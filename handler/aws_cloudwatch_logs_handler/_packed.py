@@ -315,8 +315,12 @@ class PackedEvents:
 
     def clear(self) -> None:
         """Forget every event, and the memory the arrays held."""
-        self._times = array("q")
-        self._sizes = array("i")
+        times, sizes = array("q"), array("i")
+        # No call from here on: what a signal handler raises (Ctrl-C) runs only once a call
+        # returns, at a loop's turn or at a function's start, so it finds every field as it
+        # was, or every one changed (`_forget_first`, `HandlerQueues._drop_first`).
+        self._times = times
+        self._sizes = sizes
         self._head = 0
         self._chunks = []
         self._skip = 0
@@ -370,19 +374,22 @@ class PackedEvents:
 
     def _forget_first(self, count: int) -> None:
         """Drop the ``count`` oldest events, closing the gap they leave in the arrays once long."""
-        self._noted_size = None
         end = self._head + count
         if end == len(self._times):
             self.clear()
             return
-        self._head = end
-        if end >= _COMPACT_AFTER and 2 * end >= len(self._times):
+        compact = end >= _COMPACT_AFTER and 2 * end >= len(self._times)
+        position = self._skip + count
+        sealed = CHUNK_MESSAGES * len(self._chunks)
+        # No call from here on (see `clear`): the fields change together or not at all.
+        self._noted_size = None
+        if compact:
             del self._times[:end], self._sizes[:end]
             if self._numbers is not None:
                 del self._numbers[:end]
             self._head = 0
-        position = self._skip + count
-        sealed = CHUNK_MESSAGES * len(self._chunks)
+        else:
+            self._head = end
         if position >= sealed:
             del self._tail[: position - sealed]
             self._chunks = []

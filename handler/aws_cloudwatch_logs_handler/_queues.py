@@ -271,11 +271,45 @@ class HandlerQueues:
                 count += 1
                 size += event_size
             if count:
-                dropped = stream.queue.detach(count)
-                stream.queued_size -= size
-                self.counters.dropped["queue_full"] += count
-                self.release(stream, dropped, counts_as_success=False, size=size)
+                self._drop_first(stream, count, size)
         return self.fits(cost)
+
+    def _drop_first(self, stream: StreamQueue, count: int, size: int) -> None:
+        """Drop the ``count`` oldest queued events of ``stream`` (``size`` bytes) as queue_full.
+
+        This runs inside a logging call, where what a signal handler raises (Ctrl-C) can cut it
+        short: before, events could leave the queue without being counted as settled (a flush
+        then waited for them for good, the counts stayed off). The events leave in one step
+        (`PackedEvents.detach`, whose fields change together), and the counts follow them: if
+        the cut came after they left, the counts are set here, and the spool settles the
+        frames no queue holds any more.
+        """
+        before = len(stream.queue)
+        counts = (
+            stream.queued_size - size,
+            stream.settled + count,
+            self.bytes_queued - size - self.overhead_per_event * count,
+            self.counters.dropped["queue_full"] + count,
+        )
+        try:
+            dropped = stream.queue.detach(count)
+            self._count_dropped_first(stream, counts)
+            if self.on_settled is not None:
+                self.on_settled(stream, dropped)
+        except BaseException:
+            if len(stream.queue) != before:  # they left: the counts follow, once
+                self._count_dropped_first(stream, counts)
+                if self.on_cut_short is not None:
+                    self.on_cut_short(self)
+            raise
+
+    def _count_dropped_first(self, stream: StreamQueue, counts: tuple[int, int, int, int]) -> None:
+        """Set the counts `_drop_first` made (plain assignments: setting them twice is once)."""
+        queued_size, settled, bytes_queued, dropped = counts
+        stream.queued_size = queued_size
+        stream.settled = settled
+        self.bytes_queued = bytes_queued
+        self.counters.dropped["queue_full"] = dropped
 
     def move_pending(self, stream_name: str) -> bool:
         """Send the events waiting under `PENDING_STREAM` to ``stream_name``; True if any moved."""
