@@ -61,25 +61,8 @@ def test_logging_calls_interrupted_at_random_moments_leave_the_handler_whole(
     # The timer spans a few of this interpreter's logging calls (set and started included),
     # so its signal lands anywhere in one: some calls return, most are cut short somewhere.
     latest = 3 * _median_call_s(log)
-    rng = random.Random(7)
-    returned: list[int] = []
-    interrupted = 0
-    faulthandler.dump_traceback_later(120, exit=True)  # a lock left held waits for good
-    previous = signal.signal(signal.SIGALRM, _interrupt)
-    try:
-        for number in range(CALLS):
-            try:
-                try:
-                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, latest))
-                    log.info("m-%d", number)
-                    returned.append(number)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            except KeyboardInterrupt:
-                interrupted += 1
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-        faulthandler.cancel_dump_traceback_later()
+    returned = _log_interrupted(log, latest, seed=7)
+    interrupted = CALLS - len(returned)
     assert SENDER._lock.acquire(timeout=10), "the sender's lock was left held"
     SENDER._lock.release()
     assert handler.flush(timeout_s=60)
@@ -94,6 +77,32 @@ def test_logging_calls_interrupted_at_random_moments_leave_the_handler_whole(
     assert handler._queues.bytes_queued == 0
     if spool:
         assert _replayed_after_a_crash_now(spool_dir, group, make_handler, moto_server) == {}
+
+
+def _log_interrupted(
+    log: logging.Logger, latest: float, *, seed: int, padding: str = ""
+) -> list[int]:
+    """Log records "m-0" to "m-<CALLS - 1>" (then ``padding``), each call with a timer of 1 us
+    to ``latest`` whose signal raises KeyboardInterrupt; return the numbers whose call returned.
+    A hang (a lock left held waits for good) ends the process after 120 s, with every thread's
+    traceback."""
+    rng = random.Random(seed)
+    returned: list[int] = []
+    faulthandler.dump_traceback_later(120, exit=True)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    try:
+        for number in range(CALLS):
+            with suppress(KeyboardInterrupt):
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, latest))
+                    log.info("m-%d%s", number, padding)
+                    returned.append(number)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        faulthandler.cancel_dump_traceback_later()
+    return returned
 
 
 def _median_call_s(log: logging.Logger, padding: str = "") -> float:
@@ -210,28 +219,12 @@ def test_calls_interrupted_while_dropping_the_oldest_leave_the_counts_whole(
         log.info("warm")
         assert handler.flush(timeout_s=30)
         proxy.cut()
-        padding = "x" * 500
+        padding = " " + "x" * 500
         for number in range(10_000):  # 5 MB: the queue is full, the oldest dropped from here on
-            log.info("fill-%d %s", number, padding)
+            log.info("fill-%d%s", number, padding)
         dropped_before = handler.stats().dropped_total
         latest = 3 * _median_call_s(log, padding)
-        rng = random.Random(11)
-        interrupted = 0
-        faulthandler.dump_traceback_later(120, exit=True)
-        previous = signal.signal(signal.SIGALRM, _interrupt)
-        try:
-            for number in range(CALLS):
-                try:
-                    try:
-                        signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, latest))
-                        log.info("m-%d %s", number, padding)
-                    finally:
-                        signal.setitimer(signal.ITIMER_REAL, 0)
-                except KeyboardInterrupt:
-                    interrupted += 1
-        finally:
-            signal.signal(signal.SIGALRM, previous)
-            faulthandler.cancel_dump_traceback_later()
+        interrupted = CALLS - len(_log_interrupted(log, latest, seed=11, padding=padding))
         dropped_meanwhile = handler.stats().dropped_total - dropped_before
         proxy.restore()
         assert handler.flush(timeout_s=60)
