@@ -165,8 +165,9 @@ class HandlerQueues:
         """Called by the sender after its work on each stream (where batches settle), without
         its lock: the spool's file work that no logging call should wait for."""
         self.on_cut_short: Callable[[HandlerQueues], None] | None = None
-        """Called by `mend_cut_short` once the queues are whole again: the spool forgets the
-        frames it journaled for events that never got into a queue."""
+        """Called once the queues are whole again after an exception cut a logging call short
+        (`mend_cut_short`, `_drop_first`): the spool settles the frames no queue holds (events
+        that never got in, or left without being settled)."""
 
     # ----------------------------------------------------------------------------------------
     # Queueing (the logging call's side).
