@@ -99,41 +99,38 @@ def ctrl_c(url: str, group: str, logged_before: int) -> None:
         print(f"logged={logged}", flush=True)
 
 
-def interrupted_start(url: str, group: str) -> None:
-    """The first logging call is interrupted just after it spawned the sender thread, as Ctrl-C
-    can do; the program catches the KeyboardInterrupt and logs on, then exits."""
+def _first_call_interrupted_in_start(url: str, group: str, *, spawned: bool) -> Any:
+    """Set up, then log one record whose call Ctrl-C interrupts inside `Thread.start` as it
+    starts the sender thread: just after the thread was ``spawned``, or just before. The
+    program catches the KeyboardInterrupt (said as "interrupted"); returns the handler."""
     start = threading.Thread.start
 
-    def start_then_interrupt(thread: threading.Thread) -> None:
+    def start_interrupted(thread: threading.Thread) -> None:
         threading.Thread.start = start  # type: ignore[method-assign]  # once
-        start(thread)
+        if spawned:
+            start(thread)
         raise KeyboardInterrupt
 
-    threading.Thread.start = start_then_interrupt  # type: ignore[method-assign,assignment]
-    setup(url, group)
-    try:
-        log_records("main", 1)
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-    log_records("after", 3 * 10_000)  # three batches: two senders would take them at once
-
-
-def interrupted_before_start(url: str, group: str) -> None:
-    """The first logging call is interrupted inside `Thread.start`, before the sender thread
-    was spawned (Ctrl-C at that moment); the program catches the KeyboardInterrupt and, logging
-    nothing more, flushes: the flush starts the sender."""
-    start = threading.Thread.start
-
-    def interrupt_before_starting(thread: threading.Thread) -> None:
-        threading.Thread.start = start  # type: ignore[method-assign]  # once
-        raise KeyboardInterrupt
-
-    threading.Thread.start = interrupt_before_starting  # type: ignore[method-assign,assignment]
+    threading.Thread.start = start_interrupted  # type: ignore[method-assign,assignment]
     handler = setup(url, group)
     try:
         log_records("main", 1)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
+    return handler
+
+
+def interrupted_start(url: str, group: str) -> None:
+    """The first logging call is interrupted just after it spawned the sender thread; the
+    program logs on, then exits."""
+    _first_call_interrupted_in_start(url, group, spawned=True)
+    log_records("after", 3 * 10_000)  # three batches: two senders would take them at once
+
+
+def interrupted_before_start(url: str, group: str) -> None:
+    """The first logging call is interrupted before the sender thread was spawned; the program,
+    logging nothing more, flushes: the flush starts the sender."""
+    handler = _first_call_interrupted_in_start(url, group, spawned=False)
     print(f"flushed={handler.flush(timeout_s=20.0)}", flush=True)
     os._exit(0)  # the flush alone delivers: not the exit hook
 

@@ -230,8 +230,7 @@ class Sender:
                 except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here
                     self._locked_mend(queues, stream, [event.size for event in events])
                     raise
-                if self._thread is None and self._handover is None:
-                    self._locked_start(queues)
+                self._locked_start_if_none(queues)
             else:
                 queues.counters.dropped[refused] += len(events)
         # Reported outside the lock: the callback is the user's.
@@ -289,10 +288,9 @@ class Sender:
             for stream, _ in targets:
                 stream.retry_at = 0.0  # a flush wakes the backoff instead of waiting it out
             self._work.notify()
-            if self._thread is None and not self._stopped:
-                # Queued, and no sender: the logging call that started it was cut short (Ctrl-C
-                # inside `Thread.start`). Else the flush would wait out its whole timeout.
-                self._locked_start(queues)
+            # Queued, and perhaps no sender: the logging call that would have started it was cut
+            # short (Ctrl-C inside `Thread.start`). Else the flush would wait out its timeout.
+            self._locked_start_if_none(queues)
             if _holds_logging_lock():
                 # Logging is being reconfigured: the sender delivers as soon as the caller lets
                 # go of logging's lock; waiting for it here would wait forever.
@@ -343,6 +341,11 @@ class Sender:
 
     # ----------------------------------------------------------------------------------------
     # Process life: start, exit, fork (wired in by `_lifecycle`).
+
+    def _locked_start_if_none(self, queues: HandlerQueues) -> None:
+        """`_locked_start`, unless a sender runs, a uWSGI master hands over, or all stopped."""
+        if self._thread is None and self._handover is None and not self._stopped:
+            self._locked_start(queues)
 
     def _locked_start(self, queues: HandlerQueues) -> None:
         """Start the sender thread; in a uWSGI master, hand its records over to its workers."""
