@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from handler_factory import HandlerFactory, unique_group
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
@@ -276,6 +277,43 @@ def test_a_journal_that_cannot_be_read_is_kept_and_reported_not_raised(
     monkeypatch.setattr(_spool, "_read_file", read_file)
     assert make_handler(group, endpoint_url=moto_server.url, spool_dir=tmp_path).flush(timeout_s=30)
     assert moto_server.messages(group, "orphan") == ["frame 0"]
+
+
+def messages_so_far(moto: MotoEndpoint, group: str, stream: str) -> list[str]:
+    """The stream's messages, none while the group or the stream does not exist yet."""
+    try:
+        return moto.messages(group, stream)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return []
+
+
+def test_a_dead_process_journal_is_sent_at_once_not_a_flush_interval_later(
+    moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
+) -> None:
+    """What a restarted process replays has waited already: it goes out at once, without a
+    flush, though the flush interval is 10 minutes; the process's own new records still wait
+    for theirs. Before, a process stopped soon after its start (a deploy, a crash loop) spent
+    its time at exit on the replay, or, out of time, carried it on to the next start."""
+    group = unique_group()
+    dead_journal(tmp_path, group, b"".join(frames_of("orphan", 3)))
+    handler = make_handler(
+        group,
+        log_stream="own",
+        endpoint_url=moto_server.url,
+        spool_dir=tmp_path,
+        flush_interval_s=600,
+    )
+    make_handler.logger(handler).info("own record")
+    started = time.monotonic()
+    while len(messages_so_far(moto_server, group, "orphan")) < 3:
+        assert time.monotonic() - started < 30, "the replayed records were not sent at once"
+        time.sleep(0.05)  # polling the endpoint: what is tested is that no flush is needed
+    assert moto_server.messages(group, "orphan") == ["frame 0", "frame 1", "frame 2"]
+    assert handler.stats().events_queued == 1  # "own record", waiting for its interval
+    assert handler.flush(timeout_s=30)
+    assert moto_server.messages(group, "own") == ["own record"]
 
 
 def test_a_torn_journal_tail_is_skipped_and_counted(

@@ -9,8 +9,9 @@ the spool's acknowledgement hook (``on_settled``), which only writes to a local 
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate, islice
 from typing import Any, Final, Literal
@@ -119,7 +120,12 @@ class StreamQueue:
         self.enqueued = len(self.queue)
         self.queued_size = self.queue.total_size() if self.queue else 0
         self.settled = self.attempts = self.recreations = 0
-        self.first_waiting_at = time.monotonic() if self.queue else None
+        # The kept events have waited since the parent queued them (a uWSGI master's, logged as
+        # it loaded the application, or replayed from a journal): no new interval starts here.
+        if not self.queue:
+            self.first_waiting_at = None
+        elif self.first_waiting_at is None:
+            self.first_waiting_at = time.monotonic()
         self.retry_at = 0.0
 
 
@@ -254,6 +260,14 @@ class HandlerQueues:
                 if numbers is not None:
                     held.update(numbers)
         return held
+
+    def make_due(self, names: Iterable[str]) -> None:
+        """Make what the streams ``names`` queue due at once, as if their flush interval had
+        passed: events replayed from a dead process's journal waited long enough already."""
+        for name in names:
+            stream = self.streams.get(name)
+            if stream is not None and stream.queue:
+                stream.first_waiting_at = -math.inf
 
     def fits(self, cost: int) -> bool:
         return self.bytes_queued + cost <= self.max_queue_bytes

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Final, Literal
 
 from . import _slices
@@ -307,6 +308,12 @@ class Sender:
                 return True
             finally:
                 queues.flush_waiters -= 1
+
+    def send_soon(self, queues: HandlerQueues, streams: Iterable[str]) -> None:
+        """Send what ``streams`` queue without waiting for their flush interval."""
+        with self._lock_of_this_process():
+            queues.make_due(streams)
+            self._work.notify()
 
     def move_pending(self, queues: HandlerQueues, stream: str) -> None:
         """Send the events waiting under `PENDING_STREAM` to ``stream`` instead."""

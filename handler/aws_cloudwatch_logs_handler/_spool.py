@@ -509,9 +509,12 @@ class Spool:
         """Queue what journals of dead processes hold for this group; return how many events.
 
         The events are journaled again here before the orphan is removed, so a crash during the
-        replay loses nothing either (it may duplicate).
+        replay loses nothing either (it may duplicate). They are sent at once, not a flush
+        interval from now: they waited already, and a process stopped soon after its start (a
+        deploy, a crash loop) would otherwise spend its time at exit on them, or carry them on.
         """
         replayed = 0
+        streams: set[str] = set()
         for journal in self._orphans():
             try:
                 frames, corrupt = self._read_orphan(journal)
@@ -525,8 +528,11 @@ class Spool:
                 )
             for frame in frames:
                 SENDER.enqueue(queues, frame.stream, [frame.event])
+                streams.add(frame.stream)
             replayed += len(frames)
             _delete_journal(journal)
+        if streams:
+            SENDER.send_soon(queues, streams)
         return replayed
 
     def _orphans(self) -> Iterator[Path]:
