@@ -9,6 +9,7 @@ import stat
 import struct
 import zlib
 from array import array
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -145,6 +146,78 @@ def test_a_frame_a_cut_left_unqueued_is_acknowledged_in_its_place(
     assert ([f.event.message for f in frames], corrupt) == (["m3"], 0)
     spool.settle(a, third)
     assert on_disk(tmp_path) == [] and acked(tmp_path) == 0  # all settled: emptied
+
+
+SETTLEMENTS = {
+    # name: (frames journaled, their message length, the batch settled and cut, then the rest)
+    "in-order": (6, 10, [0], [[1], [2, 3], [4, 5]]),
+    "out-of-order": (6, 10, [2], [[0, 1], [3], [4, 5]]),
+    "all-at-once": (6, 10, [0, 1, 2, 3, 4, 5], []),
+    "moving-to-a-new-journal": (300, 4_000, list(range(290)), [list(range(290, 300))]),
+}
+
+
+def batch_of(queued: list[PackedEvents], numbers: list[int]) -> PackedEvents:
+    """One batch of the events queued with the frame ``numbers``."""
+    batch = PackedEvents()
+    for number in numbers:
+        batch.absorb(queued[number])
+    return batch
+
+
+@pytest.mark.parametrize("settlement", SETTLEMENTS)
+def test_a_settlement_cut_at_any_line_leaves_exactly_the_waiting_frames_to_replay(
+    tmp_path: Path, settlement: str
+) -> None:
+    """With ``overflow="drop_oldest"`` a logging call settles the frames of what it drops, and
+    Ctrl-C can cut it anywhere: here at each line of the settlement in turn, in order, out of
+    order, all at once (the journal emptied), and with the journal moved to a new file. After
+    the mend (`forget_unqueued`, as `_drop_first` calls it), a crash replays exactly the
+    frames still waiting, none read as corrupt; once all settle, nothing; one journal is left,
+    and no file descriptor. Before, a cut between the settled number and the offset left the
+    offset behind for good (every later crash replayed settled frames), and one in the
+    middle of the move could close the journal in use, or delete it."""
+    count, length, cut_batch, rest = SETTLEMENTS[settlement]
+    functions = [Spool._settle_numbers, Spool._acknowledge, Spool._rotate]
+    lines = [
+        (function.__code__, line)
+        for function in functions
+        for line in sorted({n for _, _, n in function.__code__.co_lines() if n})
+        if line > function.__code__.co_firstlineno
+    ]
+    fds_before = len(os.listdir("/proc/self/fd"))
+    cut = 0
+    for index, (code, line) in enumerate(lines):
+        directory = tmp_path / str(index)
+        spool = Spool(directory, group="/g", reporter=Reporter())
+        directory.mkdir(mode=0o700)
+        stream = Stream("s")
+        events = [Event(1_000 + n, f"m{n} " + "x" * length, 30 + length) for n in range(count)]
+        queued = [journaled(spool, stream, [event]) for event in events]
+
+        with interrupted_at(code, line) as fired, suppress(KeyboardInterrupt):
+            spool.settle(stream, batch_of(queued, cut_batch))
+        cut += fired[0]
+        held = {number for numbers in rest for number in numbers}
+        queues = SimpleNamespace(journal_numbers_held=held.copy)
+        spool.forget_unqueued(queues)  # type: ignore[arg-type]
+        for numbers in [*rest, []]:
+            # A crash now replays every frame from the first one still held on (one settled
+            # out of order behind it too), and nothing before it.
+            unsettled = min(held, default=count)
+            waiting = [event.message for event in events[unsettled:]]
+            assert on_disk(directory) == waiting, (code.co_name, line)
+            spool.settle(stream, batch_of(queued, numbers))
+            held -= set(numbers)
+        spool.tidy()
+        assert len(list(directory.glob("*.journal"))) == 1, (code.co_name, line)
+        assert spool._journal is not None
+        spool._journal.forget()
+        os.close(spool._fd)
+        os.close(spool._ack_fd)
+    print(f"measured: {settlement}: {cut} cuts, of {len(lines)} lines")
+    assert cut > 0
+    assert len(os.listdir("/proc/self/fd")) == fds_before
 
 
 def on_disk(spool_dir: Path) -> list[str]:

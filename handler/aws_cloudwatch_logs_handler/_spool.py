@@ -217,6 +217,33 @@ def group_key(group: str) -> str:
     return hashlib.sha256(group.encode("utf-8")).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class _Retired:
+    """A journal of this process whose waiting frames moved to a new one (`Spool._rotate`)."""
+
+    path: Path
+    journal: MappedJournal
+    fd: int
+    ack_fd: int
+
+    def say_settled(self) -> None:
+        """Say in its .ack that it is all settled: a crash before it is deleted replays
+        nothing of it (what waits is in the new journal)."""
+        with contextlib.suppress(OSError):
+            os.pwrite(self.ack_fd, _ACK.pack(self.journal.size), 0)
+
+    def let_go(self) -> None:
+        """`say_settled` (again, if a cut came first), then unmap, close and delete it."""
+        self.say_settled()
+        self.forget()
+        _delete_journal(self.path)
+
+    def forget(self) -> None:
+        """Unmap and close it, leaving the file as it is (also a forked child's copy)."""
+        self.journal.forget()
+        _close_quietly(self.fd, self.ack_fd)
+
+
 class Spool:
     """This process's journal for one handler, and the replay of journals that dead ones left."""
 
@@ -243,8 +270,8 @@ class Spool:
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
         self._runs = _Runs()
         self._body_starts: dict[str, _BodyStart] = {}  # each stream's `_body_start`, made once
-        self._moved_away: list[Path] = []
-        """Journals of this process all settled and replaced by a new one, for `tidy` to delete."""
+        self._moved_away: list[_Retired] = []
+        """Journals of this process replaced by a new one, for `tidy` to let go of."""
         self._problems: list[str] = []
         """What went wrong under the sender's lock, for `tidy` to report."""
 
@@ -287,7 +314,8 @@ class Spool:
         self._acked = self._first = self._next = self._lengths_head = 0
         self._lengths = array("q")
         self._settled.clear()
-        self._moved_away.clear()  # a forked child's lists are its parent's
+        while self._moved_away:  # a forked child's lists are its parent's: the files too
+            self._moved_away.pop().forget()
         self._problems.clear()
 
     def _new_files(self) -> tuple[Path, int, int]:
@@ -300,7 +328,7 @@ class Spool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             ack_fd = os.open(path.with_suffix(".ack"), os.O_RDWR | new_file, 0o600)
-        except OSError:
+        except BaseException:  # an OSError, or a cut (Ctrl-C, in a logging call: `_rotate`)
             os.close(fd)
             path.unlink()
             raise
@@ -406,12 +434,19 @@ class Spool:
         Such a frame would never settle: the acknowledged offset would stop at it for good, the
         journal grow without end, and a crash (or the next start, after a clean exit) replay
         everything after it a second time. The cut may also have come inside `append_one`,
-        after the frame was written and before it was numbered: it is numbered first.
+        after the frame was written and before it was numbered: it is numbered first. Or in
+        `_settle_numbers`, in a logging call that dropped the oldest records: after the journal
+        was emptied, and before the state followed (caught up here), or before the offset was
+        written (written here again).
         """
-        if self._journal is None or not self._opened_here.byte[0]:
+        journal = self._journal
+        if journal is None or not self._opened_here.byte[0]:
             return
         lengths, head = self._lengths, self._lengths_head
-        unnumbered = self._journal.size - self._acked - sum(lengths[head:])
+        if head == len(lengths) and journal.size < self._acked:  # emptied, the state behind
+            self._acked, self._lengths_head, self._lengths = 0, 0, array("q")
+            lengths, head = self._lengths, 0
+        unnumbered = journal.size - self._acked - sum(lengths[head:])
         if unnumbered > 0:
             lengths.append(unnumbered)  # one frame, or the several of a cut `append`
         self._next = self._first + len(lengths) - head
@@ -421,41 +456,61 @@ class Spool:
             for number in range(self._first, self._next)
             if number not in held and number not in self._settled
         ]
-        if unqueued:
-            try:
+        try:
+            if unqueued:
                 self._settle_numbers(array("q", unqueued))
-            except OSError as error:  # the .ack not written: a crash replays them, no more
-                self._problems.append(f"could not acknowledge: {error}")
+            else:
+                os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
+        except OSError as error:  # the .ack not written: a crash replays them, no more
+            self._problems.append(f"could not acknowledge: {error}")
 
     def _settle_numbers(self, numbers: array[int]) -> None:
+        """Mark the frames ``numbers`` settled, and acknowledge the settled prefix.
+
+        This runs in a logging call too (``overflow="drop_oldest"`` settles what it drops),
+        where what a signal handler raises (Ctrl-C) can cut it short after any call. So every
+        value is computed first and the state set in one line, with no call between: a cut
+        leaves it as it was, and the mend settles those frames again (`forget_unqueued`), or
+        as it should be. Before, a cut between the settled number and the offset left the
+        offset behind for good, and the frames' numbers off from then on.
+        """
         first = self._first
-        count = len(numbers)
+        settled = self._settled
         if numbers[0] == first and self._runs.match(numbers, first):
-            self._first = first + count
+            new_first = first + len(numbers)
         else:  # out of order (several streams, a journal that failed): one frame at a time
-            self._settled.update(numbers)
-            self._settled.discard(-1)
-        while self._first in self._settled:
-            self._settled.discard(self._first)
-            self._first += 1
-        advanced = self._first - first
-        if not advanced or self._journal is None:
+            settled.update(numbers)
+            settled.discard(-1)  # an event queued without a frame (its journal write failed)
+            new_first = first
+        while new_first in settled:  # and frames settled ahead of these
+            new_first += 1
+        if new_first == first:
             return
-        lengths, head = self._lengths, self._lengths_head
-        self._acked += sum(lengths[head : head + advanced])
-        self._lengths_head = head = head + advanced
+        if self._journal is None:
+            self._first = new_first
+        else:
+            lengths, head = self._lengths, self._lengths_head
+            acked = self._acked + sum(lengths[head : head + new_first - first])
+            head += new_first - first
+            self._first, self._lengths_head, self._acked = new_first, head, acked
+            self._acknowledge(lengths, head, acked)
+        if settled:  # a cut before this leaves numbers below `_first`: never looked at
+            settled.difference_update(range(first, new_first))
+
+    def _acknowledge(self, lengths: array[int], head: int, acked: int) -> None:
+        """Write the acknowledged offset; empty, move or compact the journal as it allows."""
         if head == len(lengths):
             # Everything is settled: start the journal afresh rather than let it grow forever.
             # Said in the .ack first: a crash while it is emptied then replays nothing twice.
-            os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
-            self._journal.empty()
-            self._acked = self._lengths_head = 0
-            self._lengths = array("q")
-        elif self._acked >= ROTATE_AFTER_BYTES:
+            os.pwrite(self._ack_fd, _ACK.pack(acked), 0)
+            fresh = array("q")
+            assert self._journal is not None  # checked by the caller
+            self._journal.empty()  # a cut right after: `forget_unqueued` sees it, and catches up
+            self._acked, self._lengths_head, self._lengths = 0, 0, fresh
+        elif acked >= ROTATE_AFTER_BYTES:
             self._rotate()
         elif head >= _COMPACT_LENGTHS_AFTER and 2 * head >= len(lengths):
-            del lengths[:head]
-            self._lengths_head = 0
+            self._lengths, self._lengths_head = lengths[head:], 0
         os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
 
     def _rotate(self) -> None:
@@ -464,37 +519,41 @@ class Spool:
         The new file holds them before the old one goes, so a crash in between leaves them in
         both: replayed twice, never lost. If no new file can be made (a full disk), the old
         journal stays in use and `tidy` reports the failure (the report's callback is the
-        user's: never called under the sender's lock).
+        user's: never called under the sender's lock). A cut (Ctrl-C, in a logging call that
+        dropped the oldest records) before the switch leaves the old journal in use and the new
+        one gone; after it, the old one is still let go of (never the one in use).
         """
         old_journal = self._journal
         assert old_journal is not None  # settle checked
+        made: tuple[Path, int, int] | None = None
+        journal: MappedJournal | None = None
         try:
-            path, fd, ack_fd = self._new_files()
-        except OSError as error:
-            self._problems.append(f"could not start a new journal: {error}")
-            return
-        journal = MappedJournal(fd)
-        try:
+            made = path, fd, ack_fd = self._new_files()
+            journal = MappedJournal(fd)
             journal.append(old_journal.read(self._acked))
-        except OSError as error:  # no room for the waiting frames
-            journal.forget()
-            _close_quietly(fd, ack_fd)
-            with contextlib.suppress(OSError):
-                _delete_journal(path)
+            waiting = self._lengths[self._lengths_head :]
+            retired = _Retired(self._path, old_journal, self._fd, self._ack_fd)
+            # The switch: one line with no call in it, so a cut comes before it (the new files
+            # go) or after it (the old one still goes).
+            self._path, self._fd, self._ack_fd, self._journal, self._lengths, self._lengths_head, self._acked = path, fd, ack_fd, journal, waiting, 0, 0  # noqa: E501  # fmt: skip
+            self._moved_away.append(retired)  # for `tidy`, after the sender let go of its lock
+            retired.say_settled()
+        except BaseException as error:  # no file, or no room for the waiting frames; or a cut
+            if self._journal is journal:  # a cut after the switch
+                if retired not in self._moved_away:
+                    self._moved_away.append(retired)
+                retired.say_settled()
+                raise
+            if journal is not None:
+                journal.forget()
+            if made is not None:
+                _close_quietly(made[1], made[2])
+                with contextlib.suppress(OSError):
+                    _delete_journal(made[0])
+            if not isinstance(error, OSError):
+                raise
             self._problems.append(f"could not start a new journal: {error}")
             return
-        # The old journal is all settled now (what waits is in the new one): say so in its
-        # .ack, so that a crash before it is deleted replays nothing twice. Deleting a file
-        # with a megabyte of dirty pages takes the kernel about 0.5 ms: `tidy` does it, after
-        # the sender has let go of its lock.
-        with contextlib.suppress(OSError):
-            os.pwrite(self._ack_fd, _ACK.pack(old_journal.size), 0)
-        old_journal.forget()
-        _close_quietly(self._fd, self._ack_fd)
-        self._moved_away.append(self._path)
-        self._path, self._fd, self._ack_fd, self._journal = path, fd, ack_fd, journal
-        del self._lengths[: self._lengths_head]
-        self._acked = self._lengths_head = 0
 
     def tidy(self) -> None:
         """Delete the journals this process moved away from, and report what went wrong (called
@@ -503,7 +562,7 @@ class Spool:
         while self._problems:
             self._reporter.report("spool", self._problems.pop(0))
         while self._moved_away:
-            _delete_journal(self._moved_away.pop())
+            self._moved_away.pop().let_go()
 
     def replay_orphans(self, queues: HandlerQueues) -> int:
         """Queue what journals of dead processes hold for this group; return how many events.
