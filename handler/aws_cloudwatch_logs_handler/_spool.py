@@ -217,7 +217,7 @@ def group_key(group: str) -> str:
     return hashlib.sha256(group.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Retired:
     """A journal of this process whose waiting frames moved to a new one (`Spool._rotate`)."""
 
@@ -225,6 +225,7 @@ class _Retired:
     journal: MappedJournal
     fd: int
     ack_fd: int
+    gone: bool = False
 
     def say_settled(self) -> None:
         """Say in its .ack that it is all settled: a crash before it is deleted replays
@@ -233,8 +234,11 @@ class _Retired:
             os.pwrite(self.ack_fd, _ACK.pack(self.journal.size), 0)
 
     def let_go(self) -> None:
-        """`say_settled` (again, if a cut came first), then unmap, close and delete it."""
-        self.say_settled()
+        """Unmap, close and delete it, once (a cut in `Spool._rotate` may list it twice: its
+        file descriptors' numbers may be another file's by the second time)."""
+        if self.gone:
+            return
+        self.gone = True
         self.forget()
         _delete_journal(self.path)
 
@@ -533,17 +537,22 @@ class Spool:
             journal.append(old_journal.read(self._acked))
             waiting = self._lengths[self._lengths_head :]
             retired = _Retired(self._path, old_journal, self._fd, self._ack_fd)
+            # What waits is in the new journal: the old one is all settled. Said before the
+            # switch, while its file descriptors are surely still open.
+            retired.say_settled()
             # The switch: one line with no call in it, so a cut comes before it (the new files
             # go) or after it (the old one still goes).
             self._path, self._fd, self._ack_fd, self._journal, self._lengths, self._lengths_head, self._acked = path, fd, ack_fd, journal, waiting, 0, 0  # noqa: E501  # fmt: skip
             self._moved_away.append(retired)  # for `tidy`, after the sender let go of its lock
-            retired.say_settled()
         except BaseException as error:  # no file, or no room for the waiting frames; or a cut
-            if self._journal is journal:  # a cut after the switch
+            if self._journal is journal:  # a cut after the switch (`tidy` may run meanwhile)
                 if retired not in self._moved_away:
                     self._moved_away.append(retired)
-                retired.say_settled()
                 raise
+            # The old journal stays in use: its .ack says again what is settled, then the new
+            # files go (a crash in between replays the waiting frames twice, never none).
+            with contextlib.suppress(OSError):
+                os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
             if journal is not None:
                 journal.forget()
             if made is not None:
