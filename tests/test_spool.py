@@ -79,6 +79,7 @@ def test_out_of_order_settlement_acknowledges_only_the_settled_prefix(tmp_path: 
     spool.settle(a, queued[2])
     assert on_disk(tmp_path) == [] and acked(tmp_path) == 0  # emptied, not grown forever
     assert journal.stat().st_size <= GROWTH_BYTES
+    assert spool._settled == set()  # nothing kept of the frames settled out of order
 
 
 def test_equal_events_settle_one_frame_each_by_the_number_they_carry(tmp_path: Path) -> None:

@@ -481,11 +481,11 @@ class Spool:
         first = self._first
         settled = self._settled
         if numbers[0] == first and self._runs.match(numbers, first):
-            new_first = first + len(numbers)
+            new_first = walked_from = first + len(numbers)
         else:  # out of order (several streams, a journal that failed): one frame at a time
             settled.update(numbers)
             settled.discard(-1)  # an event queued without a frame (its journal write failed)
-            new_first = first
+            new_first = walked_from = first
         while new_first in settled:  # and frames settled ahead of these
             new_first += 1
         if new_first == first:
@@ -498,8 +498,8 @@ class Spool:
             head += new_first - first
             self._first, self._lengths_head, self._acked = new_first, head, acked
             self._acknowledge(lengths, head, acked)
-        if settled:  # a cut before this leaves numbers below `_first`: never looked at
-            settled.difference_update(range(first, new_first))
+        if new_first > walked_from:  # a cut before this leaves numbers below `_first`: unread
+            settled.difference_update(range(walked_from, new_first))
 
     def _acknowledge(self, lengths: array[int], head: int, acked: int) -> None:
         """Write the acknowledged offset; empty, move or compact the journal as it allows."""
