@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from local_aws.atomic_logs import make_logs_writes_atomic
 
 REGION = "us-east-1"
+T = TypeVar("T")
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -44,6 +46,17 @@ class MotoEndpoint:
     def streams(self, group: str) -> list[str]:
         """Return the names of a group's streams."""
         return stream_names(self.logs_client(), group)
+
+
+def empty_while_missing(read: Callable[[], T], empty: T) -> T:
+    """``read()``, or ``empty`` while the group or stream it reads does not exist yet (a test
+    polling for records that no flush sends)."""
+    try:
+        return read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return empty
 
 
 def logs_client(endpoint_url: str) -> Any:

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 from handler_factory import HandlerFactory, unique_group
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
-from local_aws.moto_endpoint import MotoEndpoint, fake_aws_environment
+from local_aws.moto_endpoint import MotoEndpoint, empty_while_missing, fake_aws_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "app.py"
@@ -279,16 +278,6 @@ def test_a_journal_that_cannot_be_read_is_kept_and_reported_not_raised(
     assert moto_server.messages(group, "orphan") == ["frame 0"]
 
 
-def messages_so_far(moto: MotoEndpoint, group: str, stream: str) -> list[str]:
-    """The stream's messages, none while the group or the stream does not exist yet."""
-    try:
-        return moto.messages(group, stream)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
-        return []
-
-
 def test_a_dead_process_journal_is_sent_at_once_not_a_flush_interval_later(
     moto_server: MotoEndpoint, make_handler: HandlerFactory, tmp_path: Path
 ) -> None:
@@ -307,7 +296,8 @@ def test_a_dead_process_journal_is_sent_at_once_not_a_flush_interval_later(
     )
     make_handler.logger(handler).info("own record")
     started = time.monotonic()
-    while len(messages_so_far(moto_server, group, "orphan")) < 3:
+    none_yet: list[str] = []
+    while len(empty_while_missing(lambda: moto_server.messages(group, "orphan"), none_yet)) < 3:
         assert time.monotonic() - started < 30, "the replayed records were not sent at once"
         time.sleep(0.05)  # polling the endpoint: what is tested is that no flush is needed
     assert moto_server.messages(group, "orphan") == ["frame 0", "frame 1", "frame 2"]

@@ -32,7 +32,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from moto.logs import models
 from test_gunicorn import (
     LOADING_RECORDS,
@@ -49,7 +48,7 @@ from test_gunicorn import (
 
 from aws_cloudwatch_logs_handler._lifecycle import warn_if_threads_cannot_run
 from aws_cloudwatch_logs_handler._reporting import PREFIX
-from local_aws.moto_endpoint import MotoEndpoint
+from local_aws.moto_endpoint import MotoEndpoint, empty_while_missing
 
 APPS = Path(__file__).resolve().parent / "apps"
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,12 +293,7 @@ def _assert_every_record_arrived_once(
 
 def _delivered_so_far(moto: MotoEndpoint, group: str) -> Counter[str]:
     """`delivered_ids`, empty while the group does not exist yet."""
-    try:
-        return delivered_ids(moto, group)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
-        return Counter()
+    return empty_while_missing(lambda: delivered_ids(moto, group), Counter())
 
 
 def _reports(errors: str) -> list[str]:
