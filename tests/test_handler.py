@@ -502,7 +502,7 @@ def test_a_journal_that_cannot_grow_costs_no_record_and_says_so(
     them)."""
     from aws_cloudwatch_logs_handler import _journal_file
 
-    def no_space(fd: int, offset: int, length: int) -> None:
+    def no_space(fd: int, offset: int, length: int, *, in_one_call: bool) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_journal_file, "_reserve", no_space)

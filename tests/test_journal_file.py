@@ -6,10 +6,12 @@ import errno
 import mmap
 import os
 import resource
+import threading
 from pathlib import Path
 
 import pytest
 
+from aws_cloudwatch_logs_handler import _journal_file
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._journal_file import (
     GROWTH_BYTES,
@@ -110,6 +112,88 @@ def test_a_journal_whose_new_mapping_fails_keeps_what_it_holds(
         journal.append(second)
         journal.append(b"\x02" * GROWTH_BYTES)  # grows, now that mapping works
         assert journal.read(0)[: len(first) + len(second)] == first + second
+    finally:
+        journal.forget()
+        os.close(fd)
+
+
+def test_frames_appended_while_the_sender_grows_the_journal_ahead_all_read_back(
+    tmp_path: Path,
+) -> None:
+    """The sender grows the journal ahead (`grow_ahead`) without its lock, while logging calls
+    append and sometimes grow it themselves: every frame reads back from the file, in order,
+    none overwritten by the other thread's zeros."""
+    path = tmp_path / "j.journal"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    journal = MappedJournal(fd)
+    frames = [encode_frame("s", Event(i, f"message {i} " + "x" * 200, 0)) for i in range(20_000)]
+    appended = threading.Event()
+    grown: list[int] = []
+
+    def sender() -> None:
+        while not appended.is_set():  # bounded: the appending thread sets it when done
+            capacity = journal.capacity
+            journal.grow_ahead(room=64 * 1024)  # small room: the appends catch up, often
+            if journal.capacity != capacity:
+                grown.append(journal.capacity)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        for frame in frames:
+            journal.append(frame)
+    finally:
+        appended.set()
+        thread.join()
+    try:
+        read, corrupt = read_frames(path.read_bytes())
+        assert corrupt == 0
+        assert [f.event.message for f in read] == [
+            f"message {i} " + "x" * 200 for i in range(20_000)
+        ]
+        print(f"measured: grown ahead {len(grown)} times while appending")
+        assert grown
+    finally:
+        journal.forget()
+        os.close(fd)
+
+
+def test_a_logging_call_that_needs_room_while_the_sender_grows_ahead_waits_for_its_zeros(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender's zeros go past the capacity it read when it began. A logging call that runs
+    out of room meanwhile waits for it to finish, then writes past that capacity: the zeros
+    land before its frames, never over them."""
+    path = tmp_path / "j.journal"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    journal = MappedJournal(fd)
+    frame = encode_frame("s", Event(1, "m" * 100, 0))
+    journal.append(frame)  # the first step: grown by this call
+    while journal.capacity - journal.size >= len(frame):  # bounded: fills the first step
+        journal.append(frame)
+    capacity = journal.capacity
+    written_past = threading.Event()
+    reserve = _journal_file._reserve
+
+    def sender_slowed(fd: int, offset: int, length: int, *, in_one_call: bool) -> None:
+        if in_one_call:  # the sender's: held until the logging call wrote past it, or 0.5 s
+            written_past.wait(timeout=0.5)
+        reserve(fd, offset, length, in_one_call=in_one_call)
+
+    monkeypatch.setattr(_journal_file, "_reserve", sender_slowed)
+    thread = threading.Thread(target=journal.grow_ahead)
+    thread.start()
+    try:
+        appended = 0
+        while journal.size <= capacity + 10 * len(frame) and appended < 1_000:  # bounded
+            journal.append(frame)
+            appended += 1
+        written_past.set()
+    finally:
+        thread.join()
+    try:
+        read, corrupt = read_frames(path.read_bytes())
+        assert corrupt == 0 and len(read) * len(frame) == journal.size
     finally:
         journal.forget()
         os.close(fd)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from interrupts import interrupted_at
 
 from aws_cloudwatch_logs_handler._events import Event
-from aws_cloudwatch_logs_handler._journal_file import GROWTH_BYTES
+from aws_cloudwatch_logs_handler._journal_file import AHEAD_BYTES, GROWTH_BYTES
 from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._reporting import Reporter
 from aws_cloudwatch_logs_handler._spool import (
@@ -150,11 +150,20 @@ def test_a_frame_a_cut_left_unqueued_is_acknowledged_in_its_place(
 
 
 SETTLEMENTS = {
-    # name: (frames journaled, their message length, the batch settled and cut, then the rest)
-    "in-order": (6, 10, [0], [[1], [2, 3], [4, 5]]),
-    "out-of-order": (6, 10, [2], [[0, 1], [3], [4, 5]]),
-    "all-at-once": (6, 10, [0, 1, 2, 3, 4, 5], []),
-    "moving-to-a-new-journal": (300, 4_000, list(range(290)), [list(range(290, 300))]),
+    # name: (frames journaled, their message length, settled before (then the sender tidies:
+    # a spare journal is made once half of ROTATE_AFTER_BYTES is settled), the batch settled
+    # and cut, then the rest)
+    "in-order": (6, 10, [], [0], [[1], [2, 3], [4, 5]]),
+    "out-of-order": (6, 10, [], [2], [[0, 1], [3], [4, 5]]),
+    "all-at-once": (6, 10, [], [0, 1, 2, 3, 4, 5], []),
+    "moving-to-a-new-journal": (300, 4_000, [], list(range(290)), [list(range(290, 300))]),
+    "moving-to-a-spare-journal": (
+        300,
+        4_000,
+        list(range(150)),
+        list(range(150, 290)),
+        [list(range(290, 300))],
+    ),
 }
 
 
@@ -172,13 +181,14 @@ def test_a_settlement_cut_at_any_line_leaves_exactly_the_waiting_frames_to_repla
 ) -> None:
     """With ``overflow="drop_oldest"`` a logging call settles the frames of what it drops, and
     Ctrl-C can cut it anywhere: here at each line of the settlement in turn, in order, out of
-    order, all at once (the journal emptied), and with the journal moved to a new file. After
+    order, all at once (the journal emptied), and with the journal moved to a new file (made
+    then, or ahead by the sender). After
     the mend (`forget_unqueued`, as `_drop_first` calls it), a crash replays exactly the
     frames still waiting, none read as corrupt; once all settle, nothing; one journal is left,
     and no file descriptor. Before, a cut between the settled number and the offset left the
     offset behind for good (every later crash replayed settled frames), and one in the
     middle of the move could close the journal in use, or delete it."""
-    count, length, cut_batch, rest = SETTLEMENTS[settlement]
+    count, length, before, cut_batch, rest = SETTLEMENTS[settlement]
     functions = [Spool._settle_numbers, Spool._acknowledge, Spool._rotate]
     lines = [
         (function.__code__, line)
@@ -195,6 +205,10 @@ def test_a_settlement_cut_at_any_line_leaves_exactly_the_waiting_frames_to_repla
         stream = Stream("s")
         events = [Event(1_000 + n, f"m{n} " + "x" * length, 30 + length) for n in range(count)]
         queued = [journaled(spool, stream, [event]) for event in events]
+        if before:
+            spool.settle(stream, batch_of(queued, before))
+            spool.tidy()
+            assert spool._spare is not None
 
         with interrupted_at(code, line) as fired, suppress(KeyboardInterrupt):
             spool.settle(stream, batch_of(queued, cut_batch))
@@ -211,11 +225,20 @@ def test_a_settlement_cut_at_any_line_leaves_exactly_the_waiting_frames_to_repla
             spool.settle(stream, batch_of(queued, numbers))
             held -= set(numbers)
         spool.tidy()
-        assert len(list(directory.glob("*.journal"))) == 1, (code.co_name, line)
+        # One journal in use; and the spare made ahead, if the move did not take it.
+        spare = spool._spare
+        spare_paths = set() if spare is None else {spare[0][0]}
+        journals = set(directory.glob("*.journal"))
+        assert journals == {spool._path} | spare_paths, (code.co_name, line)
+        assert all(read_frames(p.read_bytes()) == ([], 0) for p in spare_paths)
         assert spool._journal is not None
         spool._journal.forget()
         os.close(spool._fd)
         os.close(spool._ack_fd)
+        if spare is not None:
+            spare[1].forget()
+            os.close(spare[0][1])
+            os.close(spare[0][2])
     print(f"measured: {settlement}: {cut} cuts, of {len(lines)} lines")
     assert cut > 0
     assert len(os.listdir("/proc/self/fd")) == fds_before
@@ -255,13 +278,50 @@ def log_without_pause(spool: Spool, rounds: int) -> tuple[PackedEvents, int]:
 def test_a_process_that_never_stops_logging_keeps_a_small_journal(tmp_path: Path) -> None:
     """With logging that never pauses the journal is never emptied, yet it stays about the size
     of what waits: once its settled frames fill ROTATE_AFTER_BYTES, the waiting ones move to a
-    new file and the old one is deleted (not a journal that grows by all that is ever logged)."""
+    new file and the old one is deleted (not a journal that grows by all that is ever logged).
+    The file also holds the room the sender zeroes ahead of the next records (AHEAD_BYTES), and
+    beside it may wait one spare journal, made ahead for the next move, holding nothing."""
     spool = Spool(tmp_path, group="/g", reporter=Reporter())
-    _, written = log_without_pause(spool, rounds=60)
-    [journal] = tmp_path.glob("*.journal")
+    waiting, written = log_without_pause(spool, rounds=60)
+    assert spool._journal is not None
+    in_use = spool._path
+    journals = set(tmp_path.glob("*.journal"))
     assert written > 5 * ROTATE_AFTER_BYTES
-    assert journal.stat().st_size <= 2 * ROTATE_AFTER_BYTES
-    assert len(list(tmp_path.iterdir())) == 2  # the journal and its .ack: the old ones are gone
+    waiting_bytes = sum(len(encode_frame("s", event)) for event in waiting)
+    assert in_use.stat().st_size <= ROTATE_AFTER_BYTES + waiting_bytes + AHEAD_BYTES
+    spares = journals - {in_use}
+    assert len(spares) <= 1 and all(read_frames(p.read_bytes()) == ([], 0) for p in spares)
+    # Each journal and its .ack: the old ones are gone.
+    assert set(tmp_path.iterdir()) == journals | {p.with_suffix(".ack") for p in journals}
+
+
+def test_the_move_to_a_new_journal_takes_the_spare_the_sender_made_and_leaves_room_ahead(
+    tmp_path: Path,
+) -> None:
+    """The sender, after a batch and without its lock (`tidy`), makes the journal the next move
+    goes to, and zeroes room ahead of the journal in use: the move (under the sender's lock)
+    only copies frames, and logging calls find the room made, growing the file themselves only
+    when the sender falls a whole AHEAD_BYTES behind."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    s = Stream("s")
+    waiting = journaled(spool, s, [Event(0, "first", 31)])
+    moved_into: list[Path] = []
+    spares: set[Path] = set()
+    for round_number in range(100):  # bounded: each round logs and settles about 100 KB
+        events = [Event(1 + i, f"{round_number} {i} " + "x" * 60, 90) for i in range(1_000)]
+        before = spool._path
+        waiting.extend(events, spool.append(s, events))
+        spool.settle(s, waiting.detach(len(waiting) - len(events)))
+        if spool._path != before:
+            moved_into.append(spool._path)
+        spool.tidy()
+        assert on_disk(tmp_path) == [event.message for event in waiting]
+        assert spool._journal is not None
+        assert spool._journal.capacity - spool._journal.size >= AHEAD_BYTES
+        if spool._spare is not None:
+            spares.add(spool._spare[0][0])
+    print(f"measured: {len(moved_into)} moves, {len(spares)} spares made")
+    assert moved_into and set(moved_into) <= spares  # into a spare each time, none made here
 
 
 def test_a_journal_that_cannot_move_to_a_new_file_keeps_its_frames_and_says_so(
