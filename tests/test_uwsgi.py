@@ -328,7 +328,9 @@ def _wait_until_every_worker_loaded_the_app(stats_port: int, server: subprocess.
 def _start(env: dict[str, str], port: int, options: list[str]) -> subprocess.Popen[str]:
     """Start uWSGI on `apps/wsgi_app.py`, on ``port``, with two workers and ``options``."""
     assert UWSGI is not None
-    server_options = ["--processes", "2", "--die-on-term", *options]
+    # No request log: a failed assertion shows the end of uWSGI's standard error, which must be
+    # its workers' deaths and our reports, not 200 request lines.
+    server_options = ["--processes", "2", "--die-on-term", "--disable-logging", *options]
     server_options += ["--module", "wsgi_app:application"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
     return subprocess.Popen(
