@@ -78,7 +78,9 @@ needs_uwsgi = pytest.mark.skipif(
         pytest.param(["--enable-threads"], id="no-master"),
     ],
 )
-def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options: list[str]) -> None:
+def test_uwsgi_workers_deliver_every_request(
+    moto_server: MotoEndpoint, options: list[str], puts_received: list[tuple[str, str]]
+) -> None:
     """200 requests over two pre-forked uWSGI workers, then SIGTERM: the server stops (no worker
     hangs), every request's record arrives once, and the handler reports nothing (no warning
     about threads, which uWSGI runs here). With the application in the master, the records the
@@ -87,7 +89,9 @@ def test_uwsgi_workers_deliver_every_request(moto_server: MotoEndpoint, options:
     while loading arrive exactly once."""
     group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
     answered, errors, _ = _serve(app_environment(moto_server, group), options)
-    loaded = _assert_every_record_arrived_once(moto_server, group, answered, errors, options)
+    loaded = _assert_every_record_arrived_once(
+        moto_server, group, answered, errors, options, puts_received=puts_received
+    )
     if "--lazy-apps" not in options:
         assert len(loaded) == 1, f"records logged while loading came from {len(loaded)} processes"
     assert _reports(errors) == []
@@ -276,7 +280,13 @@ def test_a_lazy_apps_worker_stopped_in_its_import_keeps_what_it_logged(
 
 
 def _assert_every_record_arrived_once(
-    moto: MotoEndpoint, group: str, answered: list[str], errors: str, options: list[str]
+    moto: MotoEndpoint,
+    group: str,
+    answered: list[str],
+    errors: str,
+    options: list[str],
+    *,
+    puts_received: list[tuple[str, str]] | None = None,
 ) -> dict[int, Counter[int]]:
     """Every request was answered and its record arrived once, and every process's records
     logged while loading the application too; returns those, by process."""
@@ -284,11 +294,39 @@ def _assert_every_record_arrived_once(
     loaded = loading_records(moto, group)
     print(f"measured: uwsgi {options}: answered={len(answered)} delivered={len(got)}")
     assert len(answered) == REQUESTS
-    # uWSGI's standard error (its workers' deaths, our reports) in the message: a lost record
-    # must say where it went.
-    assert not_exactly_once(got, answered) == {}, errors[-4000:]
+    # uWSGI's standard error (its workers' deaths, our reports) in the message, and whether
+    # the endpoint was sent what is missing: a lost record must say where it went.
+    missing = not_exactly_once(got, answered)
+    said = errors[-4000:]
+    if missing and puts_received is not None:
+        sent = {
+            message.split()[0].removeprefix("request-"): stream for stream, message in puts_received
+        }
+        reached = Counter(sent[request_id] for request_id in missing if request_id in sent)
+        said += (
+            f"\n{len(missing)} not delivered once; sent to the endpoint: {dict(reached)}; "
+            f"streams now: {moto.streams(group)}"
+        )
+    assert missing == {}, said
     assert_loading_records_arrived_once(loaded)
     return loaded
+
+
+@pytest.fixture
+def puts_received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every (stream, message) the moto server (in this process) was given to store by a
+    PutLogEvents call from now on: what a worker sent, whether or not a reader finds it."""
+    received: list[tuple[str, str]] = []
+    put = models.LogsBackend.put_log_events
+
+    def recording(
+        self: Any, log_group_name: str, log_stream_name: str, log_events: list[dict[str, Any]]
+    ) -> Any:
+        received.extend((log_stream_name, event["message"]) for event in log_events)
+        return put(self, log_group_name, log_stream_name, log_events)
+
+    monkeypatch.setattr(models.LogsBackend, "put_log_events", recording)
+    return received
 
 
 def _delivered_so_far(moto: MotoEndpoint, group: str) -> Counter[str]:
