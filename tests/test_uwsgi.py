@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -158,6 +159,65 @@ def test_a_spooling_handler_in_a_uwsgi_master_delivers_its_records_once_across_r
     assert not_exactly_once(got, answered) == {}, standard_errors  # where a lost record went
     assert_loading_records_arrived_once(loaded)
     assert len(loaded) == 2, f"records logged while loading came from {len(loaded)} processes"
+
+
+@pytest.mark.slow
+@needs_uwsgi
+def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with_a_spool(
+    moto_server: MotoEndpoint, tmp_path: Path, puts_received: list[tuple[str, str]]
+) -> None:
+    """uWSGI runs no Python exit hook in a worker stopped in the middle of a request (its
+    ``uwsgi_python_atexit`` returns at once for a busy worker), so that worker's handler
+    cannot deliver at exit: what it queued is never sent, without a word. With ``spool_dir``
+    it is in the journal, and the next start delivers every record once."""
+    group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
+    env = app_environment(moto_server, group)
+    env["TEST_SPOOL_DIR"] = str(tmp_path / "spool")
+    port, stats_port = free_port(), free_port()
+    options = ["--master", "--enable-threads", "--stats", f"127.0.0.1:{stats_port}"]
+    server = _start(env, port, options)
+    slow = threading.Thread(target=get, args=(port, "slow-1"))
+    try:
+        wait_until_serving(port, server)  # type: ignore[arg-type]
+        answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(40)]
+        answered = [request_id for request_id in answered if get(port, request_id)]
+        slow.start()  # its worker logs it, then is in the request until the server stops
+        _wait_until_any_worker(stats_port, server, "busy")
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+        slow.join()
+    sent = {message.split()[0] for _, message in puts_received}
+    unsent = [request_id for request_id in answered if f"request-{request_id}" not in sent]
+    print(f"measured: uwsgi worker stopped in a request: {len(unsent)} of {len(answered)} unsent")
+    assert "request-slow-1" not in sent and unsent, (
+        f"uWSGI ran the busy worker's exit hook\n{errors}"
+    )
+
+    from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+
+    next_start = CloudWatchLogsHandler(
+        group, endpoint_url=moto_server.url, region="us-east-1", spool_dir=env["TEST_SPOOL_DIR"]
+    )
+    try:
+        assert next_start.flush(timeout_s=30)
+    finally:
+        next_start.close()
+    got = delivered_ids(moto_server, group)
+    assert not_exactly_once(got, [*answered, "slow-1"]) == {}, errors[-4000:]
+
+
+def _wait_until_any_worker(stats_port: int, server: subprocess.Popen[str], status: str) -> None:
+    """Poll uWSGI's stats until a worker's status is ``status``."""
+    deadline = time.monotonic() + START_LIMIT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        if any(worker["status"] == status for worker in _workers(stats_port)):
+            return
+        time.sleep(0.05)  # polling uWSGI's workers, not waiting for our work
+    raise AssertionError(f"no uWSGI worker was {status} within {START_LIMIT_S:g} s")
 
 
 @pytest.mark.slow
@@ -339,15 +399,31 @@ def _reports(errors: str) -> list[str]:
     return [line for line in errors.splitlines() if line.startswith(PREFIX)]
 
 
-def _worker_apps(stats_port: int) -> list[int]:
-    """How many applications each worker has loaded, from uWSGI's stats server."""
+def _workers(stats_port: int) -> list[dict[str, Any]]:
+    """Each worker's state, from uWSGI's stats server (run by the master)."""
     with socket.create_connection(("127.0.0.1", stats_port), timeout=10) as stats:
         data = b"".join(iter(lambda: stats.recv(65536), b""))
-    return [len(worker["apps"]) for worker in json.loads(data)["workers"]]
+    workers: list[dict[str, Any]] = json.loads(data)["workers"]
+    return workers
 
 
-def _wait_until_every_worker_loaded_the_app(stats_port: int, server: subprocess.Popen[str]) -> None:
-    """With ``--lazy-apps``, wait until no worker is still importing the application.
+def _wait_until_every_worker(
+    stats_port: int,
+    server: subprocess.Popen[str],
+    state: Callable[[dict[str, Any]], bool],
+    what: str,
+) -> None:
+    """Poll uWSGI's stats until every worker is in ``state``, or fail saying ``what`` it was not."""
+    deadline = time.monotonic() + START_LIMIT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        if all(state(worker) for worker in _workers(stats_port)):
+            return
+        time.sleep(0.05)  # polling uWSGI's workers, not waiting for our work
+    raise AssertionError(f"a uWSGI worker was not {what} within {START_LIMIT_S:g} s")
+
+
+def _has_loaded_the_app(worker: dict[str, Any]) -> bool:
+    """With ``--lazy-apps``, a worker still importing the application has none yet.
 
     A worker stopped while it imports the application (one recycled by ``--max-requests`` on a
     busy host) never stops: the master's SIGINT reaches Python's own handler, not uWSGI's, so it
@@ -355,20 +431,25 @@ def _wait_until_every_worker_loaded_the_app(stats_port: int, server: subprocess.
     application until the master's 60 s of mercy run out. That is uWSGI's, whatever the
     application imports; the test stops the server once every worker serves.
     """
-    deadline = time.monotonic() + START_LIMIT_S
-    while time.monotonic() < deadline and server.poll() is None:
-        if all(_worker_apps(stats_port)):
-            return
-        time.sleep(0.05)  # polling a worker's import, not waiting for our work
-    raise AssertionError("a uWSGI worker did not load the application within 60 s")
+    return bool(worker["apps"])
+
+
+def _is_idle(worker: dict[str, Any]) -> bool:
+    """A worker neither in a request nor just closing one (uWSGI's ``uwsgi_worker_is_busy``).
+
+    The client has its answer before the worker has closed the request. A worker stopped by
+    the master's SIGINT until then is busy, and uWSGI then runs no Python exit hook in it:
+    what its handler queued is lost, unless ``spool_dir`` keeps it for the next start
+    (`test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with_a_spool`).
+    One CI-like run in about forty lost a worker's records so. These tests stop idle workers.
+    """
+    return bool(worker["status"] == "idle")
 
 
 def _start(env: dict[str, str], port: int, options: list[str]) -> subprocess.Popen[str]:
     """Start uWSGI on `apps/wsgi_app.py`, on ``port``, with two workers and ``options``."""
     assert UWSGI is not None
-    # No request log: a failed assertion shows the end of uWSGI's standard error, which must be
-    # its workers' deaths and our reports, not 200 request lines.
-    server_options = ["--processes", "2", "--die-on-term", "--disable-logging", *options]
+    server_options = ["--processes", "2", "--die-on-term", *options]
     server_options += ["--module", "wsgi_app:application"]
     venv = ["--virtualenv", str(Path(sys.executable).parent.parent)]
     return subprocess.Popen(
@@ -393,7 +474,7 @@ def _serve(
     every process (without a master, or with ``stop_every_process``). The requests answered,
     uWSGI's standard error, and the id of its first process (the master, if there is one)."""
     port = free_port()
-    stats_port = free_port() if "--lazy-apps" in options else None
+    stats_port = free_port() if "--master" in options else None  # the master serves stats
     if stats_port is not None:
         options = [*options, "--stats", f"127.0.0.1:{stats_port}"]
     server = _start(env, port, options)
@@ -401,10 +482,12 @@ def _serve(
         wait_until_serving(port, server)  # type: ignore[arg-type]
         answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(REQUESTS)]
         answered = [request_id for request_id in answered if get(port, request_id)]
-        if stats_port is not None:
-            _wait_until_every_worker_loaded_the_app(stats_port, server)
+        if stats_port is not None and "--lazy-apps" in options:
+            _wait_until_every_worker(stats_port, server, _has_loaded_the_app, "serving")
         if before_stop is not None:
             before_stop()
+        if stats_port is not None and not stop_every_process:  # through the master: idle
+            _wait_until_every_worker(stats_port, server, _is_idle, "idle")
         if "--master" in options and not stop_every_process:
             server.send_signal(signal.SIGTERM)
         else:  # every worker ends on its own signal, as systemd signals the whole unit
@@ -421,6 +504,10 @@ def _serve(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
+    # Without uWSGI's request lines: a failed assertion shows the end of its standard error,
+    # which must be its workers' deaths and our reports. (Its --disable-logging changed the
+    # timing of the restart test's replay, from under a second to about 60 s: not used.)
+    errors = "".join(line for line in errors.splitlines(keepends=True) if "} [" not in line)
     return answered, errors, server.pid
 
 

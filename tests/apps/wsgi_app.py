@@ -45,5 +45,7 @@ if hold_dir := os.environ.get("TEST_IMPORT_HOLD_DIR"):
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     request_id = environ.get("QUERY_STRING", "")
     log.info("request-%s pid=%d", request_id, os.getpid())
+    if request_id.startswith("slow-"):  # a request still running when the server stops
+        time.sleep(float(os.environ.get("TEST_SLOW_REQUEST_S", "60")))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [request_id.encode()]
