@@ -182,7 +182,7 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
         answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(40)]
         answered = [request_id for request_id in answered if get(port, request_id)]
         slow.start()  # its worker logs it, then is in the request until the server stops
-        _wait_until_any_worker(stats_port, server, "busy")
+        _wait_until_workers(stats_port, server, _is_busy, "busy", every=False)
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=60)
     finally:
@@ -208,16 +208,6 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
         next_start.close()
     got = delivered_ids(moto_server, group)
     assert not_exactly_once(got, [*answered, "slow-1"]) == {}, errors[-4000:]
-
-
-def _wait_until_any_worker(stats_port: int, server: subprocess.Popen[str], status: str) -> None:
-    """Poll uWSGI's stats until a worker's status is ``status``."""
-    deadline = time.monotonic() + START_LIMIT_S
-    while time.monotonic() < deadline and server.poll() is None:
-        if any(worker["status"] == status for worker in _workers(stats_port)):
-            return
-        time.sleep(0.05)  # polling uWSGI's workers, not waiting for our work
-    raise AssertionError(f"no uWSGI worker was {status} within {START_LIMIT_S:g} s")
 
 
 @pytest.mark.slow
@@ -409,19 +399,23 @@ def _workers(stats_port: int) -> list[dict[str, Any]]:
     return workers
 
 
-def _wait_until_every_worker(
+def _wait_until_workers(
     stats_port: int,
     server: subprocess.Popen[str],
     state: Callable[[dict[str, Any]], bool],
     what: str,
+    *,
+    every: bool = True,
 ) -> None:
-    """Poll uWSGI's stats until every worker is in ``state``, or fail saying ``what`` it was not."""
+    """Poll uWSGI's stats until every worker (or, with ``every=False``, one) is in ``state``,
+    or fail saying ``what`` it was not."""
     deadline = time.monotonic() + START_LIMIT_S
+    ready = all if every else any
     while time.monotonic() < deadline and server.poll() is None:
-        if all(state(worker) for worker in _workers(stats_port)):
+        if ready(state(worker) for worker in _workers(stats_port)):
             return
         time.sleep(0.05)  # polling uWSGI's workers, not waiting for our work
-    raise AssertionError(f"a uWSGI worker was not {what} within {START_LIMIT_S:g} s")
+    raise AssertionError(f"uWSGI's workers were not {what} within {START_LIMIT_S:g} s")
 
 
 def _has_loaded_the_app(worker: dict[str, Any]) -> bool:
@@ -446,6 +440,11 @@ def _is_idle(worker: dict[str, Any]) -> bool:
     One CI-like run in about forty lost a worker's records so. These tests stop idle workers.
     """
     return bool(worker["status"] == "idle")
+
+
+def _is_busy(worker: dict[str, Any]) -> bool:
+    """A worker in a request."""
+    return bool(worker["status"] == "busy")
 
 
 def _start(env: dict[str, str], port: int, options: list[str]) -> subprocess.Popen[str]:
@@ -485,11 +484,11 @@ def _serve(
         answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(REQUESTS)]
         answered = [request_id for request_id in answered if get(port, request_id)]
         if stats_port is not None and "--lazy-apps" in options:
-            _wait_until_every_worker(stats_port, server, _has_loaded_the_app, "serving")
+            _wait_until_workers(stats_port, server, _has_loaded_the_app, "serving")
         if before_stop is not None:
             before_stop()
         if stats_port is not None and not stop_every_process:  # through the master: idle
-            _wait_until_every_worker(stats_port, server, _is_idle, "idle")
+            _wait_until_workers(stats_port, server, _is_idle, "idle")
         if "--master" in options and not stop_every_process:
             server.send_signal(signal.SIGTERM)
         else:  # every worker ends on its own signal, as systemd signals the whole unit
