@@ -1,9 +1,10 @@
 """Under real gunicorn (sync workers), every request's record arrives, however workers come and go.
 
 gunicorn forks its workers (after loading the application in the master with ``--preload``),
-recycles them after ``--max-requests``, replaces them all on HUP, and stops them with TERM; each
-worker ends through its own SIGTERM handler and a normal exit. The tests drive it over HTTP on
-127.0.0.1, send the signals a deployment sends, and count what the endpoint holds.
+recycles them after ``--max-requests``, replaces them all on HUP, aborts one whose request outlives
+``--timeout``, and stops them with TERM; each worker ends through its own signal handler and a
+normal exit. The tests drive it over HTTP on 127.0.0.1, send the signals a deployment sends, and
+count what the endpoint holds.
 """
 
 from __future__ import annotations
@@ -206,3 +207,46 @@ def test_a_server_whose_every_process_gets_sigterm_delivers_every_request(
     assert len(answered) == HUP_AFTER
     assert not_exactly_once(got, answered) == {}
     assert_loading_records_arrived_once(loading_records(moto_server, group))
+
+
+def test_a_worker_killed_for_its_timeout_delivers_what_it_logged(
+    moto_server: MotoEndpoint,
+) -> None:
+    """A request outlives ``--timeout``: the master aborts its worker (SIGABRT, which gunicorn
+    turns into ``sys.exit(1)`` in the request) and SIGKILLs it at its next check if it is still
+    there. The worker held the records of every request it served (a 60 s flush interval keeps
+    them queued): they arrive exactly once, the timed-out request's own record too, and the new
+    worker serves on."""
+    group = f"/gunicorn/{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    env = app_environment(moto_server, group)
+    env.update(TEST_FLUSH_INTERVAL_S="60", TEST_SLOW_REQUEST_S="60")
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(
+        [*gunicorn, "--timeout", "2", "--graceful-timeout", "30", "wsgi_app:application"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_serving(port, server)
+        before = [f"before-{n}-{uuid.uuid4().hex[:6]}" for n in range(20)]
+        before = [request_id for request_id in before if get(port, request_id)]
+        slow = f"slow-{uuid.uuid4().hex[:6]}"
+        assert not get(port, slow), "the slow request was answered: no worker timed out"
+        after = [f"after-{n}-{uuid.uuid4().hex[:6]}" for n in range(20)]
+        after = [request_id for request_id in after if get(port, request_id)]
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=EXIT_LIMIT_S)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    got = delivered_ids(moto_server, group)
+    print(f"measured: gunicorn worker timeout: {len(before)} + 1 + {len(after)}, got {len(got)}")
+    report = errors.decode()
+    assert "WORKER TIMEOUT" in report, report[-2000:]
+    # Delivered on the way out, before the master's next check would have killed the worker.
+    assert "SIGKILL" not in report, report[-2000:]
+    assert len(before) == len(after) == 20, report[-2000:]
+    assert not_exactly_once(got, [*before, slow, *after]) == {}, report[-2000:]
