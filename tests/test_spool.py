@@ -227,7 +227,7 @@ def test_a_settlement_cut_at_any_line_leaves_exactly_the_waiting_frames_to_repla
         spool.tidy()
         # One journal in use; and the spare made ahead, if the move did not take it.
         spare = spool._spare
-        spare_paths = set() if spare is None else {spare[0][0]}
+        spare_paths = set() if spare is None else {spare.path}
         journals = set(directory.glob("*.journal"))
         assert journals == {spool._path} | spare_paths, (code.co_name, line)
         assert all(read_frames(p.read_bytes()) == ([], 0) for p in spare_paths)
@@ -236,9 +236,7 @@ def test_a_settlement_cut_at_any_line_leaves_exactly_the_waiting_frames_to_repla
         os.close(spool._fd)
         os.close(spool._ack_fd)
         if spare is not None:
-            spare[1].forget()
-            os.close(spare[0][1])
-            os.close(spare[0][2])
+            spare.forget()
     print(f"measured: {settlement}: {cut} cuts, of {len(lines)} lines")
     assert cut > 0
     assert len(os.listdir("/proc/self/fd")) == fds_before
@@ -319,7 +317,7 @@ def test_the_move_to_a_new_journal_takes_the_spare_the_sender_made_and_leaves_ro
         assert spool._journal is not None
         assert spool._journal.capacity - spool._journal.size >= AHEAD_BYTES
         if spool._spare is not None:
-            spares.add(spool._spare[0][0])
+            spares.add(spool._spare.path)
     print(f"measured: {len(moved_into)} moves, {len(spares)} spares made")
     assert moved_into and set(moved_into) <= spares  # into a spare each time, none made here
 

@@ -111,8 +111,6 @@ def _stream_part(stream: str) -> bytes:
 
 
 _BodyStart: TypeAlias = "tuple[Callable[[int, bytes], bytes], bytes]"
-_NewJournal: TypeAlias = "tuple[tuple[Path, int, int], MappedJournal]"
-"""A new journal of this process: its path, file descriptors (journal, .ack), and its map."""
 
 
 def _body_start(stream: str) -> _BodyStart:
@@ -220,8 +218,10 @@ def group_key(group: str) -> str:
 
 
 @dataclass(eq=False)
-class _Retired:
-    """A journal of this process whose waiting frames moved to a new one (`Spool._rotate`)."""
+class _OwnJournal:
+    """A journal file of this process besides the one in use, with its map and its file
+    descriptors (journal, .ack): the spare made ahead of a move (`Spool._make_spare`), or the
+    journal whose waiting frames moved to a new one (`Spool._rotate`)."""
 
     path: Path
     journal: MappedJournal
@@ -276,9 +276,9 @@ class Spool:
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
         self._runs = _Runs()
         self._body_starts: dict[str, _BodyStart] = {}  # each stream's `_body_start`, made once
-        self._moved_away: list[_Retired] = []
+        self._moved_away: list[_OwnJournal] = []
         """Journals of this process replaced by a new one, for `tidy` to let go of."""
-        self._spare: _NewJournal | None = None
+        self._spare: _OwnJournal | None = None
         """A journal made and grown by the sender ahead of the move to a new one (`tidy`), so
         that `_rotate`, under the sender's lock, only copies the waiting frames into it."""
         self._problems: list[str] = []
@@ -318,9 +318,7 @@ class Spool:
         self._fd = self._ack_fd = -1
         self._journal = None
         if self._spare is not None:  # a forked child's spare is its parent's
-            (_, fd, ack_fd), journal = self._spare
-            journal.forget()
-            _close_quietly(fd, ack_fd)
+            self._spare.forget()
             self._spare = None
         self._path, self._fd, self._ack_fd = self._new_files()  # an OSError: tried again next time
         self._opened_here.set()
@@ -348,23 +346,21 @@ class Spool:
             raise
         return path, fd, ack_fd
 
-    def _new_journal(self) -> _NewJournal:
+    def _new_journal(self) -> _OwnJournal:
         """`_new_files`, and the journal that writes into them."""
-        made = self._new_files()
-        return made, MappedJournal(made[1])
+        path, fd, ack_fd = self._new_files()
+        return _OwnJournal(path, MappedJournal(fd), fd, ack_fd)
 
     def _make_spare(self) -> None:
         """Make the journal `_rotate` moves into, with room for what will wait then (on the
         sender's thread, without its lock: files made, disk reserved, zeros written)."""
-        made, journal = self._new_journal()
+        spare = self._new_journal()
         try:
-            journal.grow_ahead()
+            spare.journal.grow_ahead()
         except BaseException:
-            journal.forget()
-            _close_quietly(made[1], made[2])
-            _delete_journal(made[0])
+            spare.let_go()
             raise
-        self._spare = made, journal
+        self._spare = spare
 
     def append(self, stream: NamedStream, events: list[Event]) -> int:
         """Write ``events`` to the journal (called under the sender's lock, before queueing);
@@ -557,16 +553,16 @@ class Spool:
         """
         old_journal = self._journal
         assert old_journal is not None  # settle checked
-        made: tuple[Path, int, int] | None = None
+        new: _OwnJournal | None = None
         journal: MappedJournal | None = None
         try:
             # The spare the sender made ahead (`tidy`), if any: then the only work here, under
             # the sender's lock, is the copy of the waiting frames (0.5 to 1 ms less).
-            (made, journal), self._spare = self._spare or self._new_journal(), None
-            path, fd, ack_fd = made
+            new, self._spare = self._spare or self._new_journal(), None
+            path, journal, fd, ack_fd = new.path, new.journal, new.fd, new.ack_fd
             journal.append(old_journal.read(self._acked))
             waiting = self._lengths[self._lengths_head :]
-            retired = _Retired(self._path, old_journal, self._fd, self._ack_fd)
+            retired = _OwnJournal(self._path, old_journal, self._fd, self._ack_fd)
             # What waits is in the new journal: the old one is all settled. Said before the
             # switch, while its file descriptors are surely still open.
             retired.say_settled()
@@ -583,12 +579,9 @@ class Spool:
             # files go (a crash in between replays the waiting frames twice, never none).
             with contextlib.suppress(OSError):
                 os.pwrite(self._ack_fd, _ACK.pack(self._acked), 0)
-            if journal is not None:
-                journal.forget()
-            if made is not None:
-                _close_quietly(made[1], made[2])
+            if new is not None:
                 with contextlib.suppress(OSError):
-                    _delete_journal(made[0])
+                    new.let_go()
             if not isinstance(error, OSError):
                 raise
             self._problems.append(f"could not start a new journal: {error}")
