@@ -250,3 +250,51 @@ def test_a_worker_killed_for_its_timeout_delivers_what_it_logged(
     assert "SIGKILL" not in report, report[-2000:]
     assert len(before) == len(after) == 20, report[-2000:]
     assert not_exactly_once(got, [*before, slow, *after]) == {}, report[-2000:]
+
+
+def _workers(master: int) -> list[int]:
+    """The pids of gunicorn's workers: the master's children."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def test_a_worker_killed_outright_leaves_its_records_to_the_next_worker_with_a_spool(
+    moto_server: MotoEndpoint, tmp_path: Path
+) -> None:
+    """The kernel's OOM killer (or gunicorn's SIGKILL after a timed-out worker's abort) ends a
+    worker with no hook run: what it queued is only in its journal. With ``--preload`` and a
+    spool, the worker the master forks in its place replays that journal: every record arrives
+    exactly once without waiting for the whole server's next start."""
+    group = f"/gunicorn/{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    env = app_environment(moto_server, group)
+    env.update(TEST_FLUSH_INTERVAL_S="60", TEST_SPOOL_DIR=str(tmp_path / "spool"))
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(
+        [*gunicorn, "--preload", "--graceful-timeout", "30", "wsgi_app:application"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_serving(port, server)
+        before = [f"before-{n}-{uuid.uuid4().hex[:6]}" for n in range(20)]
+        before = [request_id for request_id in before if get(port, request_id)]
+        [killed] = _workers(server.pid)
+        os.kill(killed, signal.SIGKILL)
+        after = [f"after-{n}-{uuid.uuid4().hex[:6]}" for n in range(20)]
+        after = [request_id for request_id in after if get(port, request_id)]
+        [replacement] = _workers(server.pid)
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=EXIT_LIMIT_S)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    got = delivered_ids(moto_server, group)
+    print(f"measured: gunicorn worker killed: {len(before)} + {len(after)}, got {len(got)}")
+    report = errors.decode()
+    assert replacement != killed
+    assert len(before) == len(after) == 20, report[-2000:]
+    assert not_exactly_once(got, [*before, *after]) == {}, report[-2000:]
+    assert_loading_records_arrived_once(loading_records(moto_server, group))

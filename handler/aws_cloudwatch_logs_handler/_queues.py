@@ -167,6 +167,11 @@ class HandlerQueues:
         self.on_claimed: Callable[[HandlerQueues], None] | None = None
         """Called in a uWSGI worker once it has kept the master's events it claimed
         (`_handover`): the spool journals them anew."""
+        self.before_sending: Callable[[], None] | None = None
+        """Called by the sender before it delivers a stream's batches, without its lock: the
+        spool's replay of dead processes' journals in a fork's child. Before, not after: what it
+        queues is then pending while the batch is in flight, so an exit's delivery, which waits
+        while anything is pending, sends it too."""
         self.after_settled: Callable[[], None] | None = None
         """Called by the sender after its work on each stream (where batches settle), without
         its lock: the spool's file work that no logging call should wait for."""

@@ -515,6 +515,9 @@ class Sender:
             try:
                 if stream.taking is not None:
                     self._cut(stream)
+                before_sending = stream.owner.before_sending
+                if before_sending is not None:
+                    before_sending()
                 self._delivery.deliver(stream)
                 # Every way a batch settles (delivered, refused, aged out) is behind us.
                 after_settled = stream.owner.after_settled

@@ -259,6 +259,11 @@ class Spool:
         self._reporter = reporter
         self._opened_here = ProcessMark()
         """Set once this process opened its journal: a fork's child opens a journal of its own."""
+        self._replayed_here = ProcessMark()
+        """Set once this process looked for orphans: a fork's child looks again
+        (`replay_orphans_in_a_child`)."""
+        self._queues: HandlerQueues | None = None
+        """The queues `attach` journals, which replayed orphans join."""
         self._fd = -1
         self._ack_fd = -1
         self._path = directory
@@ -300,10 +305,12 @@ class Spool:
 
     def attach(self, queues: HandlerQueues) -> None:
         """Journal ``queues``' events as they are queued, and forget them once settled."""
+        self._queues = queues
         queues.on_enqueued = self.append
         queues.on_enqueued_one = self.append_one
         queues.on_settled = self.settle
         queues.on_claimed = self.take_over_claimed
+        queues.before_sending = self.replay_orphans_in_a_child
         queues.after_settled = self.tidy
         queues.on_cut_short = self.forget_unqueued
         queues.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
@@ -587,6 +594,22 @@ class Spool:
             self._problems.append(f"could not start a new journal: {error}")
             return
 
+    def replay_orphans_in_a_child(self) -> None:
+        """In a process forked after this spool was made, replay the journals of dead processes
+        once, before its first batch (on the sender's thread, without its lock).
+
+        A server's worker killed outright (the OOM killer, or gunicorn's SIGKILL of a worker
+        that outlived its timeout and its abort) leaves its journal; the master forks the next
+        worker, which would otherwise leave that journal to the whole server's next start, days
+        later maybe, or never on another host.
+        """
+        if self._replayed_here.byte[0] or self._queues is None:
+            return
+        try:
+            self.replay_orphans(self._queues)
+        except OSError as error:  # an orphan not deleted: the next start replays it
+            self._reporter.report("spool", f"could not replay orphans: {error}")
+
     def tidy(self) -> None:
         """Delete the journals this process moved away from, report what went wrong, and grow
         the journal ahead of the next records (called by the sender after its work on a stream,
@@ -615,6 +638,7 @@ class Spool:
         interval from now: they waited already, and a process stopped soon after its start (a
         deploy, a crash loop) would otherwise spend its time at exit on them, or carry them on.
         """
+        self._replayed_here.set()
         replayed = 0
         streams: set[str] = set()
         for journal in self._orphans():
