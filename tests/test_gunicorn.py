@@ -1,4 +1,5 @@
-"""Under real gunicorn (sync workers), every request's record arrives, however workers come and go.
+"""Under real gunicorn (sync and gthread workers), every request's record arrives, however workers
+come and go.
 
 gunicorn forks its workers (after loading the application in the master with ``--preload``),
 recycles them after ``--max-requests``, replaces them all on HUP, aborts one whose request outlives
@@ -125,6 +126,8 @@ def assert_loading_records_arrived_once(loaded: dict[int, Counter[int]]) -> None
         pytest.param(["--preload"], id="sync-preload"),
         pytest.param(["--max-requests", "25"], id="max-requests"),
         pytest.param(["--preload", "--max-requests", "25"], id="preload-max-requests"),
+        pytest.param(["--threads", "4"], id="gthread"),
+        pytest.param(["--preload", "--threads", "4", "--max-requests", "25"], id="gthread-preload"),
     ],
 )
 def test_every_request_record_arrives(moto_server: MotoEndpoint, options: list[str]) -> None:
