@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,6 +193,36 @@ def test_an_event_too_old_for_cloudwatch_is_counted_not_sent(make_handler: Handl
     assert handler.flush(10.0)
     assert client.messages(GROUP, "s") == ["fresh"]
     assert handler.stats().dropped == {"too_old": 1}
+
+
+@pytest.mark.parametrize(
+    "message", ["before-1970", "avant-1970-\u00e9t\u00e9"], ids=["ascii", "utf8"]
+)
+@pytest.mark.parametrize("spooled", [False, True], ids=["memory", "spool"])
+def test_a_record_dated_before_1970_is_counted_too_old_and_the_next_one_arrives(
+    make_handler: HandlerFactory, tmp_path: Path, message: str, spooled: bool
+) -> None:
+    """A record whose time is before the epoch (set by hand: no clock gives one) fits no
+    timestamp the queue holds: it is dropped as too_old, counted, never raised into the caller,
+    on the logging call's usual way (ASCII) and the general one, with and without a spool; and
+    the queue takes the next record as before. With a spool, a restart replays nothing of it."""
+    client = FakeLogsClient()
+    spool = tmp_path / "spool" if spooled else None
+    handler, log = handler_with(make_handler, client, spool_dir=spool)
+    log.info("first")  # the stream's queue exists: the next record may take the usual way
+    early = log.makeRecord(log.name, logging.INFO, __file__, 1, message, (), None)
+    early.created = -5.0
+    log.handle(early)
+    log.info("fresh")
+    assert handler.flush(10.0)
+    assert client.messages(GROUP, "s") == ["first", "fresh"]
+    assert handler.stats().dropped == {"too_old": 1}
+    assert handler.stats().events_queued == 0
+    if spool is not None:
+        handler.close()
+        restarted, _ = handler_with(make_handler, client, spool_dir=spool)
+        assert restarted.flush(10.0)
+        assert client.messages(GROUP, "s") == ["first", "fresh"]
 
 
 def test_the_queue_counts_the_memory_it_holds_and_frees_it(make_handler: HandlerFactory) -> None:

@@ -101,7 +101,7 @@ def timestamp_runs(times: array[int], limit: int) -> list[tuple[int, int]] | Non
         timestamp_ms = times[start]
         stop = bisect_right(times, timestamp_ms, start)
         # Arrays of one type compare in C; count() would make an int object of every element.
-        if times[start:stop] != array("q", (timestamp_ms,)) * (stop - start):
+        if times[start:stop] != array(times.typecode, (timestamp_ms,)) * (stop - start):
             return None
         runs.append((timestamp_ms, stop - start))
         start = stop

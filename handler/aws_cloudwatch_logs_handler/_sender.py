@@ -165,6 +165,7 @@ class Sender:
                         and not self._stopped
                         and not queues.closed
                         and queues.bytes_queued + cost <= queues.max_queue_bytes
+                        and timestamp_ms >= 0  # before 1970: `PackedEvents.extend` holds it
                     ):
                         journal = queues.on_enqueued_one
                         try:

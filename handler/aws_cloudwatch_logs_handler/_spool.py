@@ -46,7 +46,7 @@ from ._events import Event
 from ._forks import ProcessMark
 from ._journal_file import GROWTH_BYTES, MappedJournal
 from ._limits import EVENT_OVERHEAD_BYTES
-from ._packed import PackedEvents
+from ._packed import UNSIGNED_64, PackedEvents
 from ._queues import HandlerQueues
 from ._reporting import Reporter
 from ._sender import SENDER
@@ -276,7 +276,7 @@ class Spool:
         # Lengths, not offsets: a journal's waiting frames move to a new file unchanged.
         self._first = 0
         self._next = 0
-        self._lengths = array("q")
+        self._lengths = array(UNSIGNED_64)
         self._lengths_head = 0
         self._settled: set[int] = set()  # numbers settled out of order, above ``_first``
         self._runs = _Runs()
@@ -331,7 +331,7 @@ class Spool:
         self._opened_here.set()
         self._journal = MappedJournal(self._fd)
         self._acked = self._first = self._next = self._lengths_head = 0
-        self._lengths = array("q")
+        self._lengths = array(UNSIGNED_64)
         self._settled.clear()
         while self._moved_away:  # a forked child's lists are its parent's: the files too
             self._moved_away.pop().forget()
@@ -479,7 +479,7 @@ class Spool:
             return
         lengths, head = self._lengths, self._lengths_head
         if head == len(lengths) and journal.size < self._acked:  # emptied, the state behind
-            self._acked, self._lengths_head, self._lengths = 0, 0, array("q")
+            self._acked, self._lengths_head, self._lengths = 0, 0, array(UNSIGNED_64)
             lengths, head = self._lengths, 0
         unnumbered = journal.size - self._acked - sum(lengths[head:])
         if unnumbered > 0:
@@ -538,7 +538,7 @@ class Spool:
             # Everything is settled: start the journal afresh rather than let it grow forever.
             # Said in the .ack first: a crash while it is emptied then replays nothing twice.
             os.pwrite(self._ack_fd, _ACK.pack(acked), 0)
-            fresh = array("q")
+            fresh = array(UNSIGNED_64)
             assert self._journal is not None  # checked by the caller
             self._journal.empty()  # a cut right after: `forget_unqueued` sees it, and catches up
             self._acked, self._lengths_head, self._lengths = 0, 0, fresh
