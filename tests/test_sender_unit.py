@@ -25,6 +25,7 @@ from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
 from aws_cloudwatch_logs_handler._sender import SENDER
 from aws_cloudwatch_logs_handler._slices import BEHIND_TURN_S, TURN_S
+from aws_cloudwatch_logs_handler._spool import encode_frame, group_key
 from aws_cloudwatch_logs_handler.testing import FakeLogsClient
 
 GROUP = "/unit/app"
@@ -223,6 +224,38 @@ def test_a_record_dated_before_1970_is_counted_too_old_and_the_next_one_arrives(
         restarted, _ = handler_with(make_handler, client, spool_dir=spool)
         assert restarted.flush(10.0)
         assert client.messages(GROUP, "s") == ["first", "fresh"]
+
+
+def test_a_forked_process_replays_what_dead_ones_left_once_before_its_first_batch(
+    make_handler: HandlerFactory, tmp_path: Path
+) -> None:
+    """A journal that a process killed outright leaves after the handler was made: the process
+    that made the handler does not look again (it looked when it made it); a process forked
+    from it delivers that journal with its first batch, once, and looks no more."""
+    client = FakeLogsClient()
+    spool = tmp_path / "spool"
+    handler, log = handler_with(make_handler, client, spool_dir=spool)
+
+    def leave_an_orphan(name: str, message: str) -> None:
+        journal = spool / f"{group_key(GROUP)}.99999.{name}.journal"
+        now_ms = int(time.time() * 1000)
+        journal.write_bytes(encode_frame("s", Event(now_ms, message, 26 + len(message))))
+        journal.chmod(0o600)
+
+    def delivered() -> list[str]:
+        # The second flush waits for what the first one's batch replayed, if it replayed.
+        assert handler.flush(10.0) and handler.flush(10.0)
+        return sorted(client.messages(GROUP, "s"))
+
+    leave_an_orphan("dead0001", "left-1")
+    log.info("here")
+    assert delivered() == ["here"]
+    handler._spool._replayed_here.byte[0] = 0  # type: ignore[union-attr]  # what a fork does
+    log.info("in-the-child")
+    assert delivered() == ["here", "in-the-child", "left-1"]
+    leave_an_orphan("dead0002", "left-2")
+    log.info("later")
+    assert delivered() == ["here", "in-the-child", "later", "left-1"]
 
 
 def test_the_queue_counts_the_memory_it_holds_and_frees_it(make_handler: HandlerFactory) -> None:
