@@ -194,6 +194,7 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
         slow.join()
+    errors = _without_request_lines(errors)
     sent = {message.split()[0] for _, message in puts_received}
     unsent = [request_id for request_id in answered if f"request-{request_id}" not in sent]
     print(f"measured: uwsgi worker stopped in a request: {len(unsent)} of {len(answered)} unsent")
@@ -512,11 +513,13 @@ def _serve(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
-    # Without uWSGI's request lines: a failed assertion shows the end of its standard error,
-    # which must be its workers' deaths and our reports. (Its --disable-logging changed the
-    # timing of the restart test's replay, from under a second to about 60 s: not used.)
-    errors = "".join(line for line in errors.splitlines(keepends=True) if "} [" not in line)
-    return answered, errors, server.pid
+    return answered, _without_request_lines(errors), server.pid
+
+
+def _without_request_lines(errors: str) -> str:
+    """uWSGI's standard error without its request lines: a failed assertion shows the end of
+    it, which must be its workers' deaths and our reports, not the last requests."""
+    return "".join(line for line in errors.splitlines(keepends=True) if "} [" not in line)
 
 
 @pytest.mark.parametrize(

@@ -229,7 +229,7 @@ class CloudWatchLogsHandler(logging.Handler):
         # still delivered and then forgotten. At exit the sender's own shutdown delivers instead.
         weakref.finalize(self, _closed_when_collected, self._queues).atexit = False
         if self._spool is not None:
-            self._spool.replay_orphans(self._queues)
+            self._spool.replay_orphans()
         if handle_sigterm:
             LIFECYCLE.sigterm.want()
 

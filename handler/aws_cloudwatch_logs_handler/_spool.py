@@ -603,10 +603,10 @@ class Spool:
         worker, which would otherwise leave that journal to the whole server's next start, days
         later maybe, or never on another host.
         """
-        if self._replayed_here.byte[0] or self._queues is None:
+        if self._replayed_here.byte[0]:
             return
         try:
-            self.replay_orphans(self._queues)
+            self.replay_orphans()
         except OSError as error:  # an orphan not deleted: the next start replays it
             self._reporter.report("spool", f"could not replay orphans: {error}")
 
@@ -630,14 +630,17 @@ class Spool:
                 if self._spare is None and journal.size >= ROTATE_AFTER_BYTES // 2:
                     self._make_spare()
 
-    def replay_orphans(self, queues: HandlerQueues) -> int:
-        """Queue what journals of dead processes hold for this group; return how many events.
+    def replay_orphans(self) -> int:
+        """Queue what journals of dead processes hold for this group, in the queues `attach`
+        was given; return how many events.
 
         The events are journaled again here before the orphan is removed, so a crash during the
         replay loses nothing either (it may duplicate). They are sent at once, not a flush
         interval from now: they waited already, and a process stopped soon after its start (a
         deploy, a crash loop) would otherwise spend its time at exit on them, or carry them on.
         """
+        queues = self._queues
+        assert queues is not None, "attach() comes first"
         self._replayed_here.set()
         replayed = 0
         streams: set[str] = set()
