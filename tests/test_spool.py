@@ -19,6 +19,7 @@ from fork_below_python import run_script
 from hypothesis import given
 from hypothesis import strategies as st
 from interrupts import interrupted_at
+from open_files import open_files_under
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._journal_file import AHEAD_BYTES, GROWTH_BYTES
@@ -51,19 +52,6 @@ def ack_offset(ack: Path) -> int:
     """The offset an ``.ack`` file holds (0 while it is empty)."""
     data = ack.read_bytes()
     return _ACK.unpack(data)[0] if data else 0
-
-
-def open_files_under(directory: Path) -> list[str]:
-    """The files under ``directory`` that this process holds open (file descriptors, the maps'
-    own included). Only those: a count of every descriptor would also see another test's
-    handler let go of its journal, whenever the sender forgets that handler's queues."""
-    held = []
-    for fd in os.listdir("/proc/self/fd"):
-        with suppress(OSError):  # closed meanwhile (listdir's own descriptor, say)
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith(f"{directory}/"):
-                held.append(target)
-    return held
 
 
 def journaled(spool: Spool, stream: Stream, events: list[Event]) -> PackedEvents:

@@ -85,6 +85,10 @@ class ProcessMark:
         """Mark this process."""
         self.byte[0] = 1
 
+    def clear(self) -> None:
+        """Unmark this process, as if it were a fork's child."""
+        self.byte[0] = 0
+
     def here(self) -> bool:
         """True if this process set the mark (and no fork came between)."""
         return self.byte[0] == 1

@@ -341,13 +341,15 @@ class CloudWatchLogsHandler(logging.Handler):
 
         Idempotent. What could not be delivered in time is still sent in the background and at
         exit. `logging.shutdown` calls ``flush()`` and then ``close()``: when that flush ran out
-        of time and nothing was logged since, close does not wait a second time.
+        of time and nothing was logged since, close does not wait a second time. With a spool,
+        once everything is delivered, close returns when its journal files are closed and
+        deleted (later, in the background, when logging is being reconfigured or records wait).
         """
         if not self._closed:
             self._closed = True
             if self._gave_up_with_enqueued != self._queues.counters.records_accepted:
                 self.flush(self._shutdown_timeout_s)
-            SENDER.close(self._queues)
+            SENDER.close(self._queues, wait_s=self._shutdown_timeout_s)
         super().close()
 
     def stats(self) -> DeliveryStats:

@@ -175,6 +175,10 @@ class HandlerQueues:
         self.after_settled: Callable[[], None] | None = None
         """Called by the sender after its work on each stream (where batches settle), without
         its lock: the spool's file work that no logging call should wait for."""
+        self.on_forgotten: Callable[[], Callable[[], None] | None] | None = None
+        """Called by the sender, under its lock, as it forgets these queues (closed, nothing
+        pending): the spool stops using its journal files, and returns the work that lets go of
+        them, which the sender does without its lock (None: nothing to do)."""
         self.on_cut_short: Callable[[HandlerQueues], None] | None = None
         """Called once the queues are whole again after an exception cut a logging call short
         (`mend_cut_short`, `_drop_first`): the spool settles the frames no queue holds (events

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, Literal
 
 from . import _slices
@@ -96,6 +96,9 @@ class Sender:
         self._settled = threading.Condition(self._lock)
         """Wakes `flush` callers and blocked producers: events were settled."""
         self._handlers: list[HandlerQueues] = []
+        self._letting_go: list[tuple[HandlerQueues, Callable[[], None]]] = []
+        """Queues forgotten (`_locked_forget_idle`) with the work that lets go of their files,
+        done by the sender without its lock (`_let_go`), and kept here until it is done."""
         self._thread: threading.Thread | None = None
         self.thread_ident: int | None = None
         self._stopping = False
@@ -322,11 +325,35 @@ class Sender:
             if queues.move_pending(stream):
                 self._work.notify()
 
-    def close(self, queues: HandlerQueues) -> None:
-        """Deliver ``queues``' events at once from now on, and forget it once it is idle."""
+    def close(self, queues: HandlerQueues, wait_s: float = 0.0) -> None:
+        """Deliver ``queues``' events at once from now on, and forget it once it is idle.
+
+        Args:
+            wait_s: if nothing of ``queues`` is pending, wait up to this long for the sender to
+                forget it and let go of its files (a spool's journal): a closed handler holds
+                no file open, as a closed `logging.FileHandler` holds none. Not while logging is
+                being reconfigured (the sender may need logging's lock), nor on the sender's
+                own thread.
+        """
         with self._lock_of_this_process():
             queues.closed = True
             self._work.notify()
+            if (
+                wait_s <= 0
+                or queues.on_forgotten is None
+                or self._thread is None
+                or threading.get_ident() == self.thread_ident
+                or any(stream.pending for stream in queues.streams.values())
+                or _holds_logging_lock()
+            ):
+                return
+            deadline = time.monotonic() + wait_s
+            while (
+                not self._stopped
+                and (queues in self._handlers or any(q is queues for q, _ in self._letting_go))
+                and (remaining := deadline - time.monotonic()) > 0
+            ):
+                self._settled.wait(remaining)
 
     def stats(self, queues: HandlerQueues) -> DeliveryStats:
         """Return a consistent snapshot of ``queues``' counters."""
@@ -494,10 +521,13 @@ class Sender:
                         return
                     # Behind: a full batch already waits behind the one being taken.
                     behind = any(stream.holds_full_batch for stream in due)
+                    letting_go = list(self._letting_go)
                 _slices.take_turns(behind=behind)
             except Exception as error:  # the sender must outlive any bug of ours
                 self._pause_after_bug(error)
                 continue
+            if letting_go:
+                self._let_go(letting_go)
             self._send(due)
 
     def _deliver_on_this_thread(self, deadline: float) -> None:
@@ -506,9 +536,23 @@ class Sender:
         while True:
             with self._lock:
                 due = self._locked_wait_for_batches(until=deadline)
-            if not due:
+                letting_go = list(self._letting_go)
+            if letting_go:
+                self._let_go(letting_go)
+            if due is None:
                 return
             self._send(due)
+
+    def _let_go(self, letting_go: list[tuple[HandlerQueues, Callable[[], None]]]) -> None:
+        """Do the work that lets go of forgotten queues' files, then wake their `close`."""
+        for queues, let_go in letting_go:
+            try:
+                let_go()
+            except Exception as error:  # the sender must outlive any bug of ours
+                queues.settings.reporter.report("spool", f"could not let go of files: {error}")
+        with self._lock:
+            self._letting_go = [item for item in self._letting_go if item not in letting_go]
+            self._settled.notify_all()
 
     def _send(self, due: list[StreamQueue]) -> None:
         """Send the batches taken from ``due``, one stream after another."""
@@ -534,8 +578,9 @@ class Sender:
             self._work.wait(_BUG_PAUSE_S)
 
     def _locked_wait_for_batches(self, until: float | None = None) -> list[StreamQueue] | None:
-        """Block until some streams have batches to send; take them; None when stopped, or,
-        given ``until``, once nothing waits or that time has passed."""
+        """Block until some streams have batches to send, or forgotten queues have files to let
+        go of (`_letting_go`); take the batches (none, for the files alone); None when stopped,
+        or, given ``until``, once nothing waits or that time has passed."""
         while not self._stopped:
             now = time.monotonic()
             if until is not None and (now >= until or not self._locked_any_pending()):
@@ -549,7 +594,7 @@ class Sender:
                 if wake_at is not None:
                     next_at = wake_at if next_at is None else min(next_at, wake_at)
             sendable = [stream for stream in due if self._locked_take(stream)]
-            if sendable:
+            if sendable or self._letting_go:
                 return sendable
             if not due:
                 wake_at = next_at if until is None else min(next_at or until, until)
@@ -589,9 +634,16 @@ class Sender:
 
     def _locked_forget_idle(self) -> None:
         """Forget closed handlers and streams no longer written (each Lambda invocation has one)."""
-        self._handlers = [
-            q for q in self._handlers if not q.closed or any(s.pending for s in q.streams.values())
-        ]
+        kept: list[HandlerQueues] = []
+        for queues in self._handlers:
+            if not queues.closed or any(s.pending for s in queues.streams.values()):
+                kept.append(queues)
+            elif queues.on_forgotten is not None:
+                let_go = queues.on_forgotten()
+                if let_go is not None:
+                    self._letting_go.append((queues, let_go))
+                self._settled.notify_all()  # its `close` may wait for this
+        self._handlers = kept
         for queues in self._handlers:
             queues.prune_idle()
 

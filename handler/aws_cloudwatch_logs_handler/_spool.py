@@ -313,6 +313,7 @@ class Spool:
         queues.before_sending = self.replay_orphans_in_a_child
         queues.after_settled = self.tidy
         queues.on_cut_short = self.forget_unqueued
+        queues.on_forgotten = self.stop_journaling
         queues.overhead_per_event += SPOOL_OVERHEAD_PER_EVENT
 
     def _ensure_open(self) -> None:
@@ -593,6 +594,42 @@ class Spool:
                 raise
             self._problems.append(f"could not start a new journal: {error}")
             return
+
+    def stop_journaling(self) -> Callable[[], None] | None:
+        """Stop using this process's journal files, every frame in them settled; return the work
+        that unmaps, closes and deletes them (None: they stay).
+
+        Called by the sender, under its lock, as it forgets a closed handler's queues, nothing
+        pending; the work is the sender's too, without its lock, on the thread that runs `tidy`
+        (which must not grow a journal whose descriptor is closed: its number may be another
+        file's by then). A handler made and closed again and again (a job each, a logging
+        reconfiguration) would otherwise keep three descriptors, a mapping and two files
+        (reserved 3 MiB ahead) each, until the process ends. A record that comes after (a
+        logging call that raced with the close) opens a new journal.
+        """
+        journal = self._journal
+        if journal is None or not self._opened_here.byte[0]:
+            return None  # none opened, or a fork's child, whose files are its parent's
+        if self._first != self._next or journal.size:
+            return None  # a frame not settled (a call cut short): replayed after a crash
+        files = [_OwnJournal(self._path, journal, self._fd, self._ack_fd), *self._moved_away]
+        if self._spare is not None:
+            files.append(self._spare)
+        problems = self._problems
+        self._journal, self._fd, self._ack_fd, self._spare = None, -1, -1, None
+        self._moved_away, self._problems = [], []
+        self._opened_here.clear()  # the next record opens a new journal (`_ensure_open`)
+
+        def let_go() -> None:
+            for problem in problems:
+                self._reporter.report("spool", problem)
+            for file in files:
+                try:
+                    file.let_go()
+                except OSError as error:  # left on disk, all settled: the next start deletes it
+                    self._reporter.report("spool", f"could not delete {file.path.name}: {error}")
+
+        return let_go
 
     def replay_orphans_in_a_child(self) -> None:
         """In a process forked after this spool was made, replay the journals of dead processes
