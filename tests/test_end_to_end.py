@@ -412,3 +412,60 @@ def test_a_record_logged_to_a_closed_spooling_handler_opens_a_new_journal_and_ar
     SENDER.close(handler._queues, wait_s=30)  # what close() waits for, had it not returned already
     assert open_files_under(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_forked_children_that_close_a_spooling_handler_leave_their_parents_journal(
+    moto_server: MotoEndpoint, tmp_path: Path
+) -> None:
+    """Children forked from a spooling process (a pre-forking server's workers) close the
+    handler they inherited: one that logged deletes the journal it made for itself, and one
+    that logged nothing there (its sender ran for another handler) deletes nothing. Neither
+    touches the parent's journal, which the parent goes on journaling into (its crash
+    guarantee depends on it). Every record arrives."""
+    group = unique_group()
+    spool = tmp_path / "spool"
+    done = run_python(
+        f"""
+        import logging, os
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        spool = {str(spool)!r}
+        handler = CloudWatchLogsHandler({group!r}, log_stream="forked", spool_dir=spool)
+        logger = logging.getLogger("app")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.info("parent before the forks")
+        assert handler.flush(timeout_s=30)
+
+        def child_closes(record):
+            child = os.fork()
+            if child == 0:
+                if record:
+                    logger.info(record)
+                else:  # the child's sender runs for another handler only
+                    other = CloudWatchLogsHandler({group!r}, log_stream="other")
+                    other_logger = logging.getLogger("other")
+                    other_logger.addHandler(other)
+                    other_logger.warning("other")
+                    assert other.flush(timeout_s=30)
+                ours = [name for name in os.listdir(spool) if f".{{os.getpid()}}." in name]
+                handler.close()
+                left = [name for name in os.listdir(spool) if name in ours]
+                os._exit(0 if len(ours) == (2 if record else 0) and not left else 1)
+            _, status = os.waitpid(child, 0)
+            return os.waitstatus_to_exitcode(status)
+
+        print(child_closes(None), child_closes("child"))
+        print(sorted(name.split(".")[1] == str(os.getpid()) for name in os.listdir(spool)))
+        logger.info("parent after the forks")
+        assert handler.flush(timeout_s=30)
+        """,
+        moto_server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["0 0", "[True, True]"], done.stdout
+    assert sorted(moto_server.messages(group, "forked")) == [
+        "child",
+        "parent after the forks",
+        "parent before the forks",
+    ]
+    assert moto_server.messages(group, "other") == ["other"]
