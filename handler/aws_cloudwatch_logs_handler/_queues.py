@@ -358,6 +358,10 @@ class HandlerQueues:
         """Events waiting or in flight."""
         return sum(s.enqueued - s.settled for s in self.streams.values())
 
+    def any_pending(self) -> bool:
+        """Whether events wait in any stream (queued or in flight)."""
+        return any(stream.pending for stream in self.streams.values())
+
     # ----------------------------------------------------------------------------------------
     # Sending (the sender's side).
 

@@ -343,7 +343,7 @@ class Sender:
                 or queues.on_forgotten is None
                 or self._thread is None
                 or threading.get_ident() == self.thread_ident
-                or any(stream.pending for stream in queues.streams.values())
+                or queues.any_pending()
                 or _holds_logging_lock()
             ):
                 return
@@ -472,7 +472,7 @@ class Sender:
             self._settled.notify_all()
 
     def _locked_any_pending(self) -> bool:
-        return any(s.pending for q in self._handlers for s in q.streams.values())
+        return any(queues.any_pending() for queues in self._handlers)
 
     def before_fork(self) -> None:
         """Hold the lock across fork, so the child never sees a queue half-changed, once no
@@ -636,7 +636,7 @@ class Sender:
         """Forget closed handlers and streams no longer written (each Lambda invocation has one)."""
         kept: list[HandlerQueues] = []
         for queues in self._handlers:
-            if not queues.closed or any(s.pending for s in queues.streams.values()):
+            if not queues.closed or queues.any_pending():
                 kept.append(queues)
             elif queues.on_forgotten is not None:
                 let_go = queues.on_forgotten()
