@@ -469,3 +469,47 @@ def test_forked_children_that_close_a_spooling_handler_leave_their_parents_journ
         "parent before the forks",
     ]
     assert moto_server.messages(group, "other") == ["other"]
+
+
+@pytest.mark.parametrize("endpoint", ["live", "dead"])
+def test_a_clean_exit_leaves_no_journal_unless_records_wait_in_it(
+    moto_server: MotoEndpoint, tmp_path: Path, endpoint: str
+) -> None:
+    """A script that logs with a spool and ends without closing its handler: once its records
+    are delivered at exit, it leaves no file in the spool for the next start to delete (before:
+    an emptied journal with 3 MiB reserved, and its .ack). Records it could not deliver (the
+    endpoint down) stay in its journal, and the next start delivers them."""
+    group = unique_group()
+    spool = tmp_path / "spool"
+    done = run_python(
+        f"""
+        import logging
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        handler = CloudWatchLogsHandler(
+            {group!r}, log_stream="exit", spool_dir={str(spool)!r}, shutdown_timeout_s=2
+        )
+        logger = logging.getLogger("app")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        for i in range(500):
+            logger.info("record %d", i)
+        """,
+        moto_server.url if endpoint == "live" else DEAD_ENDPOINT,
+    )
+    assert done.returncode == 0, done.stderr
+    records = [f"record {i}" for i in range(500)]
+    if endpoint == "live":
+        assert sorted(path.name for path in spool.iterdir()) == []
+        assert moto_server.messages(group, "exit") == records
+        return
+    assert sorted(path.suffix for path in spool.iterdir()) == [".ack", ".journal"]
+    done = run_python(
+        f"""
+        from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
+        assert CloudWatchLogsHandler({group!r}, spool_dir={str(spool)!r}).flush(timeout_s=30)
+        """,
+        moto_server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert moto_server.messages(group, "exit") == records
+    assert sorted(path.name for path in spool.iterdir()) == []

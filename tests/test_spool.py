@@ -83,6 +83,29 @@ def test_out_of_order_settlement_acknowledges_only_the_settled_prefix(tmp_path: 
     assert spool._settled == set()  # nothing kept of the frames settled out of order
 
 
+def test_a_spool_lets_go_of_its_journal_only_once_every_frame_in_it_is_settled(
+    tmp_path: Path,
+) -> None:
+    """`Spool.stop_journaling` (as the sender forgets a closed handler's queues, or at exit)
+    keeps a journal holding a frame not settled, for the next start to replay, and lets go of
+    one whose frames are all settled: unmapped, closed and deleted, with its .ack."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    s = Stream("s")
+    queue = journaled(spool, s, [Event(1_000, "m0", 28), Event(1_001, "m1", 28)])
+    spool.settle(s, queue.detach(1))
+    assert spool.stop_journaling() is None
+    [journal] = tmp_path.glob("*.journal")
+    frames, _ = read_frames(journal.read_bytes()[acked(tmp_path) :])
+    assert [frame.event.message for frame in frames] == ["m1"]
+    spool.settle(s, queue.detach(1))
+    let_go = spool.stop_journaling()
+    assert let_go is not None
+    assert len(open_files_under(tmp_path)) == 3  # journal, .ack, the mapping's own
+    let_go()
+    assert open_files_under(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_equal_events_settle_one_frame_each_by_the_number_they_carry(tmp_path: Path) -> None:
     """Equal events have frames of their own; each settled batch acknowledges exactly its own."""
     spool = Spool(tmp_path, group="/g", reporter=Reporter())

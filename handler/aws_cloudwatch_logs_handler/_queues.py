@@ -177,8 +177,9 @@ class HandlerQueues:
         its lock: the spool's file work that no logging call should wait for."""
         self.on_forgotten: Callable[[], Callable[[], None] | None] | None = None
         """Called by the sender, under its lock, as it forgets these queues (closed, nothing
-        pending): the spool stops using its journal files, and returns the work that lets go of
-        them, which the sender does without its lock (None: nothing to do)."""
+        pending; or all of them at exit, once it has stopped): the spool stops using its journal
+        files, and returns the work that lets go of them, which the sender does without its lock
+        (None: nothing to do)."""
         self.on_cut_short: Callable[[HandlerQueues], None] | None = None
         """Called once the queues are whole again after an exception cut a logging call short
         (`mend_cut_short`, `_drop_first`): the spool settles the frames no queue holds (events

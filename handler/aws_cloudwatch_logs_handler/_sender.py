@@ -470,6 +470,28 @@ class Sender:
             self._stopped = True
             self._work.notify()
             self._settled.notify_all()
+        self._let_go_at_exit(deadline)
+
+    def _let_go_at_exit(self, deadline: float) -> None:
+        """Once stopped, let go of the files of every handler whose records all settled (a
+        spool's journal), so that a clean exit leaves none behind for the next start to delete.
+
+        Only once the sender thread has ended: until then it may be growing a journal (`tidy`).
+        A thread still busy at ``deadline`` (records that could not be delivered) leaves them.
+        """
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return
+        with self._lock:
+            for queues in self._handlers:
+                let_go = queues.on_forgotten() if queues.on_forgotten is not None else None
+                if let_go is not None:
+                    self._letting_go.append((queues, let_go))
+            letting_go = list(self._letting_go)
+        if letting_go:
+            self._let_go(letting_go)
 
     def _locked_any_pending(self) -> bool:
         return any(queues.any_pending() for queues in self._handlers)

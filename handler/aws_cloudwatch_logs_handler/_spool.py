@@ -600,12 +600,15 @@ class Spool:
         that unmaps, closes and deletes them (None: they stay).
 
         Called by the sender, under its lock, as it forgets a closed handler's queues, nothing
-        pending; the work is the sender's too, without its lock, on the thread that runs `tidy`
-        (which must not grow a journal whose descriptor is closed: its number may be another
-        file's by then). A handler made and closed again and again (a job each, a logging
-        reconfiguration) would otherwise keep three descriptors, a mapping and two files
-        (reserved 3 MiB ahead) each, until the process ends. A record that comes after (a
-        logging call that raced with the close) opens a new journal.
+        pending, or at exit once it has stopped; the work is the sender's too, without its lock,
+        on the thread that runs `tidy` or once that thread has ended (`tidy` must not grow a
+        journal whose descriptor is closed: its number may be another file's by then).
+
+        A handler made and closed again and again (a job each, a logging reconfiguration) would
+        otherwise keep three descriptors, a mapping and two files (reserved 3 MiB ahead) each,
+        until the process ends, and a clean exit would leave its emptied journal for the next
+        start to delete. A record that comes after (a logging call that raced with the close)
+        opens a new journal.
         """
         journal = self._journal
         if journal is None or not self._opened_here.byte[0]:
