@@ -486,9 +486,7 @@ class Sender:
                 return
         with self._lock:
             for queues in self._handlers:
-                let_go = queues.on_forgotten() if queues.on_forgotten is not None else None
-                if let_go is not None:
-                    self._letting_go.append((queues, let_go))
+                self._locked_stop_using_files(queues)
             letting_go = list(self._letting_go)
         if letting_go:
             self._let_go(letting_go)
@@ -660,14 +658,19 @@ class Sender:
         for queues in self._handlers:
             if not queues.closed or queues.any_pending():
                 kept.append(queues)
-            elif queues.on_forgotten is not None:
-                let_go = queues.on_forgotten()
-                if let_go is not None:
-                    self._letting_go.append((queues, let_go))
+            else:
+                self._locked_stop_using_files(queues)
                 self._settled.notify_all()  # its `close` may wait for this
         self._handlers = kept
         for queues in self._handlers:
             queues.prune_idle()
+
+    def _locked_stop_using_files(self, queues: HandlerQueues) -> None:
+        """Have the files of ``queues`` (a spool's journal) let go of, by `_let_go` without the
+        lock, if it has any it no longer needs (`HandlerQueues.on_forgotten`)."""
+        let_go = queues.on_forgotten() if queues.on_forgotten is not None else None
+        if let_go is not None:
+            self._letting_go.append((queues, let_go))
 
 
 def _keep_after_fork(handover: Handover | None, index: int, queues: HandlerQueues) -> None:
