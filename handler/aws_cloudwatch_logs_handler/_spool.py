@@ -320,23 +320,30 @@ class Spool:
         """Open this process's journal (again after a fork: the parent's is not ours)."""
         if self._opened_here.byte[0]:
             return
-        if self._journal is not None:
-            self._journal.forget()
-        _close_quietly(self._fd, self._ack_fd)
-        self._fd = self._ack_fd = -1
-        self._journal = None
-        if self._spare is not None:  # a forked child's spare is its parent's
-            self._spare.forget()
-            self._spare = None
+        for file in self._take_files():  # a forked child's files are its parent's
+            file.forget()
         self._path, self._fd, self._ack_fd = self._new_files()  # an OSError: tried again next time
         self._opened_here.set()
         self._journal = MappedJournal(self._fd)
         self._acked = self._first = self._next = self._lengths_head = 0
         self._lengths = array(UNSIGNED_64)
         self._settled.clear()
-        while self._moved_away:  # a forked child's lists are its parent's: the files too
-            self._moved_away.pop().forget()
         self._problems.clear()
+
+    def _take_files(self) -> list[_OwnJournal]:
+        """Take every journal file of this spool out of use (the one in use, the spare, those
+        moved away from) and return them, to forget (a fork's child: its parent's) or let go of
+        (`stop_journaling`)."""
+        files = self._moved_away
+        if self._journal is not None:
+            files.append(_OwnJournal(self._path, self._journal, self._fd, self._ack_fd))
+        else:
+            _close_quietly(self._fd, self._ack_fd)  # files made, not mapped yet: a cut between
+        if self._spare is not None:
+            files.append(self._spare)
+        self._journal, self._fd, self._ack_fd, self._spare = None, -1, -1, None
+        self._moved_away = []
+        return files
 
     def _new_files(self) -> tuple[Path, int, int]:
         """Create and lock a new journal of this process, and its ``.ack``: path and both fds."""
@@ -615,12 +622,8 @@ class Spool:
             return None  # none opened, or a fork's child, whose files are its parent's
         if self._first != self._next or journal.size:
             return None  # a frame not settled (a call cut short): replayed after a crash
-        files = [_OwnJournal(self._path, journal, self._fd, self._ack_fd), *self._moved_away]
-        if self._spare is not None:
-            files.append(self._spare)
-        problems = self._problems
-        self._journal, self._fd, self._ack_fd, self._spare = None, -1, -1, None
-        self._moved_away, self._problems = [], []
+        files, problems = self._take_files(), self._problems
+        self._problems = []
         self._opened_here.clear()  # the next record opens a new journal (`_ensure_open`)
 
         def let_go() -> None:
