@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from handler_factory import HandlerFactory, unique_group
-from open_files import open_files_under
+from spool_files import dead_journal, open_files_under
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 from local_aws.moto_endpoint import MotoEndpoint, empty_while_missing, fake_aws_environment
@@ -188,15 +188,6 @@ def frames_of(stream: str, count: int) -> list[bytes]:
     return [encode_frame(stream, Event(now + i, f"frame {i}", 33)) for i in range(count)]
 
 
-def dead_journal(directory: Path, group: str, data: bytes) -> Path:
-    """Leave ``data`` as the journal of a dead process for ``group`` in ``directory``."""
-    from aws_cloudwatch_logs_handler._spool import group_key
-
-    journal = directory / f"{group_key(group)}.1.dead.journal"
-    journal.write_bytes(data)
-    return journal
-
-
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_handlers_starting_together_replay_a_dead_process_journal_once(
     moto_server: MotoEndpoint,
@@ -349,7 +340,7 @@ def test_logging_configured_again_and_again_with_a_spool_leaves_no_file_behind(
         f"""
         import logging, logging.config, os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from open_files import open_files_under
+        from spool_files import open_files_under
         spool = {str(spool)!r}
 
         def config(i):

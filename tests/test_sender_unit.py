@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from handler_factory import HandlerFactory
+from spool_files import dead_journal
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 from aws_cloudwatch_logs_handler import _slices as slices_module
@@ -25,7 +26,7 @@ from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
 from aws_cloudwatch_logs_handler._sender import SENDER
 from aws_cloudwatch_logs_handler._slices import BEHIND_TURN_S, TURN_S
-from aws_cloudwatch_logs_handler._spool import encode_frame, group_key
+from aws_cloudwatch_logs_handler._spool import encode_frame
 from aws_cloudwatch_logs_handler.testing import FakeLogsClient
 
 GROUP = "/unit/app"
@@ -237,10 +238,9 @@ def test_a_forked_process_replays_what_dead_ones_left_once_before_its_first_batc
     handler, log = handler_with(make_handler, client, spool_dir=spool)
 
     def leave_an_orphan(name: str, message: str) -> None:
-        journal = spool / f"{group_key(GROUP)}.99999.{name}.journal"
         now_ms = int(time.time() * 1000)
-        journal.write_bytes(encode_frame("s", Event(now_ms, message, 26 + len(message))))
-        journal.chmod(0o600)
+        frame = encode_frame("s", Event(now_ms, message, 26 + len(message)))
+        dead_journal(spool, GROUP, frame, name)
 
     def delivered() -> list[str]:
         # The second flush waits for what the first one's batch replayed, if it replayed.

@@ -19,7 +19,7 @@ from fork_below_python import run_script
 from hypothesis import given
 from hypothesis import strategies as st
 from interrupts import interrupted_at
-from open_files import open_files_under
+from spool_files import dead_journal, open_files_under
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._journal_file import AHEAD_BYTES, GROWTH_BYTES
@@ -31,7 +31,6 @@ from aws_cloudwatch_logs_handler._spool import (
     Spool,
     _Runs,
     encode_frame,
-    group_key,
     read_frames,
 )
 
@@ -381,13 +380,10 @@ def test_frames_round_trip_with_their_stream_and_text(tmp_path: Path) -> None:
 
 def orphan_journal(directory: Path, group: str, messages: list[str]) -> Path:
     """Leave a journal as a process killed outright would: frames written, nobody holding it."""
-    journal = directory / f"{group_key(group)}.99999.deadbeef.journal"
     frames = b"".join(
         encode_frame("s", Event(1_000 + i, m, 26 + len(m))) for i, m in enumerate(messages)
     )
-    journal.write_bytes(frames)
-    journal.chmod(0o600)
-    return journal
+    return dead_journal(directory, group, frames)
 
 
 def replayed(directory: Path, group: str) -> tuple[list[str], list[str]]:
@@ -522,9 +518,7 @@ def test_a_journal_an_older_build_left_is_still_replayed(tmp_path: Path) -> None
     assert [frame.event for frame in frames] == [*old, new]
     assert corrupt == 1
 
-    journal = tmp_path / f"{group_key('/g')}.99999.deadbeef.journal"
-    journal.write_bytes(b"".join(crc32_frame("s", e) for e in old))
-    journal.chmod(0o600)
+    dead_journal(tmp_path, "/g", b"".join(crc32_frame("s", e) for e in old))
     assert replayed(tmp_path, "/g")[0] == ["old 0", "old 1", "old 2"]
 
 

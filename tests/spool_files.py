@@ -1,11 +1,13 @@
-"""The files under a directory that this process holds open: what a test of file handling
-checks, rather than a count of every descriptor of the process."""
+"""Spool files as tests see them: the ones this process holds open, and a journal left behind by
+a process killed outright."""
 
 from __future__ import annotations
 
 import os
 from contextlib import suppress
 from pathlib import Path
+
+from aws_cloudwatch_logs_handler._spool import group_key
 
 
 def open_files_under(directory: Path) -> list[str]:
@@ -19,3 +21,12 @@ def open_files_under(directory: Path) -> list[str]:
             if target.startswith(f"{directory}/"):
                 held.append(target)
     return held
+
+
+def dead_journal(directory: Path, group: str, data: bytes, name: str = "deadbeef") -> Path:
+    """Leave ``data`` (frames) as the journal ``name`` of a dead process for ``group`` in
+    ``directory``, as a process killed outright leaves it: written, private, nobody holding it."""
+    journal = directory / f"{group_key(group)}.99999.{name}.journal"
+    journal.write_bytes(data)
+    journal.chmod(0o600)
+    return journal
