@@ -262,7 +262,7 @@ def test_cutting_a_spread_batch_lets_other_threads_in_between_slices() -> None:
     calls: list[None] = []
     count = MAX_BATCH_EVENTS
     taken = PackedEvents(Event(NOW_MS + 10 * i, f"m{i}", 28) for i in range(count))
-    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
+    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda ahead_s=0.0: calls.append(None))
     assert [len(batch) for batch in cut.batches] == [count]
     assert len(calls) == -(-count // SLICE_EVENTS)
 
@@ -277,6 +277,6 @@ def test_the_order_check_of_a_busy_loggers_batch_starts_with_a_checkpoint(
     calls: list[None] = []
     count = MAX_BATCH_EVENTS
     taken = PackedEvents(Event(NOW_MS + i // events_per_ms, f"m{i}", 28) for i in range(count))
-    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda: calls.append(None))
+    cut = cut_batches(taken, now_ms=NOW_MS + 300_000, pause=lambda ahead_s=0.0: calls.append(None))
     assert [len(batch) for batch in cut.batches] == [count]
     assert len(calls) == checkpoints

@@ -20,9 +20,10 @@ from aws_cloudwatch_logs_handler import _logs_api as logs_api_module
 from aws_cloudwatch_logs_handler import _slices as slices_module
 from aws_cloudwatch_logs_handler._encoder import encode_put_log_events
 from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._limits import MAX_BATCH_EVENTS
 from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._sender import SENDER
-from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS
+from aws_cloudwatch_logs_handler._slices import SLICE_EVENTS, Pause
 from local_aws.moto_endpoint import REGION, MotoEndpoint
 
 _LOGS_MODEL = boto3.session.Session(region_name=REGION).client("logs").meta.service_model
@@ -116,13 +117,45 @@ def test_plain_log_lines_are_encoded_without_escaping_each_message(
     assert escaped_slices == [SLICE_EVENTS]  # the second slice, events 512 to 1023
 
 
+def _recorder(pauses: list[float]) -> Pause:
+    """A checkpoint that records how far each call looks ahead."""
+
+    def pause(ahead_s: float = 0.0) -> None:
+        pauses.append(ahead_s)
+
+    return pause
+
+
 def test_long_batches_are_encoded_in_slices_with_pauses() -> None:
     """A batch longer than one slice pauses before every slice and still encodes exactly."""
     events = [Event(1_700_000_000_000 + i, f'line "{i}"\n', 0) for i in range(2 * SLICE_EVENTS + 1)]
-    pauses: list[None] = []
-    body = encode_put_log_events("g", "s", PackedEvents(events), pause=lambda: pauses.append(None))
+    pauses: list[float] = []
+    body = encode_put_log_events("g", "s", PackedEvents(events), pause=_recorder(pauses))
     assert body == botocore_body("g", "s", events)
     assert len(pauses) == 4  # before each of the three slices, and before the body's join
+
+
+def test_the_checkpoint_before_the_join_looks_ahead_by_the_joins_cost() -> None:
+    """A full batch's 1 MB join, in a process's fresh memory, is half a millisecond of page
+    faults holding the GIL: the checkpoint before it says so, so that the sender lets logging
+    threads run first rather than run on past its turn. The estimate then follows the joins
+    timed since (a short join is not timed)."""
+    message = "2026-12-04 08:00:00,123 INFO app request took 3 ms " + "x" * 40
+    events = [Event(1_700_000_000_000 + i, message, 0) for i in range(MAX_BATCH_EVENTS)]
+    cost = encoder_module.JoinCost()
+    pauses: list[float] = []
+    record = _recorder(pauses)
+    body = encode_put_log_events("g", "s", PackedEvents(events), pause=record, join_cost=cost)
+    assert len(body) > 1_000_000
+    assert pauses[-1] == pytest.approx(len(body) * encoder_module.COLD_JOIN_NS_PER_BYTE * 1e-9)
+    assert pauses[:-1] == [0.0] * (len(pauses) - 1)  # the slices' own checkpoints, as before
+    timed = cost.ns_per_byte
+    assert 0 < timed != encoder_module.COLD_JOIN_NS_PER_BYTE
+
+    pauses.clear()
+    encode_put_log_events("g", "s", PackedEvents(events[:10]), pause=record, join_cost=cost)
+    assert pauses[-1] == pytest.approx(len(botocore_body("g", "s", events[:10])) * timed * 1e-9)
+    assert cost.ns_per_byte == timed  # too short to time
 
 
 def _wire_bodies(session: Any) -> list[bytes]:

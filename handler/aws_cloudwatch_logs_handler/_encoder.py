@@ -19,6 +19,7 @@ https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogE
 
 from __future__ import annotations
 
+import time
 from array import array
 from collections.abc import Sequence
 from itertools import repeat
@@ -47,6 +48,38 @@ lines at 9 runs (a logger at 60 events a millisecond), 61 us plus 5 to check the
 about even at 20 runs (timed on a quiet host)."""
 _OPEN_NAMED: Final = _OPEN.replace(b"%d", b"%s")
 _BETWEEN_NAMED: Final = _BETWEEN.replace(b"%d", b"%s")
+COLD_JOIN_NS_PER_BYTE: Final = 0.6
+"""The body's join, per byte, into memory the process has not used before: the allocator maps a
+fresh block for it and each of its pages faults in, holding the GIL. Measured 0.5 to 0.65 ms for a
+1 MB body in a process's first two batches (the sender's marks, as `bench.sender_stretches` sets
+them, on the bench's first batch); once the allocator reuses freed memory, 0.03 to 0.05 ms."""
+_TIMED_FROM_BYTES: Final = 65_536
+"""A join at least this long sets the estimate; a shorter one is too short to time well."""
+
+
+class JoinCost:
+    """What the body's final join costs, per byte, by the last long join timed.
+
+    The checkpoint before the join looks ahead by it (`_slices.Turns.pause`): without that, a
+    process's first 1 MB join ran on at the end of a used-up turn, and a logging call waited for
+    both (0.9 to 1.0 ms, the bench's caller max). It starts at the cold cost: the first join of
+    a process is always into fresh memory.
+    """
+
+    def __init__(self) -> None:
+        self.ns_per_byte = COLD_JOIN_NS_PER_BYTE
+
+    def estimate_s(self, size: int) -> float:
+        """How long joining ``size`` bytes will take, by the last join timed."""
+        return size * self.ns_per_byte * 1e-9
+
+    def record(self, size: int, cpu_ns: int) -> None:
+        """A join of ``size`` bytes took ``cpu_ns`` of the thread's CPU."""
+        if size >= _TIMED_FROM_BYTES:
+            self.ns_per_byte = cpu_ns / size
+
+
+JOIN_COST: Final = JoinCost()
 
 
 def encode_put_log_events(
@@ -55,6 +88,7 @@ def encode_put_log_events(
     events: PackedEvents,
     *,
     pause: Pause | None = None,
+    join_cost: JoinCost = JOIN_COST,
 ) -> bytes:
     """Return the body botocore would send for ``put_log_events(logGroupName=group,
     logStreamName=stream, logEvents=[{"timestamp": ..., "message": ...}, ...])``.
@@ -65,6 +99,7 @@ def encode_put_log_events(
         events: the batch, in the order it is sent, read by columns (no tuple per event).
         pause: called before each slice of `SLICE_EVENTS` events and before the body's final
             join, where other threads may run (`_slices.pause` by default).
+        join_cost: what the final join costs (the process's own estimate by default).
     """
     pause = pause or _slices.pause
     head = (
@@ -87,9 +122,14 @@ def encode_put_log_events(
         parts[-1] = parts[-1][:-2]  # the last event's ", "
     parts.append(b"]}")
     # The join of a 1 MB body is a stretch of its own (a fresh block of memory, and its page
-    # faults): a checkpoint before it, so that it does not run on at the end of a used-up turn.
-    pause()
-    return b"".join(parts)
+    # faults): a checkpoint before it that looks ahead by its cost, so that it does not run on at
+    # the end of a used-up turn.
+    size = sum(map(len, parts))
+    pause(join_cost.estimate_s(size))
+    started_ns = time.thread_time_ns()
+    body = b"".join(parts)
+    join_cost.record(size, time.thread_time_ns() - started_ns)
+    return body
 
 
 def _encode_slice(times: Sequence[int], messages: Sequence[str]) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 SLICE_EVENTS: Final = 512
 """Events handled between two checkpoints: about a tenth of a millisecond of work."""
@@ -42,8 +42,12 @@ waits for a turn still waits under a millisecond (2 ms turns made the bench's ca
 PAUSE_S: Final = 0.00002
 """A sleep, not ``sleep(0)``: a thread waiting for the GIL must have time to wake and take it."""
 
-Pause = Callable[[], None]
-"""What the encoder calls between slices; tests pass a recorder."""
+
+class Pause(Protocol):
+    """What the encoder and the batch cutter call between slices (`pause` by default); tests
+    pass a recorder."""
+
+    def __call__(self, ahead_s: float = ...) -> None: ...
 
 
 OFF_CPU_S: Final = 0.0002
