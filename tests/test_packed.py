@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
-from aws_cloudwatch_logs_handler._packed import CHUNK_MESSAGES, SEPARATOR, PackedEvents
+from aws_cloudwatch_logs_handler._packed import (
+    _EVENT_FIELDS,
+    CHUNK_MESSAGES,
+    RECYCLED_FROM,
+    SEPARATOR,
+    PackedEvents,
+)
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 
 
@@ -214,3 +220,54 @@ def test_a_queue_holds_no_more_memory_than_the_bound_counts_for_it() -> None:
             del queue
     finally:
         tracemalloc.stop()
+
+
+def _addresses(queue: PackedEvents) -> tuple[int, int]:
+    """Where the queue's timestamps and sizes live in memory."""
+    return queue._times.buffer_info()[0], queue._sizes.buffer_info()[0]
+
+
+def test_a_queue_fills_the_memory_of_a_batch_sent_before() -> None:
+    """The sender gives a settled batch's arrays back, emptied with their memory kept: the queue
+    starts its events after the next take in them, and fills them without moving (no fresh
+    memory, no copy, on the logging calls), while every event still comes out as it went in."""
+    queue = PackedEvents()
+    first = [Event(i, f"first {i}", 34) for i in range(3_000)]
+    queue.extend(first)
+    sent = queue.detach(len(queue))
+    assert list(sent) == first
+    second = [Event(i, f"second {i}", 35) for i in range(3_000)]
+    queue.extend(second)
+
+    arrays = sent.give_up_arrays()
+    assert arrays is not None
+    assert len(sent) == 0 and list(sent) == []
+    kept = (arrays[0].buffer_info()[0], arrays[1].buffer_info()[0])
+    queue.keep_spare(arrays)
+    assert list(queue.detach(len(queue))) == second  # the queue now starts in the kept memory
+
+    third = [Event(i, f"third {i}", 34) for i in range(3_000)]
+    for event in third:
+        queue.append(*event)
+        assert _addresses(queue) == kept
+    assert list(queue) == third
+
+
+def test_only_arrays_worth_keeping_are_given_back() -> None:
+    """A short batch's arrays are not worth emptying; arrays someone still views cannot be
+    emptied in place: neither is given back, and the batch is emptied all the same."""
+    short = PackedEvents([Event(i, "m", 27) for i in range(RECYCLED_FROM - 1)])
+    assert short.give_up_arrays() is None
+    assert len(short) == 0
+
+    viewed = PackedEvents([Event(i, "m", 27) for i in range(RECYCLED_FROM)])
+    view = memoryview(viewed._times)
+    assert viewed.give_up_arrays() is None
+    assert len(viewed) == 0
+    view.release()
+
+
+def test_a_batch_taken_whole_takes_every_field_but_the_spare() -> None:
+    """`detach` hands a whole queue's fields to the batch by name: each but the spare arrays,
+    which stay with the queue for its next events."""
+    assert set(_EVENT_FIELDS) == set(PackedEvents.__slots__) - {"_spare"}

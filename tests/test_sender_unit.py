@@ -386,3 +386,36 @@ def test_a_sender_behind_by_a_full_batch_takes_longer_turns_until_it_catches_up(
     assert handler.flush(30)
     assert client.messages(GROUP, "s") == [f"m{i}" for i in range(3 * full + 10)]
     assert client.turns == [TURN_S, BEHIND_TURN_S, TURN_S, TURN_S]
+
+
+def test_a_handler_fills_its_queue_in_the_memory_of_a_batch_it_sent(
+    make_handler: HandlerFactory,
+) -> None:
+    """Batch after batch, the sender gives each sent batch's arrays back to the queue (emptied,
+    their memory kept): from the second batch on, 3,000 logging calls fill the queue without its
+    arrays ever moving (a move is fresh memory and a copy, on a logging call), and every record
+    arrives once, in order. One more record and flush after each batch: the sender gives the
+    memory back right after the batch settles, before it takes that record's."""
+    client = FakeLogsClient()
+    handler, log = handler_with(make_handler, client, flush_interval_s=3600)
+
+    def addresses() -> tuple[int, int]:
+        with SENDER._lock:
+            queue = handler._queues.streams["s"].queue
+            return queue._times.buffer_info()[0], queue._sizes.buffer_info()[0]
+
+    moved = []
+    for batch in range(4):
+        log.info("batch %d record 0", batch)
+        start = addresses()
+        for i in range(1, 3_000):
+            log.info("batch %d record %d", batch, i)
+        moved.append(addresses() != start)
+        assert handler.flush(10.0)
+        log.info("after batch %d", batch)
+        assert handler.flush(10.0)
+    assert moved == [True, False, False, False]
+    expected = []
+    for batch in range(4):
+        expected += [f"batch {batch} record {i}" for i in range(3_000)] + [f"after batch {batch}"]
+    assert client.messages(GROUP, "s") == expected
