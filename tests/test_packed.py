@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import (
-    _EVENT_FIELDS,
     CHUNK_MESSAGES,
     RECYCLED_FROM,
     SEPARATOR,
@@ -267,7 +266,18 @@ def test_only_arrays_worth_keeping_are_given_back() -> None:
     view.release()
 
 
-def test_a_batch_taken_whole_takes_every_field_but_the_spare() -> None:
-    """`detach` hands a whole queue's fields to the batch by name: each but the spare arrays,
-    which stay with the queue for its next events."""
-    assert set(_EVENT_FIELDS) == set(PackedEvents.__slots__) - {"_spare"}
+def test_a_batch_that_takes_a_whole_queue_leaves_it_its_spare() -> None:
+    """Taking every waiting event hands the batch their fields, never the queue's spare arrays:
+    the queue's next events go into the spare, and whatever is done with the batch afterwards
+    (emptied, filled again) leaves them whole."""
+    queue = PackedEvents([Event(i, f"old {i}", 31) for i in range(RECYCLED_FROM)])
+    arrays = PackedEvents([Event(i, "x", 27) for i in range(RECYCLED_FROM)]).give_up_arrays()
+    assert arrays is not None
+    queue.keep_spare(arrays)
+    batch = queue.detach(len(queue))
+    new = [Event(i, f"new {i}", 31) for i in range(10)]
+    queue.extend(new)
+    batch.clear()
+    batch.extend([Event(0, "the batch's own", 41)])
+    assert list(queue) == new
+    assert list(batch) == [Event(0, "the batch's own", 41)]

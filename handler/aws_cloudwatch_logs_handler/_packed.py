@@ -124,18 +124,7 @@ def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
 class PackedEvents:
     """A first-in, first-out queue of events: two arrays, and messages in chunks."""
 
-    __slots__ = (
-        "_chunks",
-        "_head",
-        "_noted_size",
-        "_numbers",
-        "_sizes",
-        "_skip",
-        "_spare",
-        "_tail",
-        "_tail_checked",
-        "_times",
-    )
+    __slots__ = (*_EVENT_FIELDS, "_spare")
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         self._times = array(TIMES)
