@@ -81,8 +81,8 @@ class Delivery:
     def _recycle(self, stream: StreamQueue, batch: PackedEvents) -> None:
         """Give the memory of settled ``batch``'s arrays to ``stream``'s queue, for the events
         after the ones it holds now (`PackedEvents.keep_spare`); emptied outside the lock."""
-        if len(batch) < RECYCLED_FROM:
-            return  # arrays this short cost a logging call little to grow again
+        if len(batch) < RECYCLED_FROM or self._stopping():
+            return  # arrays this short cost a logging call little to grow again; at exit, none
         _slices.pause(ahead_s=len(batch) * _EMPTYING_S_PER_EVENT)
         arrays = batch.give_up_arrays()
         if arrays is not None:
