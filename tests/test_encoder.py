@@ -242,7 +242,7 @@ def test_the_checkpoint_before_endpoint_resolution_pauses_for_our_calls_only(
     """botocore emits ``before-endpoint-resolution`` for every call of the service: the hook
     pauses only for a call carrying our body, and takes whatever it is given without raising."""
     pauses: list[float] = []
-    monkeypatch.setattr(slices_module, "pause", lambda ahead_s=0.0: pauses.append(ahead_s))
+    monkeypatch.setattr(slices_module, "pause", _recorder(pauses))
     hook = logs_api_module._pause_before_endpoint
     hook()  # a botocore that passes no context
     hook(context=None, builtins={})
