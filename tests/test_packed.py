@@ -6,6 +6,7 @@ import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packed_memory import addresses
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import (
@@ -221,11 +222,6 @@ def test_a_queue_holds_no_more_memory_than_the_bound_counts_for_it() -> None:
         tracemalloc.stop()
 
 
-def _addresses(queue: PackedEvents) -> tuple[int, int]:
-    """Where the queue's timestamps and sizes live in memory."""
-    return queue._times.buffer_info()[0], queue._sizes.buffer_info()[0]
-
-
 def test_a_queue_fills_the_memory_of_a_batch_sent_before() -> None:
     """The sender gives a settled batch's arrays back, emptied with their memory kept: the queue
     starts its events after the next take in them, and fills them without moving (no fresh
@@ -241,14 +237,14 @@ def test_a_queue_fills_the_memory_of_a_batch_sent_before() -> None:
     arrays = sent.give_up_arrays()
     assert arrays is not None
     assert len(sent) == 0 and list(sent) == []
-    kept = (arrays[0].buffer_info()[0], arrays[1].buffer_info()[0])
+    kept = addresses(*arrays)
     queue.keep_spare(arrays)
     assert list(queue.detach(len(queue))) == second  # the queue now starts in the kept memory
 
     third = [Event(i, f"third {i}", 34) for i in range(3_000)]
     for event in third:
         queue.append(*event)
-        assert _addresses(queue) == kept
+        assert addresses(queue._times, queue._sizes) == kept
     assert list(queue) == third
 
 

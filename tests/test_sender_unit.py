@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from handler_factory import HandlerFactory
+from packed_memory import addresses
 from spool_files import dead_journal
 
 from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
@@ -399,18 +400,18 @@ def test_a_handler_fills_its_queue_in_the_memory_of_a_batch_it_sent(
     client = FakeLogsClient()
     handler, log = handler_with(make_handler, client, flush_interval_s=3600)
 
-    def addresses() -> tuple[int, int]:
+    def queue_addresses() -> tuple[int, ...]:
         with SENDER._lock:
             queue = handler._queues.streams["s"].queue
-            return queue._times.buffer_info()[0], queue._sizes.buffer_info()[0]
+            return addresses(queue._times, queue._sizes)
 
     moved = []
     for batch in range(4):
         log.info("batch %d record 0", batch)
-        start = addresses()
+        start = queue_addresses()
         for i in range(1, 3_000):
             log.info("batch %d record %d", batch, i)
-        moved.append(addresses() != start)
+        moved.append(queue_addresses() != start)
         assert handler.flush(10.0)
         log.info("after batch %d", batch)
         assert handler.flush(10.0)
