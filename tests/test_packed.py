@@ -11,9 +11,10 @@ from packed_memory import addresses
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import (
     CHUNK_MESSAGES,
-    RECYCLED_FROM,
+    ROOM_FROM,
     SEPARATOR,
     PackedEvents,
+    room_for,
 )
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 
@@ -222,54 +223,61 @@ def test_a_queue_holds_no_more_memory_than_the_bound_counts_for_it() -> None:
         tracemalloc.stop()
 
 
-def test_a_queue_fills_the_memory_of_a_batch_sent_before() -> None:
-    """The sender gives a settled batch's arrays back, emptied with their memory kept: the queue
-    starts its events after the next take in them, and fills them without moving (no fresh
-    memory, no copy, on the logging calls), while every event still comes out as it went in."""
+def test_a_queue_moved_into_room_for_a_batch_fills_it_without_moving() -> None:
+    """The waiting events move into arrays with memory for a batch (`room_for`, emptied with
+    their memory kept): appends up to that batch then never move them (a move is fresh memory
+    and a copy, on a logging call), and every event comes out as it went in, journal numbers
+    too, though the first ones were taken from the front before the move."""
     queue = PackedEvents()
-    first = [Event(i, f"first {i}", 34) for i in range(3_000)]
-    queue.extend(first)
-    sent = queue.detach(len(queue))
-    assert list(sent) == first
-    second = [Event(i, f"second {i}", 35) for i in range(3_000)]
-    queue.extend(second)
+    queue.extend([Event(i, f"first {i}", 34) for i in range(3_000)], first_number=0)
+    take(queue, len(queue))  # taken whole: the batch has the queue's arrays
+    queue.extend([Event(i, f"second {i}", 35) for i in range(1_500)], first_number=3_000)
+    take(queue, 500)  # the waiting events start behind a gap at the arrays' front
+    waiting = list(queue)
+    assert not queue.has_room
 
-    arrays = sent.give_up_arrays()
-    assert arrays is not None
-    assert len(sent) == 0 and list(sent) == []
+    arrays = room_for(3_000)
     kept = addresses(*arrays)
-    queue.keep_spare(arrays)
-    assert list(queue.detach(len(queue))) == second  # the queue now starts in the kept memory
+    assert queue.move_into(arrays)
+    assert queue.has_room
+    assert list(queue) == waiting
+    numbers = queue.journal_numbers()
+    assert numbers is not None and list(numbers) == list(range(3_500, 4_500))
 
-    third = [Event(i, f"third {i}", 34) for i in range(3_000)]
-    for event in third:
-        queue.append(*event)
+    more = [Event(i, f"third {i}", 34) for i in range(2_000)]
+    for number, event in enumerate(more, start=4_500):
+        queue.append(*event, number=number)
         assert addresses(queue._times, queue._sizes) == kept
-    assert list(queue) == third
+    assert list(queue) == waiting + more
+    numbers = queue.journal_numbers()
+    assert numbers is not None and list(numbers) == list(range(3_500, 6_500))
 
 
-def test_only_arrays_worth_keeping_are_given_back() -> None:
-    """A short batch's arrays are not worth emptying; arrays someone still views cannot be
-    emptied in place: neither is given back, and the batch is emptied all the same."""
-    short = PackedEvents([Event(i, "m", 27) for i in range(RECYCLED_FROM - 1)])
-    assert short.give_up_arrays() is None
-    assert len(short) == 0
+def test_room_is_made_once_and_only_where_the_waiting_events_fit() -> None:
+    """A queue with room keeps it; one with more events waiting than half the room offered
+    stays as it is (the copy under the sender's lock would be long, and the room soon outgrown);
+    a queue taken whole gives its arrays to the batch and starts again without room."""
+    crowded = [Event(i, "m", 27) for i in range(600)]
+    queue = PackedEvents(crowded)
+    assert not queue.move_into(room_for(1_000))
+    assert not queue.has_room and list(queue) == crowded
 
-    viewed = PackedEvents([Event(i, "m", 27) for i in range(RECYCLED_FROM)])
-    view = memoryview(viewed._times)
-    assert viewed.give_up_arrays() is None
-    assert len(viewed) == 0
-    view.release()
+    few = [Event(i, "f", 27) for i in range(100)]
+    queue = PackedEvents(few)
+    assert queue.move_into(room_for(1_000))
+    assert not queue.move_into(room_for(1_000))
+    assert queue.has_room and list(queue) == few
+    assert list(queue.detach(len(queue))) == few
+    assert not queue.has_room
 
 
-def test_a_batch_that_takes_a_whole_queue_leaves_it_its_spare() -> None:
-    """Taking every waiting event hands the batch their fields, never the queue's spare arrays:
-    the queue's next events go into the spare, and whatever is done with the batch afterwards
-    (emptied, filled again) leaves them whole."""
-    queue = PackedEvents([Event(i, f"old {i}", 31) for i in range(RECYCLED_FROM)])
-    arrays = PackedEvents([Event(i, "x", 27) for i in range(RECYCLED_FROM)]).give_up_arrays()
-    assert arrays is not None
-    queue.keep_spare(arrays)
+def test_a_batch_that_takes_a_queue_with_room_shares_no_memory_with_it() -> None:
+    """Taking every waiting event hands the batch the arrays with room: the queue's next events
+    go into arrays of their own, and whatever is done with the batch afterwards (emptied,
+    filled again) leaves them whole."""
+    queue = PackedEvents()
+    assert queue.move_into(room_for(ROOM_FROM))
+    queue.extend([Event(i, f"old {i}", 31) for i in range(ROOM_FROM)])
     batch = queue.detach(len(queue))
     new = [Event(i, f"new {i}", 31) for i in range(10)]
     queue.extend(new)

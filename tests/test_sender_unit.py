@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from aws_cloudwatch_logs_handler import CloudWatchLogsHandler
 from aws_cloudwatch_logs_handler import _slices as slices_module
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._limits import MAX_BATCH_EVENTS
+from aws_cloudwatch_logs_handler._packed import ROOM_FROM
 from aws_cloudwatch_logs_handler._queues import MEMORY_OVERHEAD_PER_EVENT
 from aws_cloudwatch_logs_handler._retry import RetrySchedule
 from aws_cloudwatch_logs_handler._sender import SENDER
@@ -389,34 +391,39 @@ def test_a_sender_behind_by_a_full_batch_takes_longer_turns_until_it_catches_up(
     assert client.turns == [TURN_S, BEHIND_TURN_S, TURN_S, TURN_S]
 
 
-def test_a_handler_fills_its_queue_in_the_memory_of_a_batch_it_sent(
-    make_handler: HandlerFactory,
+def test_a_handler_fills_its_queues_batches_in_memory_with_room_for_them(
+    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batch after batch, the sender gives each sent batch's arrays back to the queue (emptied,
-    their memory kept): from the second batch on, 3,000 logging calls fill the queue without its
-    arrays ever moving (a move is fresh memory and a copy, on a logging call), and every record
-    arrives once, in order. One more record and flush after each batch: the sender gives the
-    memory back right after the batch settles, before it takes that record's."""
+    """The sender gives a queue memory for a whole batch: once a new queue holds `ROOM_FROM`
+    events, and whenever it takes a batch that long from a queue whole, before sending it. The
+    logging calls that fill the batch then never move its arrays (a move is fresh memory and a
+    copy, on a logging call), and every record arrives once, in order. For the first batch the
+    test waits for the sender's step that makes room; after that, a flush() has waited for it."""
     client = FakeLogsClient()
     handler, log = handler_with(make_handler, client, flush_interval_s=3600)
+    room_made = threading.Event()
+
+    def make_room(streams: Any, make_room: Callable[[Any], None] = SENDER._make_room) -> None:
+        make_room(streams)
+        room_made.set()
+
+    monkeypatch.setattr(SENDER, "_make_room", make_room)
 
     def queue_addresses() -> tuple[int, ...]:
         with SENDER._lock:
             queue = handler._queues.streams["s"].queue
             return addresses(queue._times, queue._sizes)
 
-    moved = []
+    for i in range(ROOM_FROM):  # a new queue: the ROOM_FROM-th call asks the sender for room
+        log.info("batch 0 record %d", i)
+    assert room_made.wait(10.0)
+    first = ROOM_FROM
     for batch in range(4):
-        log.info("batch %d record 0", batch)
         start = queue_addresses()
-        for i in range(1, 3_000):
+        for i in range(first, 3_000):
             log.info("batch %d record %d", batch, i)
-        moved.append(queue_addresses() != start)
+        assert queue_addresses() == start, f"batch {batch}: the arrays moved"
         assert handler.flush(10.0)
-        log.info("after batch %d", batch)
-        assert handler.flush(10.0)
-    assert moved == [True, False, False, False]
-    expected = []
-    for batch in range(4):
-        expected += [f"batch {batch} record {i}" for i in range(3_000)] + [f"after batch {batch}"]
+        first = 0
+    expected = [f"batch {batch} record {i}" for batch in range(4) for i in range(3_000)]
     assert client.messages(GROUP, "s") == expected

@@ -44,6 +44,12 @@ def is_full(count: int, size: int, limits: BatchLimits = AWS_LIMITS) -> bool:
     return count >= limits.max_events or size >= limits.max_bytes
 
 
+def events_per_batch(count: int, size: int, limits: BatchLimits = AWS_LIMITS) -> int:
+    """Events in a full batch of events the size, on average, of ``count`` events of ``size``
+    bytes in all."""
+    return min(limits.max_events, count * limits.max_bytes // max(size, 1))
+
+
 def take_prefix(
     queue: PackedEvents, queued_size: int, limits: BatchLimits = AWS_LIMITS
 ) -> tuple[PackedEvents, int]:

@@ -11,18 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
 
-from . import _slices
 from ._logs_api import LogsApi, classify
-from ._packed import RECYCLED_FROM, PackedEvents
 from ._queues import HandlerQueues, StreamQueue
 from ._retry import RetrySchedule
 from ._stats import DropReason
-
-_EMPTYING_S_PER_EVENT: Final = 2e-8
-"""Emptying a batch's two arrays with their memory kept (`PackedEvents.give_up_arrays`), per
-event: 0.1 ms for 10,000 on CPython 3.11, 0.2 on 3.12 (timed alone)."""
 
 
 class Delivery:
@@ -75,19 +68,7 @@ class Delivery:
             with self._lock:
                 released = queues.settle_first(stream, result.delivered, result.rejected, size=size)
                 self._settled.notify_all()
-            self._recycle(stream, batch)
             self._report_success(queues, released.recovered_after, result.rejected)
-
-    def _recycle(self, stream: StreamQueue, batch: PackedEvents) -> None:
-        """Give the memory of settled ``batch``'s arrays to ``stream``'s queue, for the events
-        after the ones it holds now (`PackedEvents.keep_spare`); emptied outside the lock."""
-        if len(batch) < RECYCLED_FROM or self._stopping():
-            return  # arrays this short cost a logging call little to grow again; at exit, none
-        _slices.pause(ahead_s=len(batch) * _EMPTYING_S_PER_EVENT)
-        arrays = batch.give_up_arrays()
-        if arrays is not None:
-            with self._lock:
-                stream.queue.keep_spare(arrays)
 
     def _report_success(
         self, queues: HandlerQueues, recovered_after: int, rejected: dict[DropReason, int]

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, Literal
 
 from . import _slices
-from ._batching import cut_batches
+from ._batching import cut_batches, events_per_batch
 from ._delivery import Delivery
 from ._events import Event
 from ._forks import CLIENT_BUILDS, ProcessMark
@@ -42,6 +42,7 @@ from ._lifecycle import (
 )
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._logs_api import LogsApi
+from ._packed import ROOM_FROM, ROOM_S_PER_EVENT, room_for
 from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
@@ -99,6 +100,10 @@ class Sender:
         self._letting_go: list[tuple[HandlerQueues, Callable[[], None]]] = []
         """Queues forgotten (`_locked_forget_idle`) with the work that lets go of their files,
         done by the sender without its lock (`_let_go`), and kept here until it is done."""
+        self._needing_room: list[tuple[StreamQueue, int]] = []
+        """Streams whose queue the sender is to give room for a batch (`_make_room`), with the
+        batch's events: a queue without room that reached `ROOM_FROM` events, or one the
+        sender just took a batch of as long from."""
         self._thread: threading.Thread | None = None
         self.thread_ident: int | None = None
         self._stopping = False
@@ -195,6 +200,10 @@ class Sender:
                                 queued >= MAX_BATCH_EVENTS or target.queued_size >= MAX_BATCH_BYTES
                             ):
                                 self._work.notify()  # a batch is full (`_batching.is_full`)
+                            elif queued == ROOM_FROM and not target.queue.has_room:
+                                events = events_per_batch(queued, target.queued_size)
+                                self._needing_room.append((target, events))
+                                self._work.notify()
                             return True
                 except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here
                     self._locked_mend(queues, stream, [size])
@@ -542,12 +551,15 @@ class Sender:
                     # Behind: a full batch already waits behind the one being taken.
                     behind = any(stream.holds_full_batch for stream in due)
                     letting_go = list(self._letting_go)
+                    needing_room, self._needing_room = self._needing_room, []
                 _slices.take_turns(behind=behind)
             except Exception as error:  # the sender must outlive any bug of ours
                 self._pause_after_bug(error)
                 continue
             if letting_go:
                 self._let_go(letting_go)
+            if needing_room:
+                self._make_room(needing_room)
             self._send(due)
 
     def _deliver_on_this_thread(self, deadline: float) -> None:
@@ -557,6 +569,7 @@ class Sender:
             with self._lock:
                 due = self._locked_wait_for_batches(until=deadline)
                 letting_go = list(self._letting_go)
+                self._needing_room = []  # the last logging calls are made: room is for later ones
             if letting_go:
                 self._let_go(letting_go)
             if due is None:
@@ -573,6 +586,19 @@ class Sender:
         with self._lock:
             self._letting_go = [item for item in self._letting_go if item not in letting_go]
             self._settled.notify_all()
+
+    def _make_room(self, streams: list[tuple[StreamQueue, int]]) -> None:
+        """Give each of ``streams``' queues memory for a batch of as many events as given
+        (`PackedEvents.move_into`), made here, so that the logging calls that fill it do not
+        move its arrays. Before sending: the logging calls fill the next batch meanwhile."""
+        for stream, events in streams:
+            # `has_room` read without the lock: if it changes meanwhile, `move_into` says no.
+            if stream.queue.has_room:
+                continue
+            _slices.pause(ahead_s=events * ROOM_S_PER_EVENT)
+            arrays = room_for(events)
+            with self._lock:
+                stream.queue.move_into(arrays)
 
     def _send(self, due: list[StreamQueue]) -> None:
         """Send the batches taken from ``due``, one stream after another."""
@@ -614,7 +640,7 @@ class Sender:
                 if wake_at is not None:
                     next_at = wake_at if next_at is None else min(next_at, wake_at)
             sendable = [stream for stream in due if self._locked_take(stream)]
-            if sendable or self._letting_go:
+            if sendable or self._letting_go or self._needing_room:
                 return sendable
             if not due:
                 wake_at = next_at if until is None else min(next_at or until, until)
@@ -623,9 +649,15 @@ class Sender:
         return None
 
     def _locked_take(self, stream: StreamQueue) -> bool:
-        """Make sure ``stream`` has a batch in flight or detached; True if it has one to send."""
+        """Make sure ``stream`` has a batch in flight or detached; True if it has one to send.
+        After a batch of `ROOM_FROM` events or more, its queue is given room for the next one
+        (`_make_room`) unless it has some: a batch that takes a queue whole takes its arrays."""
         if not stream.in_flight:
             stream.owner.detach(stream)
+            taken = stream.taking
+            if taken is not None and len(taken) >= ROOM_FROM and not stream.queue.has_room:
+                events = events_per_batch(len(taken), taken.total_size())
+                self._needing_room.append((stream, events))
         return bool(stream.in_flight or stream.taking is not None)
 
     def _cut(self, stream: StreamQueue) -> None:
