@@ -236,9 +236,11 @@ def test_a_queue_moved_into_room_for_a_batch_fills_it_without_moving() -> None:
     waiting = list(queue)
     assert not queue.has_room
 
-    arrays = room_for(3_000)
-    kept = addresses(*arrays)
-    assert queue.move_into(arrays)
+    room = room_for(3_000, numbered=True)
+    times, sizes, numbers_room = room
+    assert numbers_room is not None
+    kept = addresses(times, sizes, numbers_room)
+    assert queue.move_into(room)
     assert queue.has_room
     assert list(queue) == waiting
     numbers = queue.journal_numbers()
@@ -247,7 +249,8 @@ def test_a_queue_moved_into_room_for_a_batch_fills_it_without_moving() -> None:
     more = [Event(i, f"third {i}", 34) for i in range(2_000)]
     for number, event in enumerate(more, start=4_500):
         queue.append(*event, number=number)
-        assert addresses(queue._times, queue._sizes) == kept
+        assert queue._numbers is not None
+        assert addresses(queue._times, queue._sizes, queue._numbers) == kept
     assert list(queue) == waiting + more
     numbers = queue.journal_numbers()
     assert numbers is not None and list(numbers) == list(range(3_500, 6_500))
@@ -269,6 +272,18 @@ def test_room_is_made_once_and_only_where_the_waiting_events_fit() -> None:
     assert queue.has_room and list(queue) == few
     assert list(queue.detach(len(queue))) == few
     assert not queue.has_room
+
+
+def test_room_numbers_the_waiting_events_that_had_none() -> None:
+    """Room with journal numbers, given to a queue whose waiting events have none yet (a
+    spooling handler's queue right after a take), numbers them -1 (not journaled), as a later
+    numbered append would have: the journal is told exactly which events it holds."""
+    queue = PackedEvents([Event(i, "plain", 32) for i in range(3)])
+    assert queue.move_into(room_for(100, numbered=True))
+    queue.append(3, "journaled", 36, number=7)
+    numbers = queue.journal_numbers()
+    assert numbers is not None and list(numbers) == [-1, -1, -1, 7]
+    assert [event.message for event in queue] == ["plain"] * 3 + ["journaled"]
 
 
 def test_a_batch_that_takes_a_queue_with_room_shares_no_memory_with_it() -> None:

@@ -391,16 +391,19 @@ def test_a_sender_behind_by_a_full_batch_takes_longer_turns_until_it_catches_up(
     assert client.turns == [TURN_S, BEHIND_TURN_S, TURN_S, TURN_S]
 
 
+@pytest.mark.parametrize("spooled", [False, True], ids=["memory", "spool"])
 def test_a_handler_fills_its_queues_batches_in_memory_with_room_for_them(
-    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch
+    make_handler: HandlerFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spooled: bool
 ) -> None:
     """The sender gives a queue memory for a whole batch: once a new queue holds `ROOM_FROM`
     events, and whenever it takes a batch that long from a queue whole, before sending it. The
     logging calls that fill the batch then never move its arrays (a move is fresh memory and a
-    copy, on a logging call), and every record arrives once, in order. For the first batch the
-    test waits for the sender's step that makes room; after that, a flush() has waited for it."""
+    copy, on a logging call), a spooling handler's journal numbers included, and every record
+    arrives once, in order. For the first batch the test waits for the sender's step that
+    makes room; after that, a flush() has waited for it."""
     client = FakeLogsClient()
-    handler, log = handler_with(make_handler, client, flush_interval_s=3600)
+    spool = {"spool_dir": tmp_path / "spool"} if spooled else {}
+    handler, log = handler_with(make_handler, client, flush_interval_s=3600, **spool)
     room_made = threading.Event()
 
     def make_room(streams: Any, make_room: Callable[[Any], None] = SENDER._make_room) -> None:
@@ -412,7 +415,9 @@ def test_a_handler_fills_its_queues_batches_in_memory_with_room_for_them(
     def queue_addresses() -> tuple[int, ...]:
         with SENDER._lock:
             queue = handler._queues.streams["s"].queue
-            return addresses(queue._times, queue._sizes)
+            numbers = [] if queue._numbers is None else [queue._numbers]
+            assert len(numbers) == spooled
+            return addresses(queue._times, queue._sizes, *numbers)
 
     for i in range(ROOM_FROM):  # a new queue: the ROOM_FROM-th call asks the sender for room
         log.info("batch 0 record %d", i)

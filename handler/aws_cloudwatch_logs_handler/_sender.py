@@ -100,10 +100,10 @@ class Sender:
         self._letting_go: list[tuple[HandlerQueues, Callable[[], None]]] = []
         """Queues forgotten (`_locked_forget_idle`) with the work that lets go of their files,
         done by the sender without its lock (`_let_go`), and kept here until it is done."""
-        self._needing_room: list[tuple[StreamQueue, int]] = []
+        self._needing_room: list[tuple[StreamQueue, int, bool]] = []
         """Streams whose queue the sender is to give room for a batch (`_make_room`), with the
-        batch's events: a queue without room that reached `ROOM_FROM` events, or one the
-        sender just took a batch of as long from."""
+        batch's events and whether they have journal numbers: a queue without room that reached
+        `ROOM_FROM` events, or one the sender just took a batch of as long from."""
         self._thread: threading.Thread | None = None
         self.thread_ident: int | None = None
         self._stopping = False
@@ -202,7 +202,8 @@ class Sender:
                                 self._work.notify()  # a batch is full (`_batching.is_full`)
                             elif queued == ROOM_FROM and not target.queue.has_room:
                                 events = events_per_batch(queued, target.queued_size)
-                                self._needing_room.append((target, events))
+                                numbered = target.queue.numbered
+                                self._needing_room.append((target, events, numbered))
                                 self._work.notify()
                             return True
                 except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here
@@ -587,18 +588,19 @@ class Sender:
             self._letting_go = [item for item in self._letting_go if item not in letting_go]
             self._settled.notify_all()
 
-    def _make_room(self, streams: list[tuple[StreamQueue, int]]) -> None:
-        """Give each of ``streams``' queues memory for a batch of as many events as given
-        (`PackedEvents.move_into`), made here, so that the logging calls that fill it do not
-        move its arrays. Before sending: the logging calls fill the next batch meanwhile."""
-        for stream, events in streams:
+    def _make_room(self, streams: list[tuple[StreamQueue, int, bool]]) -> None:
+        """Give each of ``streams``' queues memory for a batch of as many events as given, and
+        for their journal numbers if they have some (`PackedEvents.move_into`), made here, so
+        that the logging calls that fill it do not move its arrays. Before sending: the logging
+        calls fill the next batch meanwhile."""
+        for stream, events, numbered in streams:
             # `has_room` read without the lock: if it changes meanwhile, `move_into` says no.
             if stream.queue.has_room:
                 continue
-            _slices.pause(ahead_s=events * ROOM_S_PER_EVENT)
-            arrays = room_for(events)
+            _slices.pause(ahead_s=events * ROOM_S_PER_EVENT * (1.5 if numbered else 1.0))
+            room = room_for(events, numbered=numbered)
             with self._lock:
-                stream.queue.move_into(arrays)
+                stream.queue.move_into(room)
 
     def _send(self, due: list[StreamQueue]) -> None:
         """Send the batches taken from ``due``, one stream after another."""
@@ -657,7 +659,7 @@ class Sender:
             taken = stream.taking
             if taken is not None and len(taken) >= ROOM_FROM and not stream.queue.has_room:
                 events = events_per_batch(len(taken), taken.total_size())
-                self._needing_room.append((stream, events))
+                self._needing_room.append((stream, events, taken.numbered))
         return bool(stream.in_flight or stream.taking is not None)
 
     def _cut(self, stream: StreamQueue) -> None:
