@@ -15,6 +15,7 @@ from aws_cloudwatch_logs_handler._batching import (
     AWS_LIMITS,
     BatchLimits,
     cut_batches,
+    events_per_batch,
     in_order_within,
     take_prefix,
     timestamp_runs,
@@ -121,6 +122,15 @@ def test_aws_limits_are_the_documented_ones() -> None:
         MAX_BATCH_SPAN_MS,
     )
     assert MAX_EVENT_BYTES == 1_048_576 - 26
+
+
+def test_a_full_batch_of_events_like_these_is_counted_by_its_first_limit() -> None:
+    """The events a full batch holds, for events of the given average size: the count limit for
+    short ones, the byte limit for long ones (the sender sizes a queue's room by it), and a cut
+    of the byte limit for events as long as one can be."""
+    assert events_per_batch(1_024, 1_024 * 76) == MAX_BATCH_EVENTS
+    assert events_per_batch(1_024, 1_024 * 1_026) == MAX_BATCH_BYTES // 1_026
+    assert events_per_batch(1, MAX_BATCH_BYTES) == 1
 
 
 def test_ten_thousand_and_one_small_events_make_two_batches() -> None:

@@ -66,9 +66,10 @@ fresh memory, page faults and all, on the logging call that outgrew it. Below 2,
 costs that call about nothing more; past it, 11 to 65 us (medians by length, a queue filled to
 10,000 events twice in the bench's window), and a fresh queue's arrays move about 50 times a
 batch."""
-ROOM_S_PER_EVENT: Final = 2e-8
-"""The sender's CPU time to make room for a batch (`room_for`), per event, with a margin: 0.09
-to 0.15 ms for 10,000 on CPython 3.10 to 3.13 (timed alone)."""
+ROOM_S_PER_ITEM: Final = 1e-8
+"""The sender's CPU time to make room for a batch (`room_for`), per item of each array, with a
+margin: 0.09 to 0.15 ms for the two arrays of 10,000 events on CPython 3.10 to 3.13 (timed
+alone)."""
 _CUT_KEEPING_MEMORY: Final = 15
 """Items cut from an array at a time to empty it and keep its memory: CPython's array gives
 memory back on a cut of 16 or more (``array_resize``), and keeps it on a shorter one."""
@@ -124,7 +125,7 @@ def _capacity(values: array[int]) -> int:
 def room_for(events: int, *, numbered: bool = False) -> Room:
     """Empty arrays with memory for ``events`` (`PackedEvents.move_into`), journal numbers too
     if ``numbered``, faulted in and emptied here (on the sender, off its lock), not by logging
-    calls: about 0.1 ms for 10,000 events (CPython 3.10 to 3.13), a third more numbered."""
+    calls: about 0.1 ms for 10,000 events (CPython 3.10 to 3.13), half as much again numbered."""
     numbers = _empty_with_room(_NUMBERS, events) if numbered else None
     return _empty_with_room(TIMES, events), _empty_with_room(SIZES, events), numbers
 

@@ -42,7 +42,7 @@ from ._lifecycle import (
 )
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._logs_api import LogsApi
-from ._packed import ROOM_FROM, ROOM_S_PER_EVENT, room_for
+from ._packed import ROOM_FROM, ROOM_S_PER_ITEM, room_for
 from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
@@ -591,13 +591,14 @@ class Sender:
     def _make_room(self, streams: list[tuple[StreamQueue, int, bool]]) -> None:
         """Give each of ``streams``' queues memory for a batch of as many events as given, and
         for their journal numbers if they have some (`PackedEvents.move_into`), made here, so
-        that the logging calls that fill it do not move its arrays. Before sending: the logging
-        calls fill the next batch meanwhile."""
+        that the logging calls that fill it do not move its arrays. Done before the sender
+        sends what it took: the next batch fills while this one is sent."""
         for stream, events, numbered in streams:
             # `has_room` read without the lock: if it changes meanwhile, `move_into` says no.
             if stream.queue.has_room:
                 continue
-            _slices.pause(ahead_s=events * ROOM_S_PER_EVENT * (1.5 if numbered else 1.0))
+            arrays = 3 if numbered else 2
+            _slices.pause(ahead_s=events * arrays * ROOM_S_PER_ITEM)
             room = room_for(events, numbered=numbered)
             with self._lock:
                 stream.queue.move_into(room)
