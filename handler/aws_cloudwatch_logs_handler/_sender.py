@@ -42,7 +42,7 @@ from ._lifecycle import (
 )
 from ._limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from ._logs_api import LogsApi
-from ._packed import ROOM_FROM, ROOM_S_PER_ITEM, room_for
+from ._packed import ROOM_FROM, ROOM_S_PER_ITEM, PackedEvents, room_for
 from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
@@ -201,9 +201,7 @@ class Sender:
                             ):
                                 self._work.notify()  # a batch is full (`_batching.is_full`)
                             elif queued == ROOM_FROM and not target.queue.has_room:
-                                events = events_per_batch(queued, target.queued_size)
-                                numbered = target.queue.numbered
-                                self._needing_room.append((target, events, numbered))
+                                self._locked_ask_for_room(target, target.queue, target.queued_size)
                                 self._work.notify()
                             return True
                 except BaseException:  # Ctrl-C's KeyboardInterrupt, after any call made here
@@ -588,6 +586,12 @@ class Sender:
             self._letting_go = [item for item in self._letting_go if item not in letting_go]
             self._settled.notify_all()
 
+    def _locked_ask_for_room(self, stream: StreamQueue, like: PackedEvents, size: int) -> None:
+        """Ask for room in ``stream``'s queue (`_make_room`) for a batch of events like ``like``
+        (``size`` bytes in all): as many as their average size lets in, numbered if they are."""
+        events = events_per_batch(len(like), size)
+        self._needing_room.append((stream, events, like.numbered))
+
     def _make_room(self, streams: list[tuple[StreamQueue, int, bool]]) -> None:
         """Give each of ``streams``' queues memory for a batch of as many events as given, and
         for their journal numbers if they have some (`PackedEvents.move_into`), made here, so
@@ -659,8 +663,7 @@ class Sender:
             stream.owner.detach(stream)
             taken = stream.taking
             if taken is not None and len(taken) >= ROOM_FROM and not stream.queue.has_room:
-                events = events_per_batch(len(taken), taken.total_size())
-                self._needing_room.append((stream, events, taken.numbered))
+                self._locked_ask_for_room(stream, taken, taken.total_size())
         return bool(stream.in_flight or stream.taking is not None)
 
     def _cut(self, stream: StreamQueue) -> None:
