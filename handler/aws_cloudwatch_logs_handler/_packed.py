@@ -395,9 +395,11 @@ class PackedEvents:
     def clear(self) -> None:
         """Forget every event, and start the next ones in new arrays."""
         times, sizes = array(TIMES), array(SIZES)
-        # No call from here on: what a signal handler raises (Ctrl-C) runs only once a call
-        # returns, at a loop's turn or at a function's start, so it finds every field as it
-        # was, or every one changed (`_forget_first`, `HandlerQueues._drop_first`).
+        # Neither a call nor a branch from here on: what a signal handler raises (Ctrl-C) runs
+        # only once a call returns, at a loop's turn, at a function's start and, on 3.10, at
+        # an `if` whose jump is taken. So it finds every field as it was, or every one changed
+        # (`_forget_first`, `HandlerQueues._drop_first`); `tests/test_interrupted_calls.py`
+        # interrupts the drop at each of those places in turn.
         self._roomy = False
         self._times = times
         self._sizes = sizes
@@ -499,22 +501,19 @@ class PackedEvents:
             self.clear()
             return
         compact = end >= _COMPACT_AFTER and 2 * end >= len(self._times)
+        cut, head = (end, 0) if compact else (0, end)  # the arrays cut, or a gap left
+        numbers = array(_NUMBERS) if self._numbers is None else self._numbers
         position = self._skip + count
         sealed = CHUNK_MESSAGES * len(self._chunks)
-        # No call from here on (see `clear`): the fields change together or not at all.
-        self._noted_size = None
-        if compact:
-            self._roomy = False  # the cut gives the arrays' memory back
-            del self._times[:end], self._sizes[:end]
-            if self._numbers is not None:
-                del self._numbers[:end]
-            self._head = 0
-        else:
-            self._head = end
-        if position >= sealed:
-            del self._tail[: position - sealed]
-            self._chunks = []
-            self._skip = 0
-        else:
-            del self._chunks[: position // CHUNK_MESSAGES]
-            self._skip = position % CHUNK_MESSAGES
+        # Every chunk goes once the cut reaches the tail; its messages go from the tail then.
+        tail_cut = max(0, position - sealed)
+        skip = 0 if position >= sealed else position % CHUNK_MESSAGES
+        roomy = self._roomy and not compact  # a cut gives the arrays' memory back
+        times, sizes, chunks, tail = self._times, self._sizes, self._chunks, self._tail
+        # Neither a call nor a branch from here on (see `clear`): every value is worked out
+        # above, and the fields change together or not at all. 3.10 runs a signal handler at
+        # each `if` whose jump is taken too: before, a Ctrl-C at the `if` between the arrays'
+        # cut and the chunks' left them apart, and the stream's counts off for good.
+        del times[:cut], sizes[:cut], numbers[:cut], chunks[: position // CHUNK_MESSAGES]
+        del tail[:tail_cut]
+        self._head, self._skip, self._roomy, self._noted_size = head, skip, roomy, None
