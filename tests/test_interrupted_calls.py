@@ -447,13 +447,16 @@ def test_a_call_cut_wherever_a_signal_can_land_in_its_drop_leaves_the_counts_who
     _all_settled_in_the_end(handler, log, moto_server, spool_dir, make_handler)
 
 
+def _number(message: str) -> int:
+    """The number a record logged here carries ("f-0000012...", "c-0000013...")."""
+    return int(message[2:9])
+
+
 def _numbers_queued(queues: HandlerQueues) -> list[int]:
     """The numbers of the records queued in ``queues``' stream "s", oldest first."""
+    queue = queues.streams["s"].queue
     with SENDER._lock:
-        return [
-            int(message[2:9])
-            for message in queues.streams["s"].queue.messages(0, len(queues.streams["s"].queue))
-        ]
+        return [_number(message) for message in queue.messages(0, len(queue))]
 
 
 def _faults(queues: HandlerQueues, newest: list[int]) -> list[str]:
@@ -475,7 +478,7 @@ def _faults(queues: HandlerQueues, newest: list[int]) -> list[str]:
         faults.append(f"{held} messages held for {len(events)} events")
     if any(e.size != len(e.message.encode()) + EVENT_OVERHEAD_BYTES for e in events):
         faults.append("an event's size is another's")
-    order = [int(e.message[2:9]) for e in events]
+    order = [_number(e.message) for e in events]
     if order != sorted(set(order)) or (order and order[-1] not in newest):
         faults.append(f"not in order, once, up to the newest of {newest}: {order}")
     size = sum(e.size for e in events)

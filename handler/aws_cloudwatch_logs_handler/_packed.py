@@ -502,6 +502,7 @@ class PackedEvents:
             return
         compact = end >= _COMPACT_AFTER and 2 * end >= len(self._times)
         cut, head = (end, 0) if compact else (0, end)  # the arrays cut, or a gap left
+        # Without journal numbers, an empty array stands in: its cut below does nothing.
         numbers = array(_NUMBERS) if self._numbers is None else self._numbers
         position = self._skip + count
         sealed = CHUNK_MESSAGES * len(self._chunks)
