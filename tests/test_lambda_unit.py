@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from handler_factory import HandlerFactory
+from interrupts import interrupted_at_check
 from moto import mock_aws
 
 from aws_cloudwatch_logs_handler import flush_after_invocation, invocation_scope
@@ -21,6 +24,10 @@ from aws_cloudwatch_logs_handler._invocation import (
     environment_stream_name,
     stream_name_for,
 )
+from aws_cloudwatch_logs_handler._packed import PackedEvents
+from aws_cloudwatch_logs_handler._queues import HandlerQueues
+from aws_cloudwatch_logs_handler._sender import Sender
+from aws_cloudwatch_logs_handler._streams import _INVOCATION_NAMERS
 
 
 @dataclass
@@ -94,6 +101,77 @@ def test_init_records_go_to_the_first_invocations_stream(make_handler: HandlerFa
     assert first.endswith("/orders/[$LATEST]req-1") and second.endswith("]req-2")
     assert messages("/lambda/unit", first) == ["init", "handling 1"]
     assert messages("/lambda/unit", second) == ["handling 2"]
+
+
+@pytest.mark.usefixtures("in_lambda")
+def test_init_records_reach_a_stream_once_wherever_a_signal_cuts_the_binding(
+    make_handler: HandlerFactory,
+) -> None:
+    """Binding the first invocation moves the records of the init phase to its stream. What a
+    signal handler raises (a SIGTERM handler's SystemExit, Ctrl-C) can cut that move short:
+    here it comes at every place in turn where CPython may run a signal handler
+    (`interrupts.interrupted_at_check`). The next invocation still gets every init record,
+    each once, and nothing stays counted as queued. Before, a cut in the middle of the move
+    left the records in both queues or counted in neither: a batch the sender could not read
+    (its delivery failed for good), or records sent twice."""
+    codes = [
+        function.__code__
+        for function in (
+            Sender.move_pending,
+            HandlerQueues.move_pending,
+            PackedEvents.joined,
+            PackedEvents._seal_full_chunks,
+        )
+    ]
+    client = boto3.session.Session(region_name="us-east-1").client("logs")
+
+    def delivered(group: str) -> Counter[str]:
+        """Every message of every stream of ``group``."""
+        got: Counter[str] = Counter()
+        for stream in client.describe_log_streams(logGroupName=group)["logStreams"]:
+            events = client.get_log_events(
+                logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
+            )["events"]
+            got.update(event["message"] for event in events)
+        return got
+
+    wrong: dict[int, Counter[str]] = {}
+    for index in range(1_000):  # more than the places in the move's path
+        # A new execution environment: its first invocation is to come, and the handlers of
+        # the last one (closed, kept by the factory) no longer hear of bindings.
+        INVOCATIONS.forget()
+        _INVOCATION_NAMERS.clear()
+        group = f"/lambda/cut-{index}"
+        handler = make_handler(group)
+        logger = make_handler.logger(handler)
+        for number in range(20):  # more than a chunk of messages (16)
+            logger.info("init %d", number)
+
+        @flush_after_invocation
+        def function(
+            event: dict[str, Any], context: FakeContext, logger: logging.Logger = logger
+        ) -> None:
+            logger.info("handling %s", event["n"])
+
+        with interrupted_at_check(codes, index) as fired, suppress(KeyboardInterrupt):
+            function({"n": 1}, FakeContext(f"req-{index}-1"))
+        function({"n": 2}, FakeContext(f"req-{index}-2"))
+        assert handler.flush(timeout_s=30)
+        got = delivered(group)
+        expected = Counter([f"init {n}" for n in range(20)] + ["handling 1", "handling 2"])
+        if fired[0] and got["handling 1"] == 0:
+            del expected["handling 1"]  # the cut came before the function ran
+        stats = handler.stats()
+        if got != expected or (stats.events_queued, stats.dropped_total) != (0, 0):
+            wrong[index] = got
+        handler.close()
+        if not fired[0]:
+            break
+    else:
+        pytest.fail("the move's path never ran to its end")
+    print(f"measured: {index} places where a signal can land in the move")
+    assert wrong == {}
+    assert index > 10  # the trace reached into the move
 
 
 @pytest.mark.usefixtures("in_lambda")

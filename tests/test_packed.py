@@ -158,7 +158,7 @@ def assert_ranges_read_as_queued(queue: PackedEvents) -> None:
 
 def test_a_noted_total_size_holds_only_until_the_queue_changes() -> None:
     """The size a taker noted spares summing it again, and no change outlives it: an append,
-    a detach, a take from the front (with or without compacting the arrays), an absorb."""
+    a detach, a take from the front (with or without compacting the arrays), a join."""
     events = [Event(i, f"m{i}", 28 + i % 7) for i in range(5_000)]
 
     def noted(queue: PackedEvents) -> PackedEvents:
@@ -179,7 +179,7 @@ def test_a_noted_total_size_holds_only_until_the_queue_changes() -> None:
         queue.append(5_000 + i, "x", 28)
     queue.detach(5_000)  # compacts its arrays, back to the noted length: other events
     assert queue.total_size() == true_size(queue)
-    noted(queue).absorb(PackedEvents(events[:3]))
+    queue = noted(queue).joined(PackedEvents(events[:3]))
     assert queue.total_size() == true_size(queue)
     noted(queue).extend(events[:2])
     assert queue.total_size() == true_size(queue)

@@ -67,8 +67,7 @@ def test_out_of_order_settlement_acknowledges_only_the_settled_prefix(tmp_path: 
     events = [Event(1_000 + i, f"m{i}", 28) for i in range(4)]
     queued = [journaled(spool, a if i % 2 == 0 else b, [event]) for i, event in enumerate(events)]
     sizes = [len(encode_frame("a" if i % 2 == 0 else "b", e)) for i, e in enumerate(events)]
-    stream_b = queued[1]
-    stream_b.absorb(queued[3])
+    stream_b = queued[1].joined(queued[3])
     spool.settle(b, stream_b)  # stream b settles first
     assert acked(tmp_path) == 0
     spool.settle(a, queued[0])
@@ -194,7 +193,7 @@ def batch_of(queued: list[PackedEvents], numbers: list[int]) -> PackedEvents:
     """One batch of the events queued with the frame ``numbers``."""
     batch = PackedEvents()
     for number in numbers:
-        batch.absorb(queued[number])
+        batch = batch.joined(queued[number])
     return batch
 
 

@@ -222,21 +222,23 @@ class PackedEvents:
                 tail.append(message)
         self._seal_full_chunks()
 
-    def absorb(self, other: PackedEvents) -> None:
-        """Append every waiting event of ``other``, journal numbers included, and empty it."""
-        count = len(other)
-        self._noted_size = None
-        self._times += other.timestamps()
-        self._sizes += other._sizes[other._head :]
-        self._tail += other.messages(0, count)
-        self._tail_checked = False
-        numbers = other.journal_numbers()
-        if numbers is not None or self._numbers is not None:
-            self._numbered(len(self._times) - count).extend(
-                array(_NUMBERS, [-1]) * count if numbers is None else numbers
+    def joined(self, other: PackedEvents) -> PackedEvents:
+        """A new queue of this one's waiting events then ``other``'s, journal numbers
+        included. Neither changes: a caller that must move events from one queue to another
+        in one step (`HandlerQueues.move_pending`) builds the result first, then swaps."""
+        part = PackedEvents()
+        part._times = self.timestamps() + other.timestamps()
+        part._sizes = self._sizes[self._head :] + other._sizes[other._head :]
+        part._tail = self.messages(0, len(self)) + other.messages(0, len(other))
+        part._tail_checked = False
+        mine, theirs = self.journal_numbers(), other.journal_numbers()
+        if mine is not None or theirs is not None:
+            unnumbered = array(_NUMBERS, [-1])
+            part._numbers = (unnumbered * len(self) if mine is None else mine) + (
+                unnumbered * len(other) if theirs is None else theirs
             )
-        self._seal_full_chunks()
-        other.clear()
+        part._seal_full_chunks()
+        return part
 
     def _seal_full_chunks(self) -> None:
         # Messages leave the tail and join the chunks with no call between (CPython runs signal

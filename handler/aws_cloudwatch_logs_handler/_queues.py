@@ -337,21 +337,30 @@ class HandlerQueues:
         self.counters.dropped["queue_full"] = dropped
 
     def move_pending(self, stream_name: str) -> bool:
-        """Send the events waiting under `PENDING_STREAM` to ``stream_name``; True if any moved."""
+        """Send the events waiting under `PENDING_STREAM` to ``stream_name``; True if any moved.
+
+        This runs as a Lambda invocation is bound, and at exit, where what a signal handler
+        raises (a SIGTERM handler's SystemExit) can cut it short. So every value is worked out
+        first, and the two streams change with neither a call nor a branch between (see
+        `PackedEvents.clear`). Before, a cut in the middle left the events in both queues, or
+        queued and counted in neither: sent twice, or a batch the sender could not read.
+        """
         pending = self.streams.get(PENDING_STREAM)
         if pending is None or not pending.queue or stream_name == PENDING_STREAM:
             return False
         target = self.stream(stream_name)
         moved = len(pending.queue)
-        target.queue.absorb(pending.queue)  # with their journal numbers
-        target.queued_size += pending.queued_size
-        target.enqueued += moved
-        if target.first_waiting_at is None:
-            target.first_waiting_at = pending.first_waiting_at
+        joined, emptied = target.queue.joined(pending.queue), PackedEvents()
+        queued_size = target.queued_size + pending.queued_size
+        enqueued, settled = target.enqueued + moved, pending.settled + moved
+        waiting_since = target.first_waiting_at
+        if waiting_since is None:
+            waiting_since = pending.first_waiting_at
         # The moved events are now accounted for by ``target``; flushes that waited for them
         # under the pending name wait for ``target`` too (they move pending events first).
-        pending.settled += moved
-        pending.queued_size = 0
+        target.queue, target.queued_size, target.enqueued = joined, queued_size, enqueued
+        target.first_waiting_at = waiting_since
+        pending.queue, pending.settled, pending.queued_size = emptied, settled, 0
         pending.first_waiting_at = None
         return True
 
