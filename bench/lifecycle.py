@@ -32,6 +32,7 @@ from local_aws.moto_endpoint import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).with_name("lifecycle_scenarios.py")
+DUMP_STACKS = signal.SIGUSR2  # as `lifecycle_scenarios.DUMP_STACKS` (run as a script, apart)
 EXIT_LIMIT_S = 60.0
 """A process that has not ended this long after its signal is hung."""
 
@@ -84,6 +85,14 @@ class ScenarioRun:
             os.killpg(self.process.pid, signal.SIGKILL)
         _, self.errors = self.process.communicate()
 
+    def _dump_stacks(self) -> None:
+        """Have every process of the scenario write its threads' stacks to standard error
+        (`lifecycle_scenarios.DUMP_STACKS`), and give them a moment to."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, DUMP_STACKS)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.communicate(timeout=2.0)  # reads what they write, in the meantime
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.signalled_at = time.monotonic()
         self.process.send_signal(signum)
@@ -98,8 +107,12 @@ class ScenarioRun:
         try:
             out, self.errors = self.process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            self._dump_stacks()
             self.kill()
-            raise ScenarioError(f"the process hung: output {self.lines}") from None
+            raise ScenarioError(
+                f"the process hung: output {self.lines}; every process's threads, then "
+                f"killed: {self.errors[-20_000:]}"
+            ) from None
         self.lines.extend(line.strip() for line in out.splitlines())
         return self.process.returncode, time.monotonic() - started
 

@@ -11,6 +11,7 @@ Nothing here calls ``flush()`` or ``close()`` unless the scenario is about them.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import logging.config
 import multiprocessing
@@ -30,6 +31,9 @@ RECORDS = 3000
 TASKS, PER_TASK = 8, 250
 WAIT_LIMIT_S = 60.0
 """No scenario waits longer than this for a signal: a broken test must not leave a process."""
+DUMP_STACKS = signal.SIGUSR2
+"""Asks a scenario's process for its threads' stacks (on standard error), before a hung run
+is killed."""
 
 
 def make_handler(url: str, group: str, **options: object) -> Any:
@@ -558,6 +562,10 @@ WITH_METHOD = {
 
 
 def main() -> None:
+    # A run that hangs asks every process of the scenario for its threads' stacks with this
+    # signal before it kills them (`lifecycle.ScenarioRun.end`): what each was waiting for.
+    # Forked children keep the handler (it is the C library's, not Python's).
+    faulthandler.register(DUMP_STACKS, all_threads=True)
     scenario, url, group, *rest = sys.argv[1:]
     if scenario in SCENARIOS:
         SCENARIOS[scenario](url, group)
