@@ -388,8 +388,8 @@ def test_a_call_cut_wherever_a_signal_can_land_in_its_drop_leaves_the_counts_who
     while a logging call drops the oldest records of a full queue to make room for its own.
     After each cut the queue holds whole events, in order, each as counted; at the end every
     record is delivered once or counted as dropped, and the flush returns. Before, on 3.10
-    (which runs signal handlers at every ``if`` whose jump is taken), a cut inside the arrays'
-    compaction left their gap closed but their start where it was, and the chunks not moved:
+    (which runs signal handlers at every ``if`` whose jump is taken), a cut in the drop left
+    the arrays cut but not their start, or their start moved but not the chunks of messages:
     the counts went off, and the flush waited for good (1 run of 4 sessions in CI)."""
     # The arrays are cut once the gap is this long, as they are at 4,096 events (their usual
     # threshold), in a queue of 1 MB that holds about 200 of these records.

@@ -515,8 +515,8 @@ class PackedEvents:
         times, sizes, chunks, tail = self._times, self._sizes, self._chunks, self._tail
         # Neither a call nor a branch from here on (see `clear`): every value is worked out
         # above, and the fields change together or not at all. 3.10 runs a signal handler at
-        # each `if` whose jump is taken too: before, a Ctrl-C at the `if` between the arrays'
-        # cut and the chunks' left them apart, and the stream's counts off for good.
+        # each `if` whose jump is taken too: before, a Ctrl-C at an `if` between the arrays'
+        # change and the chunks' left them apart, and the stream's counts off for good.
         del times[:cut], sizes[:cut], numbers[:cut], chunks[: position // CHUNK_MESSAGES]
         del tail[:tail_cut]
         self._head, self._skip, self._roomy, self._noted_size = head, skip, roomy, None
