@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dis
 import sys
+import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from itertools import pairwise
@@ -142,12 +143,16 @@ def _each_opcode(
     events = monitoring.events
     monitoring.use_tool_id(tool, "interrupts")
     try:
+        # Its events come from every thread: only this one's count (the sender runs beside it).
+        this_thread = threading.get_ident()
 
         def started(code: CodeType, offset: int) -> None:
-            last[code] = None
+            if threading.get_ident() == this_thread:
+                last[code] = None
 
         def instruction(code: CodeType, offset: int) -> None:
-            step(code, code, offset)
+            if threading.get_ident() == this_thread:
+                step(code, code, offset)
 
         monitoring.register_callback(tool, events.PY_START, started)
         monitoring.register_callback(tool, events.PY_RESUME, started)
