@@ -135,6 +135,11 @@ def _empty_with_room(typecode: str, items: int) -> array[int]:
     return _emptied(array(typecode, bytes(array(typecode).itemsize * items)))
 
 
+def _or_unnumbered(numbers: array[int] | None, count: int) -> array[int]:
+    """``numbers``, or -1 (not journaled) for each of ``count`` events that have none."""
+    return array(_NUMBERS, [-1]) * count if numbers is None else numbers
+
+
 def _chunk_messages(chunk: _Chunk, start: int, end: int) -> list[str]:
     """Messages ``start`` to ``end`` of one chunk, split from its text in C."""
     if isinstance(chunk, list):
@@ -233,10 +238,7 @@ class PackedEvents:
         part._tail_checked = False
         mine, theirs = self.journal_numbers(), other.journal_numbers()
         if mine is not None or theirs is not None:
-            unnumbered = array(_NUMBERS, [-1])
-            part._numbers = (unnumbered * len(self) if mine is None else mine) + (
-                unnumbered * len(other) if theirs is None else theirs
-            )
+            part._numbers = _or_unnumbered(mine, len(self)) + _or_unnumbered(theirs, len(other))
         part._seal_full_chunks()
         return part
 
@@ -443,7 +445,7 @@ class PackedEvents:
         numbers = self._numbers
         if numbers_room is not None:
             # The events waiting without a number (none, in a spooling handler's queue) get -1.
-            numbers_room += array(_NUMBERS, [-1]) * count if numbers is None else numbers[head:]
+            numbers_room += _or_unnumbered(self.journal_numbers(), count)
             numbers = numbers_room
         elif numbers is not None and head:
             numbers = numbers[head:]
