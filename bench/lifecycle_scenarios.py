@@ -187,6 +187,41 @@ def sigterm_at_exit(url: str, group: str) -> None:
     # Falls off the end: the exit hook delivers while the test's SIGTERM arrives.
 
 
+def sigterm_main_thread_joins(url: str, group: str, *, first_wake_up_lost: bool = False) -> None:
+    """A service whose main thread starts a worker thread, which logs, and waits in ``join()``:
+    the main thread sleeps in C (a lock's wait) when the signal comes."""
+    setup(url, group)
+    if first_wake_up_lost:
+        _lose_the_first_wake_up()
+    stop = threading.Event()
+
+    def serve() -> None:
+        log_records("worker", RECORDS)
+        ready()
+        stop.wait(WAIT_LIMIT_S)
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    worker.join()
+    raise SystemExit("no signal came")
+
+
+def _lose_the_first_wake_up() -> None:
+    """Model the race `_lifecycle.SigtermDelivery._wake_main_thread_to_end` closes: the delivery
+    thread's signal reaches the main thread after its last check for signals and before it
+    blocks again, so it wakes nothing. Here the first such signal is simply never sent."""
+    send = signal.pthread_kill
+    lost: list[int] = []
+
+    def pthread_kill(thread_id: int, signalnum: int) -> None:
+        if signalnum == signal.SIGTERM and not lost:
+            lost.append(thread_id)
+            return
+        send(thread_id, signalnum)
+
+    signal.pthread_kill = pthread_kill
+
+
 def sigterm_zero_timeout(url: str, group: str) -> None:
     setup(url, group, shutdown_timeout_s=0)
     log_records("main", RECORDS)
@@ -545,6 +580,10 @@ SCENARIOS = {
     "sigterm-during-flush": sigterm_during_flush,
     "sigterm-at-exit": sigterm_at_exit,
     "sigterm-zero-timeout": sigterm_zero_timeout,
+    "sigterm-main-thread-joins": sigterm_main_thread_joins,
+    "sigterm-main-thread-joins-first-wake-up-lost": lambda url, group: sigterm_main_thread_joins(
+        url, group, first_wake_up_lost=True
+    ),
     "sigterm-opted-out": sigterm_opted_out,
     "sigterm-app-handler-before": sigterm_app_handler_before,
     "sigterm-app-handler-after": sigterm_app_handler_after,

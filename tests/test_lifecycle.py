@@ -152,6 +152,27 @@ def test_a_flush_after_a_logging_call_interrupted_before_the_sender_started_deli
     assert arrived(moto_server, run.group) == expect("main", 1)
 
 
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param("sigterm-main-thread-joins", id="as-it-comes"),
+        pytest.param("sigterm-main-thread-joins-first-wake-up-lost", id="first-wake-up-lost"),
+    ],
+)
+def test_sigterm_ends_a_service_whose_main_thread_waits_in_join(
+    moto_server: MotoEndpoint, scenario: str
+) -> None:
+    """A main thread asleep in ``worker.join()`` still ends by SIGTERM once the worker's records
+    are delivered, also when the delivery thread's first signal back to it wakes nothing (it
+    landed just before the thread went back to sleep: a ``with Pool()`` worker hung so)."""
+    run, code, took = signalled(scenario, moto_server.url)
+    got = arrived(moto_server, run.group)
+    print(f"measured: {scenario} rc={code} {took:.2f}s")
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("worker", RECORDS), got) == 0
+    assert duplicated(got) == 0
+
+
 def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndpoint) -> None:
     """A second SIGTERM while delivering neither cuts the delivery short nor raises."""
     run, code, _ = signalled("sigterm", moto_server.url, times=2)

@@ -28,10 +28,19 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from ._sender import Sender
+
+
+_WAKE_TRIES: Final = 40
+_WAKE_FIRST_PAUSE_S: Final = 0.005
+_WAKE_LONGEST_PAUSE_S: Final = 0.25
+"""After delivery, the main thread is signalled up to 40 times, 5 ms apart at first and at most
+a quarter of a second later on (about 9 s in all): a main thread stuck in a call that retries
+on its own (some C extensions) never runs its handler, and the thread stops trying then."""
 
 
 def _default_disposition() -> bool:
@@ -139,10 +148,29 @@ class SigtermDelivery:
             self._sender.shutdown()
         finally:
             self._delivered = True
-            if self._main_ident is not None:
-                # If the main thread is gone, the exit hook ends the process instead.
-                with contextlib.suppress(OSError, ValueError):
-                    signal.pthread_kill(self._main_ident, signal.SIGTERM)
+            self._wake_main_thread_to_end()
+
+    def _wake_main_thread_to_end(self) -> None:
+        """Signal the main thread until its handler runs and ends the process (boundedly).
+
+        One signal is not enough. Python runs a handler where the main thread checks for
+        signals: between bytecodes, and when a signal cuts a blocking call short. A signal that
+        lands after the thread's last check and before it blocks again (a Pool worker going
+        back to wait for its next task, a ``join()``) only marks the handler to run, and the
+        thread then sleeps on with it marked: the process never ended (`tests/test_lifecycle.py`,
+        ``with Pool()``, about one run in 40 on a loaded host). A later signal finds the thread
+        inside the call, cuts it short, and the marked handler runs.
+        """
+        pause_s = _WAKE_FIRST_PAUSE_S
+        for _ in range(_WAKE_TRIES):
+            if self._main_ident is None:
+                return  # the main thread is gone: the exit hook ends the process instead
+            try:
+                signal.pthread_kill(self._main_ident, signal.SIGTERM)
+            except (OSError, ValueError):
+                return
+            time.sleep(pause_s)
+            pause_s = min(2 * pause_s, _WAKE_LONGEST_PAUSE_S)
 
     def end_if_signalled(self) -> None:
         """At exit, after delivery: a SIGTERM we held back still ends the process (main thread)."""
