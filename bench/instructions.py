@@ -32,11 +32,18 @@ import tempfile
 
 from bench.endpoint import fake_aws_environment, moto_server
 from bench.imports import REPO_ROOT
-from bench.peers import FLOOR_FORMAT, OURS, OURS_SPOOL, FormatOnlyHandler
+from bench.peers import (
+    FLOOR_FORMAT,
+    FLOOR_FORMAT_ONCE,
+    OURS,
+    OURS_SPOOL,
+    FormatOnceASecondHandler,
+    FormatOnlyHandler,
+)
 from bench.phases import logger_for
 from bench.worker import MESSAGE
 
-CONTENDERS: tuple[str, ...] = (FLOOR_FORMAT, OURS, OURS_SPOOL)
+CONTENDERS: tuple[str, ...] = (FLOOR_FORMAT, FLOOR_FORMAT_ONCE, OURS, OURS_SPOOL)
 CALLER_ONLY_CALLS = 9_000
 """Fewer than a batch (10,000): nothing is sent while the caller-only calls are made."""
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -64,6 +71,8 @@ def _child(contender: str, calls: int, endpoint_url: str, caller_only: bool) -> 
     handler: logging.Handler
     if contender == FLOOR_FORMAT:
         handler = FormatOnlyHandler()
+    elif contender == FLOOR_FORMAT_ONCE:
+        handler = FormatOnceASecondHandler()
     else:
         handler = CloudWatchLogsHandler(
             f"/bench/instructions/{contender}",
@@ -162,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         f"or {caller_calls:,} calls for the caller only; each less a run of none):"
     )
     print(
-        f"{'contender':14s} {'whole process':>14s} {'/ floor':>8s} "
+        f"{'contender':17s} {'whole process':>14s} {'/ floor':>8s} "
         f"{'caller only':>12s} {'/ floor':>8s}"
     )
     for contender, (whole, caller) in figures.items():
         print(
-            f"{contender:14s} {whole:14,.0f} {whole / floor_whole:7.3f}x "
+            f"{contender:17s} {whole:14,.0f} {whole / floor_whole:7.3f}x "
             f"{caller:12,.0f} {caller / floor_caller:7.3f}x"
         )
     if OURS in figures and OURS_SPOOL in figures:

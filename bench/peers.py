@@ -1,5 +1,6 @@
 """How each contender is set up: this handler (default, and with the spool), watchtower, the
-article's handler, and the two floors a logging call cannot beat.
+article's handler, and the floors: formatting alone (as `logging.Formatter` writes the text, and
+as our handler writes the same text, its time made once a second) and a QueueHandler.
 
 Every contender gets the same formatter (set by the worker) so that only the handlers differ; each
 that talks to AWS reports its PutLogEvents calls to one `PutLogEventsCounter`.
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_cloudwatch_logs_handler._plain_format import PlainFormat, is_plain_formatter
 from bench.calls import PutLogEventsCounter
 from bench.endpoint import REGION
 
@@ -24,6 +26,7 @@ OURS_SPOOL = "ours-spool"
 WATCHTOWER = "watchtower"
 ARTICLE = "article"
 FLOOR_FORMAT = "floor-format"
+FLOOR_FORMAT_ONCE = "floor-format-once"
 FLOOR_QUEUE = "floor-queue"
 OURS_SMALL_QUEUE = "ours-4mib"
 
@@ -33,6 +36,7 @@ CONTENDERS: tuple[str, ...] = (
     WATCHTOWER,
     ARTICLE,
     FLOOR_FORMAT,
+    FLOOR_FORMAT_ONCE,
     FLOOR_QUEUE,
     OURS_SMALL_QUEUE,
 )
@@ -41,6 +45,9 @@ CONTENDERS: tuple[str, ...] = (
 OUTAGE_ONLY: frozenset[str] = frozenset({OURS_SMALL_QUEUE})
 """Variants that only answer the outage question: with the default 64 MiB bound, 100,000 short
 records never reach it, so a small bound is what shows whether the bound holds."""
+
+DELIVER_ONLY: frozenset[str] = frozenset({FLOOR_FORMAT_ONCE})
+"""Variants that only answer the timed calls' question (latency and CPU beside the other floor)."""
 
 SMALL_QUEUE_BYTES = 4 * 1024 * 1024
 
@@ -51,6 +58,7 @@ LABELS: dict[str, str] = {
     WATCHTOWER: "watchtower 3.4.0",
     ARTICLE: "article (sync)",
     FLOOR_FORMAT: "floor: format only",
+    FLOOR_FORMAT_ONCE: "floor: format, time once a second",
     FLOOR_QUEUE: "floor: QueueHandler",
 }
 
@@ -95,6 +103,28 @@ class FormatOnlyHandler(logging.Handler):
         self.format(record)
 
 
+class FormatOnceASecondHandler(logging.Handler):
+    """The floor as our handler formats: the same text as `FormatOnlyHandler`'s, written by
+    `PlainFormat` (a plain formatter's time text made once a second), and nothing else.
+
+    Our handler formats a plain `logging.Formatter`'s records that way, so against the first
+    floor it gains what `PlainFormat` saves; against this one, what is left is its own cost.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plain: PlainFormat | None = None
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802  # logging's name
+        """Set the formatter, and format through `PlainFormat` when it is a plain one."""
+        super().setFormatter(fmt)
+        self._plain = PlainFormat(fmt) if fmt is not None and is_plain_formatter(fmt) else None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the record as our handler would, and drop the result."""
+        (self._plain or self).format(record)
+
+
 def set_up(
     name: str,
     *,
@@ -122,8 +152,8 @@ def set_up(
         return _watchtower(endpoint_url=endpoint_url, group=group, counter=counter, outage=outage)
     if name == ARTICLE:
         return _article(group=group, counter=counter, outage=outage)
-    if name == FLOOR_FORMAT:
-        handler = FormatOnlyHandler()
+    if name in (FLOOR_FORMAT, FLOOR_FORMAT_ONCE):
+        handler = FormatOnlyHandler() if name == FLOOR_FORMAT else FormatOnceASecondHandler()
         return Contender(handler=handler, flush=handler.flush, close=handler.close, target=None)
     if name == FLOOR_QUEUE:
         return _queue_floor()

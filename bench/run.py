@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import endpoint, imports, neighbour, report, summary, targets
-from bench.peers import ARTICLE, CONTENDERS, DELIVERS, LABELS, OUTAGE_ONLY
+from bench.peers import ARTICLE, CONTENDERS, DELIVER_ONLY, DELIVERS, LABELS, OUTAGE_ONLY
 from bench.worker import FORMAT, MESSAGE, RESULT_PREFIX
 
 DEFAULT_OUT = imports.REPO_ROOT / "bench" / "results"
@@ -181,6 +181,8 @@ def rep_jobs(settings: Settings, chosen: tuple[str, ...], rep: int) -> list[tupl
     jobs = []
     for mode in MODES:
         for contender in order:
+            if mode != "deliver" and contender in DELIVER_ONLY:
+                continue
             if mode == "outage":
                 jobs.append((contender, mode, settings.outage_records))
             elif contender in OUTAGE_ONLY:

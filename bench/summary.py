@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from bench.peers import FLOOR_FORMAT, OURS, WATCHTOWER
+from bench.peers import FLOOR_FORMAT, FLOOR_FORMAT_ONCE, OURS, WATCHTOWER
 
 DELIVER_METRICS: tuple[str, ...] = (
     "caller_p50_us",
@@ -39,6 +39,9 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
     ("caller_p99_us", FLOOR_FORMAT, "p99_x_floor"),
     ("caller_p999_us", FLOOR_FORMAT, "p999_x_floor"),
     ("cpu_per_event_us", FLOOR_FORMAT, "cpu_x_floor"),
+    ("caller_p50_us", FLOOR_FORMAT_ONCE, "p50_x_floor_once"),
+    ("caller_p99_us", FLOOR_FORMAT_ONCE, "p99_x_floor_once"),
+    ("cpu_per_event_us", FLOOR_FORMAT_ONCE, "cpu_x_floor_once"),
     ("cpu_per_event_us", OURS, "cpu_x_ours"),
     ("throughput_eps", WATCHTOWER, "throughput_x_watchtower"),
     ("sustained_eps", WATCHTOWER, "sustained_x_watchtower"),

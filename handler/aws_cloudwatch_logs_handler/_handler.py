@@ -22,6 +22,7 @@ from ._limits import (
     MAX_EVENT_BYTES,
 )
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
+from ._plain_format import PlainFormat, is_plain_formatter
 from ._queues import MEMORY_OVERHEAD_PER_EVENT, DeliverySettings, HandlerQueues, OverflowPolicy
 from ._reporting import ProblemCallback, Reporter
 from ._retention import RetentionDays, validate_retention_days
@@ -245,7 +246,9 @@ class CloudWatchLogsHandler(logging.Handler):
 
     # `logging.Handler.format` looks the formatter up and calls it: a Python call more on every
     # logging call. Setting the formatter (``setFormatter``, or the attribute, as logging's own
-    # __init__ does) keeps it where `emit` calls it directly, unless a subclass formats its way.
+    # __init__ does) keeps it where `emit` calls it directly, unless a subclass formats its way;
+    # a plain `logging.Formatter` is called through `PlainFormat`, which writes the same text
+    # with the time made once a second.
     @property
     def formatter(self) -> logging.Formatter | None:
         """The handler's formatter (None: logging's default), as in `logging.Handler`."""
@@ -254,8 +257,10 @@ class CloudWatchLogsHandler(logging.Handler):
     @formatter.setter
     def formatter(self, formatter: logging.Formatter | None) -> None:
         self._formatter = formatter
-        formats_plainly = type(self).format is logging.Handler.format
-        self._direct_formatter = formatter if formats_plainly else None
+        direct: PlainFormat | logging.Formatter | None = None
+        if formatter is not None and type(self).format is logging.Handler.format:
+            direct = PlainFormat(formatter) if is_plain_formatter(formatter) else formatter
+        self._direct_formatter = direct
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format ``record`` and queue it for the sender; never raises, never does I/O."""
