@@ -206,6 +206,26 @@ def sigterm_main_thread_joins(url: str, group: str, *, first_wake_up_lost: bool 
     raise SystemExit("no signal came")
 
 
+def sigterm_to_another_thread(url: str, group: str) -> None:
+    """SIGTERM lands on another thread while the main thread waits in ``join()``: CPython's C
+    handler runs there and marks the Python handler, but nothing cuts the main thread's wait
+    short. The same state as a signal that lands just before the main thread blocks (a
+    ``with Pool()`` worker going back to wait for a task as ``terminate()`` signals it)."""
+    setup(url, group)
+    stop = threading.Event()
+
+    def serve() -> None:
+        log_records("worker", RECORDS)
+        ready()
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        stop.wait(WAIT_LIMIT_S)
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    worker.join()
+    raise SystemExit("no signal came")
+
+
 def _lose_the_first_wake_up() -> None:
     """Model the race `_lifecycle.SigtermDelivery._wake_main_thread_to_end` closes: the delivery
     thread's signal reaches the main thread after its last check for signals and before it
@@ -581,6 +601,7 @@ SCENARIOS = {
     "sigterm-at-exit": sigterm_at_exit,
     "sigterm-zero-timeout": sigterm_zero_timeout,
     "sigterm-main-thread-joins": sigterm_main_thread_joins,
+    "sigterm-to-another-thread": sigterm_to_another_thread,
     "sigterm-main-thread-joins-first-wake-up-lost": lambda url, group: sigterm_main_thread_joins(
         url, group, first_wake_up_lost=True
     ),

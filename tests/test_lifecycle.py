@@ -173,6 +173,22 @@ def test_sigterm_ends_a_service_whose_main_thread_waits_in_join(
     assert duplicated(got) == 0
 
 
+def test_sigterm_on_another_thread_still_ends_a_main_thread_waiting_in_join(
+    moto_server: MotoEndpoint,
+) -> None:
+    """A SIGTERM whose Python handler is marked while the main thread sleeps in an untimed wait
+    (here it landed on another thread) is still handled: records delivered, the process ended
+    by the signal, within seconds rather than never."""
+    run = Scenario("sigterm-to-another-thread", moto_server.url)
+    run.wait_for("ready")
+    code, took = run.end(timeout_s=20.0)
+    got = arrived(moto_server, run.group)
+    print(f"measured: sigterm on another thread rc={code} {took:.2f}s")
+    assert code == -signal.SIGTERM, run.stderr()
+    assert missing(expect("worker", RECORDS), got) == 0
+    assert duplicated(got) == 0
+
+
 def test_sigterm_twice_ends_once_with_everything_delivered(moto_server: MotoEndpoint) -> None:
     """A second SIGTERM while delivering neither cuts the delivery short nor raises."""
     run, code, _ = signalled("sigterm", moto_server.url, times=2)

@@ -31,6 +31,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from ._signal_watch import SignalWatch
+
 if TYPE_CHECKING:
     from ._sender import Sender
 
@@ -58,7 +60,9 @@ class SigtermDelivery:
     very thread holds the sender's lock (in the middle of a logging call) or logging's lock (in
     the middle of ``dictConfig``). So it never waits there: it starts a plain thread that
     delivers, and that thread signals the main thread again once done; the handler, called the
-    second time, restores the default disposition and re-raises the signal.
+    second time, restores the default disposition and re-raises the signal. A SIGTERM whose
+    handler the main thread does not run (it landed just before the thread blocked) is noticed
+    by `_signal_watch.SignalWatch`, which wakes the main thread.
     """
 
     def __init__(self, sender: Sender) -> None:
@@ -73,6 +77,8 @@ class SigtermDelivery:
         self._delivered = False
         self._main_ident: int | None = None
         self._pending_call: Any = None  # the ctypes callback, kept alive while it is pending
+        self._watch: SignalWatch | None = None
+        """Wakes the main thread when a SIGTERM's handler does not run (`_signal_watch`)."""
 
     def want(self) -> None:
         """A handler wants SIGTERM to deliver: install the hook now or from the main thread."""
@@ -96,6 +102,11 @@ class SigtermDelivery:
         except ValueError:  # not the main thread of the main interpreter after all
             self._installed = False
             self.install_pending = True
+            return
+        self._watch = SignalWatch.start(self._handler_ran)
+
+    def _handler_ran(self) -> bool:
+        return self._received
 
     def _ask_main_thread(self) -> None:
         """Have the main thread install the hook when it next runs Python code.
@@ -158,8 +169,9 @@ class SigtermDelivery:
         lands after the thread's last check and before it blocks again (a Pool worker going
         back to wait for its next task, a ``join()``) only marks the handler to run, and the
         thread then sleeps on with it marked: the process never ended (`tests/test_lifecycle.py`,
-        ``with Pool()``, about one run in 40 on a loaded host). A later signal finds the thread
-        inside the call, cuts it short, and the marked handler runs.
+        ``with Pool()``, about one run in 30 on a loaded host). A later signal finds the thread
+        inside the call, cuts it short, and the marked handler runs. (`_signal_watch` does the
+        same for the SIGTERM that starts the delivery.)
         """
         pause_s = _WAKE_FIRST_PAUSE_S
         for _ in range(_WAKE_TRIES):
@@ -181,6 +193,8 @@ class SigtermDelivery:
         """A child (a Pool worker) has its own life: a SIGTERM its parent received is not its."""
         self._received = self._delivered = False
         self._main_ident = None
+        if self._watch is not None:
+            self._watch = self._watch.after_fork_in_child()
 
     @staticmethod
     def _end() -> None:
