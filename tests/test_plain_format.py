@@ -138,6 +138,19 @@ def test_a_change_to_the_formatter_shows_on_the_next_record_within_the_second() 
     assert len(set(texts)) == len(texts), texts
 
 
+def test_a_format_swapped_on_the_formatter_shows_on_the_next_record_within_the_second() -> None:
+    """A formatter whose format is replaced while logging (its style object, with or without
+    the time) writes the new format from the next record on."""
+    formatter = logging.Formatter("%(message)s")
+    plain = PlainFormat(formatter)
+    created = 1_780_000_000.125
+    for fmt in ("%(message)s", "%(asctime)s|%(message)s", "%(message)s", "[%(asctime)s]"):
+        formatter._style = logging.PercentStyle(fmt)
+        formatter._fmt = formatter._style._fmt
+        ours, theirs = _both(plain, formatter, created)
+        assert ours == theirs
+
+
 def test_records_with_an_exception_or_a_stack_get_the_formatters_text() -> None:
     """A record with ``exc_info`` or ``stack_info`` is written out by the formatter itself,
     also in a second whose time text is already made."""

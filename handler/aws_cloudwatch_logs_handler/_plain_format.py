@@ -9,8 +9,9 @@ each record's text as the formatter would, byte for byte, and keeps the second's
 - only for `logging.Formatter` itself, not a subclass (which may format time its own way), whose
   converter is ``time.localtime`` or ``time.gmtime`` (their result depends only on the whole
   second; another converter may read the fraction);
-- the converter, ``datefmt``, ``default_time_format`` and ``default_msec_format`` are read on
-  every record, so a change to them (``formatter.converter = time.gmtime``) shows at once;
+- the converter, ``datefmt``, ``default_time_format``, ``default_msec_format`` and the format
+  (its style object) are read on every record, so a change to them
+  (``formatter.converter = time.gmtime``) shows at once;
 - a record with an exception or a stack goes to the formatter itself (it writes them out);
 - once a second, when the time text is made again, the first record is also formatted by the
   formatter itself and the two texts compared, and the formatter's methods are checked to be
@@ -31,7 +32,7 @@ _FORMATTER_METHODS: Final = ("format", "formatTime", "formatMessage", "usesTime"
 _STANDARD_METHODS: Final = {name: logging.Formatter.__dict__[name] for name in _FORMATTER_METHODS}
 _WHOLE_SECOND_CONVERTERS: Final = (time.localtime, time.gmtime)
 """Converters whose result depends only on the whole second (both floor the time they get)."""
-_NO_SECOND: Final = (math.nan, None, None, False, "")
+_NO_SECOND: Final = (math.nan, None, None, None, False, "")
 
 
 def is_plain_formatter(formatter: logging.Formatter) -> bool:
@@ -54,9 +55,9 @@ class PlainFormat:
 
     def __init__(self, formatter: logging.Formatter) -> None:
         self._formatter = formatter
-        self._second: tuple[float, Any, str | None, bool, str] = _NO_SECOND
-        """The second (floored), the converter and time format its text was made with, whether
-        the format writes the time at all, and the text without milliseconds."""
+        self._second: tuple[float, Any, str | None, Any, bool, str] = _NO_SECOND
+        """The second (floored); the converter, time format and format style its text was made
+        with; whether that style writes the time at all; the text without milliseconds."""
         self._standard_only = not is_plain_formatter(formatter)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -73,12 +74,13 @@ class PlainFormat:
             second[0] != record.created // 1
             or second[1] is not converter
             or second[2] is not time_format
+            or second[3] is not formatter._style
         ):
             return self._start_second(record, converter, time_format)
         record.message = record.getMessage()
-        if second[3]:
+        if second[4]:
             msec_format = None if datefmt else formatter.default_msec_format
-            record.asctime = msec_format % (second[4], record.msecs) if msec_format else second[4]
+            record.asctime = msec_format % (second[5], record.msecs) if msec_format else second[5]
         return formatter.formatMessage(record)
 
     def _start_second(self, record: logging.LogRecord, converter: Any, time_format: str) -> str:
@@ -94,7 +96,7 @@ class PlainFormat:
             return standard
         uses_time = formatter.usesTime()
         text = time.strftime(time_format, converter(created)) if uses_time else ""
-        self._second = (created // 1, converter, time_format, uses_time, text)
+        self._second = (created // 1, converter, time_format, formatter._style, uses_time, text)
         if self.format(record) != standard:
             self._standard_only = True
         return standard
