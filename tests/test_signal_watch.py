@@ -4,6 +4,7 @@ descriptor and signal handlers belong to the whole process."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -27,7 +28,7 @@ def _run(body: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         check=False,
     )
     assert done.returncode == 0, done.stderr

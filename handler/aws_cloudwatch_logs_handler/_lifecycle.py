@@ -169,7 +169,7 @@ class SigtermDelivery:
         lands after the thread's last check and before it blocks again (a Pool worker going
         back to wait for its next task, a ``join()``) only marks the handler to run, and the
         thread then sleeps on with it marked: the process never ended (`tests/test_lifecycle.py`,
-        ``with Pool()``, about one run in 30 on a loaded host). A later signal finds the thread
+        ``with Pool()``, 2 runs in about 175 on a loaded host). A later signal finds the thread
         inside the call, cuts it short, and the marked handler runs. (`_signal_watch` does the
         same for the SIGTERM that starts the delivery.)
         """

@@ -6,7 +6,7 @@ comes after the thread's last check and before it blocks again cuts nothing shor
 stays marked to run, and the thread sleeps on: for good, in an untimed wait (a lock, a
 semaphore, ``join()``). Without a Python handler the signal would have ended the process
 there; with ours, `with Pool()` hung in its exit, waiting for a worker that had gone back to
-wait for its next task just as ``terminate()`` signalled it (about one run in 30 on a loaded
+wait for its next task just as ``terminate()`` signalled it (2 runs in about 175 on a loaded
 host, where a thread can lose its core for milliseconds between the two). The same happens when
 the kernel gives the signal to another thread while the main thread waits.
 
