@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import Pool, Process, SimpleQueue
 from typing import Any
@@ -190,20 +191,9 @@ def sigterm_at_exit(url: str, group: str) -> None:
 def sigterm_main_thread_joins(url: str, group: str, *, first_wake_up_lost: bool = False) -> None:
     """A service whose main thread starts a worker thread, which logs, and waits in ``join()``:
     the main thread sleeps in C (a lock's wait) when the signal comes."""
-    setup(url, group)
     if first_wake_up_lost:
         _lose_the_first_wake_up()
-    stop = threading.Event()
-
-    def serve() -> None:
-        log_records("worker", RECORDS)
-        ready()
-        stop.wait(WAIT_LIMIT_S)
-
-    worker = threading.Thread(target=serve, daemon=True)
-    worker.start()
-    worker.join()
-    raise SystemExit("no signal came")
+    _main_thread_joins_a_worker(url, group, then=lambda: None)
 
 
 def sigterm_to_another_thread(url: str, group: str) -> None:
@@ -211,13 +201,21 @@ def sigterm_to_another_thread(url: str, group: str) -> None:
     handler runs there and marks the Python handler, but nothing cuts the main thread's wait
     short. The same state as a signal that lands just before the main thread blocks (a
     ``with Pool()`` worker going back to wait for a task as ``terminate()`` signals it)."""
+    _main_thread_joins_a_worker(
+        url, group, then=lambda: signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    )
+
+
+def _main_thread_joins_a_worker(url: str, group: str, *, then: Callable[[], None]) -> None:
+    """Set up; a worker thread logs, says ``ready``, calls ``then`` and idles (boundedly),
+    while the main thread waits for it in ``join()``."""
     setup(url, group)
     stop = threading.Event()
 
     def serve() -> None:
         log_records("worker", RECORDS)
         ready()
-        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        then()
         stop.wait(WAIT_LIMIT_S)
 
     worker = threading.Thread(target=serve, daemon=True)

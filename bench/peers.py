@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cloudwatch_logs_handler._plain_format import PlainFormat, is_plain_formatter
+from aws_cloudwatch_logs_handler._plain_format import PlainFormat, fastest_format
 from bench.calls import PutLogEventsCounter
 from bench.endpoint import REGION
 
@@ -113,16 +113,16 @@ class FormatOnceASecondHandler(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__()
-        self._plain: PlainFormat | None = None
+        self._format: PlainFormat | logging.Formatter | None = None
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802  # logging's name
-        """Set the formatter, and format through `PlainFormat` when it is a plain one."""
+        """Set the formatter, and format as our handler does (`fastest_format`)."""
         super().setFormatter(fmt)
-        self._plain = PlainFormat(fmt) if fmt is not None and is_plain_formatter(fmt) else None
+        self._format = None if fmt is None else fastest_format(fmt)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format the record as our handler would, and drop the result."""
-        (self._plain or self).format(record)
+        (self._format or self).format(record)
 
 
 def set_up(

@@ -22,7 +22,7 @@ from ._limits import (
     MAX_EVENT_BYTES,
 )
 from ._names import dated_uuid_stream_name, validate_log_group_name, validate_log_stream_name
-from ._plain_format import PlainFormat, is_plain_formatter
+from ._plain_format import PlainFormat, fastest_format
 from ._queues import MEMORY_OVERHEAD_PER_EVENT, DeliverySettings, HandlerQueues, OverflowPolicy
 from ._reporting import ProblemCallback, Reporter
 from ._retention import RetentionDays, validate_retention_days
@@ -259,7 +259,7 @@ class CloudWatchLogsHandler(logging.Handler):
         self._formatter = formatter
         direct: PlainFormat | logging.Formatter | None = None
         if formatter is not None and type(self).format is logging.Handler.format:
-            direct = PlainFormat(formatter) if is_plain_formatter(formatter) else formatter
+            direct = fastest_format(formatter)
         self._direct_formatter = direct
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -44,6 +44,12 @@ def is_plain_formatter(formatter: logging.Formatter) -> bool:
     )
 
 
+def fastest_format(formatter: logging.Formatter) -> PlainFormat | logging.Formatter:
+    """What to format with for ``formatter``'s text: `PlainFormat` when it is a plain one, else
+    the formatter itself (a subclass formats its own way)."""
+    return PlainFormat(formatter) if is_plain_formatter(formatter) else formatter
+
+
 class PlainFormat:
     """Formats records exactly as a plain `logging.Formatter` does, its time text kept a second.
 
@@ -58,7 +64,8 @@ class PlainFormat:
         self._second: tuple[float, Any, str | None, Any, bool, str] = _NO_SECOND
         """The second (floored); the converter, time format and format style its text was made
         with; whether that style writes the time at all; the text without milliseconds."""
-        self._standard_only = not is_plain_formatter(formatter)
+        self._standard_only = False
+        """Set for good once a second's check finds the formatter writes otherwise."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return ``formatter.format(record)``'s text, and set the record's attributes as it does
