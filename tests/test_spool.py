@@ -7,12 +7,15 @@ import itertools
 import os
 import stat
 import struct
+import sys
 import zlib
 from array import array
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from types import FrameType, SimpleNamespace
+from typing import Any
 
 import pytest
 from fork_below_python import run_script
@@ -22,7 +25,7 @@ from interrupts import interrupted_at
 from spool_files import dead_journal, open_files_under
 
 from aws_cloudwatch_logs_handler._events import Event
-from aws_cloudwatch_logs_handler._journal_file import AHEAD_BYTES, GROWTH_BYTES
+from aws_cloudwatch_logs_handler._journal_file import AHEAD_BYTES, GROWTH_BYTES, MappedJournal
 from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._reporting import Reporter
 from aws_cloudwatch_logs_handler._spool import (
@@ -315,6 +318,62 @@ def test_a_process_that_never_stops_logging_keeps_a_small_journal(tmp_path: Path
     assert set(tmp_path.iterdir()) == journals | {p.with_suffix(".ack") for p in journals}
 
 
+def test_a_busy_service_reuses_its_journal_files_and_a_crash_while_one_is_emptied_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal moved away from is emptied in place and becomes the next spare: a service that
+    never stops logging makes two journal files in all, however often it moves, rather than
+    a new file (created, reserved, zeroed, faulted into a new map, deleted) at every move. A
+    crash at any line of the emptying (the .ack still says the file is settled to its end, the
+    zeros half written) replays exactly what waits, as a crash anywhere else does."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    made: list[Path] = []
+    moves: list[Path] = []
+    make_files, rotate = spool._new_files, spool._rotate
+
+    def counted_files() -> tuple[Path, int, int]:
+        files = make_files()
+        made.append(files[0])
+        return files
+
+    def counted_move() -> None:
+        moves.append(spool._path)
+        rotate()
+
+    monkeypatch.setattr(spool, "_new_files", counted_files)
+    monkeypatch.setattr(spool, "_rotate", counted_move)
+    emptying = {Spool._reuse.__code__, MappedJournal._empty.__code__}
+    crash_leaves: list[list[str]] = []  # what waited when the sender began to tidy
+    lines_checked: set[tuple[str, int]] = set()
+
+    def at_each_line(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line":
+            assert on_disk(tmp_path) == crash_leaves[-1], (frame.f_code.co_name, frame.f_lineno)
+            lines_checked.add((frame.f_code.co_name, frame.f_lineno))
+        return at_each_line
+
+    def on_call(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code is Spool.tidy.__code__:
+            crash_leaves.append(on_disk(tmp_path))
+        return at_each_line if frame.f_code in emptying else None
+
+    sys.settrace(on_call)
+    try:
+        log_without_pause(spool, rounds=60)
+    finally:
+        sys.settrace(None)
+    reuse_lines = {n for n in range(*line_span(Spool._reuse)) if ("_reuse", n) in lines_checked}
+    print(f"measured: {len(moves)} moves, {len(made)} journal files made")
+    assert len(moves) >= 5 and len(made) == 2  # the first journal, and the first spare
+    assert len(reuse_lines) >= 4 and any(name == "_empty" for name, _ in lines_checked)
+
+
+def line_span(function: Callable[..., object]) -> tuple[int, int]:
+    """The first and past-the-last line numbers of ``function``'s source."""
+    lines, first = inspect.getsourcelines(function)
+    return first, first + len(lines)
+
+
 def test_the_move_to_a_new_journal_takes_the_spare_the_sender_made_and_leaves_room_ahead(
     tmp_path: Path,
 ) -> None:
@@ -464,7 +523,8 @@ def test_a_journal_that_is_a_symbolic_link_is_never_replayed(tmp_path: Path) -> 
 _JOURNAL_ACROSS_A_FORK = """
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import FrameType, SimpleNamespace
+from typing import Any
 
 from aws_cloudwatch_logs_handler._reporting import Reporter
 from aws_cloudwatch_logs_handler._spool import Spool

@@ -377,6 +377,28 @@ class Spool:
             raise
         self._spare = spare
 
+    def _reuse(self, retired: _OwnJournal) -> bool:
+        """Make a journal moved away from the spare, emptied in place; True if it could be.
+
+        A busy service moves to a new journal every `ROTATE_AFTER_BYTES`. A new file costs its
+        creation, the disk reserved and zeroed, its pages faulted into a new mapping, and the
+        old file's deletion: about a third of a microsecond per record, in the kernel. The old
+        file, its pages in the page cache and mapped, only needs zeros over what was written.
+        The zeros go first: until the .ack says 0, it says everything up to its end is
+        settled, and after the zeros there is nothing there. So a crash at any moment replays
+        nothing of it.
+        """
+        if retired.gone:
+            return False
+        try:
+            retired.journal.empty()
+            os.pwrite(retired.ack_fd, _ACK.pack(0), 0)
+            retired.journal.grow_ahead()
+        except OSError:  # made afresh by `_make_spare` instead, which reports a full disk
+            return False
+        self._spare = retired
+        return True
+
     def append(self, stream: NamedStream, events: list[Event]) -> int:
         """Write ``events`` to the journal (called under the sender's lock, before queueing);
         return the number of the first one's frame (the others follow it)."""
@@ -661,7 +683,12 @@ class Spool:
         while self._problems:
             self._reporter.report("spool", self._problems.pop(0))
         while self._moved_away:
-            self._moved_away.pop().let_go()
+            retired = self._moved_away.pop()
+            if retired is self._spare:
+                continue  # listed twice (a cut in `_rotate`), and made the spare already
+            if self._spare is None and self._opened_here.byte[0] and self._reuse(retired):
+                continue
+            retired.let_go()
         journal = self._journal
         if journal is not None and self._opened_here.byte[0]:  # a fork's child: not its own yet
             # A full disk is left to the call that needs the room (a logging call, `_rotate`):
