@@ -246,7 +246,13 @@ def test_the_phase_profile_names_every_phase_and_delivers() -> None:
     for each of the sender's phases the page faults it took (counted on Linux)."""
     completed = _run_bench("bench.phases", "--calls", "3000", timeout_s=180)
     assert "3,000 calls, then flush() (delivered)" in completed.stdout
-    for phase in ("caller, this handler", "encode the body", "botocore: whole call", "settle"):
+    for phase in (
+        "caller, this handler",
+        "caller, format, time once a second",
+        "encode the body",
+        "botocore: whole call",
+        "settle",
+    ):
         assert f"| {phase}" in completed.stdout or f"| sender: {phase}" in completed.stdout
     assert "| page faults per 10,000 events |" in completed.stdout
     encode_row = next(
