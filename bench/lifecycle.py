@@ -157,6 +157,7 @@ def _cases() -> list[tuple[str, tuple[str, ...], bool, Counter[str]]]:
         ("sigterm", (), True, numbered("main", RECORDS)),
         ("pool-with", ("fork",), False, tasks + numbered("parent", 10)),
         ("pool-with", ("spawn",), False, tasks + numbered("parent", 10)),
+        ("pool-max-tasks", ("fork",), False, tasks + numbered("parent", 10)),
         ("process-terminate", ("fork",), False, child_and_parent),
         ("executor-with", ("forkserver",), False, tasks + numbered("parent", 10)),
         (

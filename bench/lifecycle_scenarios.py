@@ -309,6 +309,30 @@ def pool_with(url: str, group: str, method: str) -> None:
     log_records("parent", 10)
 
 
+def pool_max_tasks(url: str, group: str, method: str) -> None:
+    """``Pool(maxtasksperchild=1)``: each worker ends (by its own exit, not a signal) after
+    one task, and the pool starts another; the records of every worker that ended must land."""
+    setup(url, group)
+    initializer = setup if method != "fork" else None
+    with Pool(2, initializer=initializer, initargs=(url, group), maxtasksperchild=1) as pool:
+        pids = pool.map(task, range(TASKS), chunksize=1)
+    print("worker-processes", len(set(pids)), flush=True)
+    log_records("parent", 10)
+
+
+def executor_max_tasks(url: str, group: str, method: str) -> None:
+    """``ProcessPoolExecutor(max_tasks_per_child=1)`` (Python 3.11 and later): each worker
+    exits after one task, and the executor starts another. Without a context of the user's,
+    its workers are spawned, whatever the start method."""
+    setup(url, group)
+    with ProcessPoolExecutor(
+        2, initializer=setup, initargs=(url, group), max_tasks_per_child=1
+    ) as executor:
+        pids = list(executor.map(task, range(TASKS)))
+    print("worker-processes", len(set(pids)), flush=True)
+    log_records("parent", 10)
+
+
 def process_terminate(url: str, group: str, method: str) -> None:
     """``Process.terminate()`` on a worker that logged and went idle."""
     setup(url, group)
@@ -613,6 +637,8 @@ SCENARIOS = {
 }
 WITH_METHOD = {
     "pool-with": pool_with,
+    "pool-max-tasks": pool_max_tasks,
+    "executor-max-tasks": executor_max_tasks,
     "process-terminate": process_terminate,
     "executor-with": executor_with,
     "executor-shutdown": executor_shutdown,

@@ -10,6 +10,7 @@ long it took to end.
 from __future__ import annotations
 
 import signal
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -278,6 +279,37 @@ def test_with_pool_delivers_the_workers_records(moto_server: MotoEndpoint, metho
     print(f"measured: with Pool() {method}: missing={missing(want, got)} {took:.2f}s")
     assert code == 0, run.stderr()
     assert missing(want, got) == 0
+    assert duplicated(got) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_pool_whose_workers_end_after_each_task_delivers_every_workers_records(
+    moto_server: MotoEndpoint, method: str
+) -> None:
+    """``Pool(2, maxtasksperchild=1)``: each worker exits on its own after one task, while the
+    program runs on, and the pool starts the next; nothing any of them logged is lost."""
+    run = Scenario("pool-max-tasks", moto_server.url, method)
+    code, took = run.end()
+    got = arrived(moto_server, run.group)
+    want = task_records() + expect("parent", 10)
+    print(f"measured: Pool(maxtasksperchild=1) {method}: missing={missing(want, got)} {took:.2f}s")
+    assert code == 0, run.stderr()
+    assert f"worker-processes {TASKS}" in run.lines, run.lines  # a process per task
+    assert missing(want, got) == 0
+    assert duplicated(got) == 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child came in Python 3.11")
+def test_an_executor_whose_workers_end_after_each_task_delivers_every_workers_records(
+    moto_server: MotoEndpoint,
+) -> None:
+    """``ProcessPoolExecutor(2, max_tasks_per_child=1)``: the same, its workers spawned."""
+    run = Scenario("executor-max-tasks", moto_server.url, "spawn")
+    code, _ = run.end()
+    got = arrived(moto_server, run.group)
+    assert code == 0, run.stderr()
+    assert f"worker-processes {TASKS}" in run.lines, run.lines
+    assert missing(task_records() + expect("parent", 10), got) == 0
     assert duplicated(got) == 0
 
 
