@@ -291,6 +291,30 @@ def hook_multiprocessing_exit(sender: Sender) -> None:
     util.Finalize(None, sender.shutdown, exitpriority=100)
 
 
+CELERY_RECEIVER_UID: Final = "aws_cloudwatch_logs_handler: deliver at the worker's end"
+"""Names our receiver of Celery's `worker_process_shutdown`, so that it is connected once."""
+
+
+def hook_celery_worker_exit(sender: Sender) -> None:
+    """In a Celery worker, deliver when a pool process ends: after its ``max_tasks_per_child``
+    tasks, when the pool shrinks (``--autoscale``), and at the worker's shutdown.
+
+    Celery's prefork pool (billiard) ends a pool process with ``os._exit``, which skips
+    ``atexit`` and multiprocessing's finalizers alike; Celery sends `worker_process_shutdown`
+    in that process just before. Only where Celery's signals are loaded already (every Celery
+    worker): this never imports Celery.
+    """
+    signals = sys.modules.get("celery.signals")
+    shutdown_signal = getattr(signals, "worker_process_shutdown", None)
+    if shutdown_signal is None:
+        return
+
+    def deliver(**_: object) -> None:
+        sender.shutdown()
+
+    shutdown_signal.connect(deliver, weak=False, dispatch_uid=CELERY_RECEIVER_UID)
+
+
 class ProcessLifecycle:
     """Wires the sender into the interpreter's exit, fork and SIGTERM paths, once per process."""
 
