@@ -25,6 +25,7 @@ app = Celery("celery_app", broker="filesystem://")
 app.conf.broker_transport_options = {
     "data_folder_in": str(MESSAGES),
     "data_folder_out": str(MESSAGES),
+    "control_folder": str(FOLDER / "control"),  # else kombu writes it where the worker runs
 }
 app.conf.task_ignore_result = True
 app.conf.worker_hijack_root_logger = False
