@@ -269,17 +269,24 @@ def task_records() -> Counter[str]:
     return sum((expect(f"task{n}", PER_TASK) for n in range(TASKS)), Counter())
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_with_pool_delivers_the_workers_records(moto_server: MotoEndpoint, method: str) -> None:
-    """``with Pool() as pool: pool.map(...)`` (its exit terminates the workers) loses nothing."""
-    run = Scenario("pool-with", moto_server.url, method)
+def pool_run(moto: MotoEndpoint, scenario: str, method: str) -> Scenario:
+    """Run a pool scenario to its end; assert it ended well and delivered every task's record and
+    the parent's, once each."""
+    run = Scenario(scenario, moto.url, method)
     code, took = run.end()
-    got = arrived(moto_server, run.group)
+    got = arrived(moto, run.group)
     want = task_records() + expect("parent", 10)
-    print(f"measured: with Pool() {method}: missing={missing(want, got)} {took:.2f}s")
+    print(f"measured: {scenario} {method}: missing={missing(want, got)} {took:.2f}s")
     assert code == 0, run.stderr()
     assert missing(want, got) == 0
     assert duplicated(got) == 0
+    return run
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_with_pool_delivers_the_workers_records(moto_server: MotoEndpoint, method: str) -> None:
+    """``with Pool() as pool: pool.map(...)`` (its exit terminates the workers) loses nothing."""
+    pool_run(moto_server, "pool-with", method)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -288,15 +295,8 @@ def test_a_pool_whose_workers_end_after_each_task_delivers_every_workers_records
 ) -> None:
     """``Pool(2, maxtasksperchild=1)``: each worker exits on its own after one task, while the
     program runs on, and the pool starts the next; nothing any of them logged is lost."""
-    run = Scenario("pool-max-tasks", moto_server.url, method)
-    code, took = run.end()
-    got = arrived(moto_server, run.group)
-    want = task_records() + expect("parent", 10)
-    print(f"measured: Pool(maxtasksperchild=1) {method}: missing={missing(want, got)} {took:.2f}s")
-    assert code == 0, run.stderr()
+    run = pool_run(moto_server, "pool-max-tasks", method)
     assert f"worker-processes {TASKS}" in run.lines, run.lines  # a process per task
-    assert missing(want, got) == 0
-    assert duplicated(got) == 0
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child came in Python 3.11")
@@ -304,13 +304,8 @@ def test_an_executor_whose_workers_end_after_each_task_delivers_every_workers_re
     moto_server: MotoEndpoint,
 ) -> None:
     """``ProcessPoolExecutor(2, max_tasks_per_child=1)``: the same, its workers spawned."""
-    run = Scenario("executor-max-tasks", moto_server.url, "spawn")
-    code, _ = run.end()
-    got = arrived(moto_server, run.group)
-    assert code == 0, run.stderr()
+    run = pool_run(moto_server, "executor-max-tasks", "spawn")
     assert f"worker-processes {TASKS}" in run.lines, run.lines
-    assert missing(task_records() + expect("parent", 10), got) == 0
-    assert duplicated(got) == 0
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -333,12 +328,7 @@ def test_process_pool_executor_delivers_the_workers_records(
     moto_server: MotoEndpoint, idiom: str, method: str
 ) -> None:
     """ProcessPoolExecutor, left by ``with`` or by ``shutdown()``, loses nothing."""
-    run = Scenario(idiom, moto_server.url, method)
-    code, _ = run.end()
-    got = arrived(moto_server, run.group)
-    assert code == 0, run.stderr()
-    assert missing(task_records() + expect("parent", 10), got) == 0
-    assert duplicated(got) == 0
+    pool_run(moto_server, idiom, method)
 
 
 def test_fork_below_python_starts_its_own_sender(moto_server: MotoEndpoint) -> None:

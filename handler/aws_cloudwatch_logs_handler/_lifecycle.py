@@ -278,7 +278,7 @@ def warn_if_threads_cannot_run(report: Any) -> None:
     )
 
 
-def hook_multiprocessing_exit(sender: Sender) -> None:
+def _hook_multiprocessing_exit(sender: Sender) -> None:
     """In a multiprocessing child, deliver at its end through multiprocessing's own finalizers.
 
     Such workers leave through ``os._exit``, which skips ``atexit``; their finalizers still run.
@@ -295,7 +295,7 @@ CELERY_RECEIVER_UID: Final = "aws_cloudwatch_logs_handler: deliver at the worker
 """Names our receiver of Celery's `worker_process_shutdown`, so that it is connected once."""
 
 
-def hook_celery_worker_exit(sender: Sender) -> None:
+def _hook_celery_worker_exit(sender: Sender) -> None:
     """In a Celery worker, deliver when a pool process ends: after its ``max_tasks_per_child``
     tasks, when the pool shrinks (``--autoscale``), and at the worker's shutdown.
 
@@ -313,6 +313,13 @@ def hook_celery_worker_exit(sender: Sender) -> None:
         sender.shutdown()
 
     shutdown_signal.connect(deliver, weak=False, dispatch_uid=CELERY_RECEIVER_UID)
+
+
+def hook_worker_exits(sender: Sender) -> None:
+    """Deliver where a pool's worker process ends past ``atexit`` (``os._exit``): as a
+    multiprocessing worker, and as a Celery pool process. Called where the sender starts."""
+    _hook_multiprocessing_exit(sender)
+    _hook_celery_worker_exit(sender)
 
 
 class ProcessLifecycle:
