@@ -16,6 +16,7 @@ import logging
 import logging.config
 import multiprocessing
 import os
+import posix
 import signal
 import sys
 import threading
@@ -137,7 +138,39 @@ def interrupted_before_start(url: str, group: str) -> None:
     logging nothing more, flushes: the flush starts the sender."""
     handler = _first_call_interrupted_in_start(url, group, spawned=False)
     print(f"flushed={handler.flush(timeout_s=20.0)}", flush=True)
-    os._exit(0)  # the flush alone delivers: not the exit hook
+    posix._exit(0)  # the flush alone delivers: not the exit hook, nor our `os._exit`
+
+
+# ------------------------------------------------------------------------------------------
+# os._exit, which skips atexit: a process forked for one job ends by it (RQ's work horse).
+
+
+def fork_then_os_exit(url: str, group: str) -> None:
+    """A parent forks a child per job, as RQ's worker does; each child logs its job's records
+    and ends by ``os._exit(0)``, and so, at last, does the parent."""
+    setup(url, group)
+    log_records("parent", PER_TASK)
+    for number in range(2):
+        pid = os.fork()
+        if pid == 0:
+            log_records(f"child{number}", PER_TASK)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+    os._exit(0)
+
+
+def os_exit_in_a_signal_handler(url: str, group: str) -> None:
+    """A signal handler ends the process by ``os._exit(3)`` while its thread holds the sender's
+    lock: the handler ran between two bytecodes of a logging call, modelled here by taking the
+    lock (a logging call holds it for microseconds, too short to aim a signal at)."""
+    from aws_cloudwatch_logs_handler._sender import SENDER
+
+    setup(url, group, shutdown_timeout_s=1.0)
+    log_records("main", 10)
+    signal.signal(signal.SIGALRM, lambda signum, frame: os._exit(3))
+    SENDER._lock_of_this_process().acquire()  # the model above
+    signal.raise_signal(signal.SIGALRM)
 
 
 # ------------------------------------------------------------------------------------------
@@ -611,7 +644,7 @@ def reconfigure_dead_endpoint(url: str, group: str, call: str) -> None:
     took = time.monotonic() - began
     stats = handler.stats()
     print(f"call_s={took:.3f} queued={stats.events_queued}", flush=True)
-    os._exit(0)  # the figures are what counts; skip the exit delivery to the dead endpoint
+    posix._exit(0)  # the figures are what counts; skip the exit delivery to the dead endpoint
 
 
 SCENARIOS = {
@@ -634,6 +667,8 @@ SCENARIOS = {
     "uwsgi-master": uwsgi_master,
     "fork-during-client-build": fork_during_client_build,
     "dictconfig-once": dictconfig_once,
+    "fork-then-os-exit": fork_then_os_exit,
+    "os-exit-in-a-signal-handler": os_exit_in_a_signal_handler,
 }
 WITH_METHOD = {
     "pool-with": pool_with,

@@ -145,12 +145,41 @@ def test_a_flush_after_a_logging_call_interrupted_before_the_sender_started_deli
     """Ctrl-C inside the first logging call, before the sender thread was spawned, left the
     record queued and no sender: a program that caught the interrupt and called flush() (and
     logged nothing more) waited out the flush's whole timeout, and got False. The flush starts
-    the sender now; the process then ends by `os._exit`, so only the flush can have sent it."""
+    the sender now; the process then ends by the plain `posix._exit` (not the handler's
+    `os._exit`, which delivers first), so only the flush can have sent it."""
     run = Scenario("interrupted-before-start", moto_server.url)
     code, _ = run.end()
     assert code == 0, run.stderr()
     assert run.lines[-2:] == ["interrupted", "flushed=True"], run.stderr()
     assert arrived(moto_server, run.group) == expect("main", 1)
+
+
+def test_children_forked_for_one_job_that_end_by_os_exit_deliver_their_records(
+    moto_server: MotoEndpoint,
+) -> None:
+    """``pid = os.fork()``; the child does its job and ends by ``os._exit(0)``, as RQ's work horse
+    does (`tests/test_rq.py`), which skips ``atexit``: the child's records arrive, once, and so
+    do the parent's, which ends by ``os._exit(0)`` too."""
+    run = Scenario("fork-then-os-exit", moto_server.url)
+    code, _ = run.end()
+    assert code == 0, run.stderr()
+    got = arrived(moto_server, run.group)
+    assert got == expect("parent", PER_TASK) + expect("child0", PER_TASK) + expect(
+        "child1", PER_TASK
+    )
+
+
+def test_os_exit_from_a_signal_handler_that_interrupted_a_logging_call_still_ends_the_process(
+    moto_server: MotoEndpoint,
+) -> None:
+    """The delivery ``os._exit`` starts cannot begin while the calling thread holds the sender's
+    lock: the process still ends, with the status asked for, within ``shutdown_timeout_s`` (1 s)
+    and the second ``os._exit`` allows beyond it."""
+    run = Scenario("os-exit-in-a-signal-handler", moto_server.url)
+    code, took = run.end()
+    print(f"measured: ended in {took:.2f}s")
+    assert code == 3, run.stderr()
+    assert took < 10.0  # 2 s of bounds, and the start of a Python process on a loaded host
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 A process ends in one of these ways, and each gets its own hook into the one sender:
 
 - a normal exit: ``atexit`` delivers what is queued, within ``shutdown_timeout_s``;
-- a multiprocessing worker leaving through ``os._exit``: multiprocessing's own finalizers;
+- a multiprocessing worker leaving through ``os._exit``: multiprocessing's own finalizers; a
+  Celery pool process: Celery's ``worker_process_shutdown``; any other ``os._exit`` (RQ's work
+  horse): our ``os._exit``, which delivers first;
 - SIGTERM with Python's default disposition (``docker stop``, Kubernetes, ECS, ``Pool.terminate()``,
   ``Process.terminate()``): the default would end the process on the spot, so we catch it, deliver
   (bounded), then end the process *by the signal* with the default disposition restored, so that
@@ -24,12 +26,13 @@ from __future__ import annotations
 import _thread
 import atexit
 import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ._signal_watch import SignalWatch
 
@@ -315,11 +318,72 @@ def _hook_celery_worker_exit(sender: Sender) -> None:
     shutdown_signal.connect(deliver, weak=False, dispatch_uid=CELERY_RECEIVER_UID)
 
 
+_DELIVERS_FIRST: Final = "_aws_cloudwatch_logs_handler_delivers_first"
+"""Marks our ``os._exit``, so that it is put in place once per process (a fork inherits it)."""
+
+_EXIT_GRACE_S: Final = 1.0
+"""How much longer than the handlers' ``shutdown_timeout_s`` ``os._exit`` waits for the delivery
+it started. The delivery keeps its own bound; this one covers a delivery that cannot even begin:
+a signal handler that calls ``os._exit`` while its thread holds the sender's lock."""
+
+
+def _hook_os_exit(sender: Sender) -> None:
+    """Deliver before ``os._exit`` ends the process, as ``atexit`` would before a normal exit.
+
+    ``os._exit`` skips ``atexit``, and servers end a process with it as a matter of course:
+    RQ's work horse after each job (`tests/test_rq.py`), a process forked to do one thing. They
+    call it to skip their parent's clean-up, which a child must not run twice; our queue in a
+    child holds the child's own records only (the fork hook emptied it), so delivering them is
+    never a second delivery. The module attribute is replaced, so every caller that looks it up
+    at the call finds ours; ``posix._exit`` stays the plain one, for code that means to deliver
+    nothing.
+    """
+    if getattr(os._exit, _DELIVERS_FIRST, False):
+        return
+    plain_exit = os._exit
+
+    @functools.wraps(plain_exit)
+    def _exit(status: int) -> NoReturn:
+        deliver_before_os_exit(sender)
+        plain_exit(status)
+
+    setattr(_exit, _DELIVERS_FIRST, True)
+    os._exit = _exit
+
+
+def deliver_before_os_exit(sender: Sender) -> None:
+    """Deliver what is queued, bounded, from a thread that may hold any lock: ``os._exit`` can
+    be called from a signal handler that runs between two bytecodes of a logging call.
+
+    The delivery runs on a raw thread (a `threading` thread would take threading's own lock,
+    which that frame may hold too), and this thread waits for it within the handlers' bound.
+    """
+    if threading.get_ident() == sender.thread_ident:
+        return  # the sender itself is ending the process: nothing can deliver now
+    delivered = _thread.allocate_lock()
+    delivered.acquire()
+
+    def deliver() -> None:
+        try:
+            sender.shutdown()
+        finally:
+            delivered.release()
+
+    try:
+        _thread.start_new_thread(deliver, ())
+    except RuntimeError:  # the interpreter is finalizing and starts no thread: deliver here
+        sender.shutdown()
+        return
+    delivered.acquire(timeout=sender.shutdown_timeout_s() + _EXIT_GRACE_S)
+
+
 def hook_worker_exits(sender: Sender) -> None:
-    """Deliver where a pool's worker process ends past ``atexit`` (``os._exit``): as a
-    multiprocessing worker, and as a Celery pool process. Called where the sender starts."""
+    """Deliver where a process ends past ``atexit`` (``os._exit``): a multiprocessing worker, a
+    Celery pool process (each through its framework's own hook, which runs first), and any other
+    caller of ``os._exit``. Called where the sender starts."""
     _hook_multiprocessing_exit(sender)
     _hook_celery_worker_exit(sender)
+    _hook_os_exit(sender)
 
 
 class ProcessLifecycle:

@@ -444,7 +444,7 @@ class Sender:
                 self._handover is not None or not self._locked_any_pending()
             ):
                 return  # nothing to deliver here (in a uWSGI master, its workers deliver)
-            timeout_s = max((q.settings.shutdown_timeout_s for q in self._handlers), default=0.0)
+            timeout_s = self.shutdown_timeout_s()
             deadline = time.monotonic() + timeout_s
             if self._stopping:
                 while not self._stopped and (remaining := deadline - time.monotonic()) > 0:
@@ -498,6 +498,11 @@ class Sender:
             letting_go = list(self._letting_go)
         if letting_go:
             self._let_go(letting_go)
+
+    def shutdown_timeout_s(self) -> float:
+        """The longest ``shutdown_timeout_s`` of this process's handlers: how long `shutdown`
+        may take. Read without the lock, for a caller that may hold it (`_lifecycle`)."""
+        return max((q.settings.shutdown_timeout_s for q in list(self._handlers)), default=0.0)
 
     def _locked_any_pending(self) -> bool:
         return any(queues.any_pending() for queues in self._handlers)
