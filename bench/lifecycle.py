@@ -159,6 +159,14 @@ def _cases() -> list[tuple[str, tuple[str, ...], bool, Counter[str]]]:
         ("pool-with", ("spawn",), False, tasks + numbered("parent", 10)),
         ("pool-max-tasks", ("fork",), False, tasks + numbered("parent", 10)),
         ("process-terminate", ("fork",), False, child_and_parent),
+        (
+            "fork-then-os-exit",
+            (),
+            False,
+            numbered("parent", PER_TASK)
+            + numbered("child0", PER_TASK)
+            + numbered("child1", PER_TASK),
+        ),
         ("executor-with", ("forkserver",), False, tasks + numbered("parent", 10)),
         (
             "c-fork",
