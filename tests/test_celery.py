@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.lifecycle import arrived
 from local_aws.moto_endpoint import MotoEndpoint
 
 pytestmark = pytest.mark.slow
@@ -47,10 +48,8 @@ def app_environment(folder: Path, moto: MotoEndpoint | None, group: str) -> dict
 
 
 def delivered(moto: MotoEndpoint, group: str) -> Counter[str]:
-    """How often each message arrived, over every stream of ``group``."""
-    return Counter(
-        message for stream in moto.streams(group) for message in moto.messages(group, stream)
-    )
+    """How often each message arrived, over every stream of ``group`` (none: no group)."""
+    return arrived(moto.logs_client(), group)
 
 
 def run_worker(moto: MotoEndpoint, folder: Path, options: list[str]) -> tuple[str, set[str]]:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from local_aws.moto_endpoint import MotoEndpoint, empty_while_missing
+from bench.lifecycle import arrived
+from local_aws.moto_endpoint import MotoEndpoint
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +86,7 @@ def run_jobs(moto: MotoEndpoint, url: str, folder: Path, worker: list[str]) -> t
 
 def delivered(moto: MotoEndpoint, group: str) -> Counter[str]:
     """How often each message arrived, over every stream of ``group`` (none: no group)."""
-    streams: list[str] = empty_while_missing(lambda: moto.streams(group), [])
-    return Counter(message for stream in streams for message in moto.messages(group, stream))
+    return arrived(moto.logs_client(), group)
 
 
 def expected() -> Counter[str]:
