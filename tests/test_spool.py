@@ -368,6 +368,47 @@ def test_a_busy_service_reuses_its_journal_files_and_a_crash_while_one_is_emptie
     assert len(reuse_lines) >= 4 and any(name == "_empty" for name, _ in lines_checked)
 
 
+def test_a_sender_far_behind_its_logging_thread_copies_no_more_frames_than_it_settles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread logging flat out keeps megabytes of frames waiting behind the batch being sent,
+    and a move copies all that waits into the next journal. So a journal moves only once its
+    settled frames outweigh the waiting ones, and all the moves together copy no more bytes than
+    were settled. (Moved after every MiB settled, each frame was copied about once for each MiB
+    waiting: four times over, at the 4 MiB a thread logging flat out kept waiting in the bench.)
+    A crash at any round still replays exactly what waits."""
+    spool = Spool(tmp_path, group="/g", reporter=Reporter())
+    copied: list[int] = []
+    copy_to = MappedJournal.copy_to
+
+    def counted_copy(journal: MappedJournal, other: MappedJournal, start: int) -> None:
+        copied.append(journal.size - start)
+        copy_to(journal, other, start)
+
+    monkeypatch.setattr(MappedJournal, "copy_to", counted_copy)
+    s = Stream("s")
+    waiting = PackedEvents()
+    round_bytes: list[int] = []
+    settled = 0
+    behind = 30  # rounds waiting behind the one delivered: about 3 MiB of frames
+    for round_number in range(150):  # bounded
+        events = [
+            Event(1 + i, f"round {round_number} record {i} " + "x" * 60, 100) for i in range(1_000)
+        ]
+        round_bytes.append(sum(len(encode_frame("s", event)) for event in events))
+        waiting.extend(events, spool.append(s, events))
+        if round_number >= behind:  # the oldest round's batch is delivered
+            spool.settle(s, waiting.detach(1_000))
+            settled += round_bytes[round_number - behind]
+            spool.tidy()
+        if round_number % 25 == 0:
+            assert on_disk(tmp_path) == [event.message for event in waiting]
+    assert on_disk(tmp_path) == [event.message for event in waiting]
+    print(f"measured: {len(copied)} moves copied {sum(copied):,} bytes; {settled:,} settled")
+    assert len(copied) >= 2
+    assert sum(copied) <= settled
+
+
 def line_span(function: Callable[..., object]) -> tuple[int, int]:
     """The first and past-the-last line numbers of ``function``'s source."""
     lines, first = inspect.getsourcelines(function)
