@@ -4,7 +4,11 @@ Writes ``--frames`` frames (one bench line each) through `Spool.append_one`, as 
 handler's logging call does, first into a new journal, then into the same journal once emptied
 (its pages mapped already), and reports the thread CPU per frame and the page faults each pass
 took. Then it times the check the sender makes, under its lock, that a settled batch is the next
-frames in order. A profiler of one module, not a contest: no handler, no sender, no endpoint.
+frames in order. Last, the sender's own work for the spool behind a thread that logs flat out
+(``--behind`` batches of 10,000 records waiting while one is settled): the thread CPU per record
+of `Spool.settle` and `Spool.tidy`, the bytes the moves to the other journal copied per byte
+settled, and the largest journal file. A profiler of one module, not a contest: no handler, no
+sender, no endpoint.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aws_cloudwatch_logs_handler._events import Event
+from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._reporting import Reporter
-from aws_cloudwatch_logs_handler._spool import Spool, _Runs
+from aws_cloudwatch_logs_handler._spool import Spool, _Runs, encode_frame
 from bench.worker import MESSAGE
 
 _STREAM = "stream/2026/12/01/1200/" + "0" * 36  # a dated-UUID name's length
@@ -46,10 +52,46 @@ def _pass(append: Callable[[_Stream, int, str], int], frames: list[str]) -> tupl
     return per_frame, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
+def _sender_behind(messages: list[str], behind: int) -> tuple[float, float, float]:
+    """Journal ``messages`` a batch at a time and settle each batch once ``behind`` more wait,
+    tidying after each as the sender does; return the thread CPU per record of settling and
+    tidying (ns), the bytes the moves copied per byte settled, and the largest file (MiB)."""
+    with tempfile.TemporaryDirectory(prefix="bench-spool-behind-") as directory:
+        spool = Spool(Path(directory), group="/bench/spool-behind", reporter=Reporter())
+        stream, copied, settled, work_ns, largest = _Stream(_STREAM), 0, 0, 0, 0
+        move = spool._rotate
+
+        def counted_move() -> None:  # a move copies what waits past the acknowledged offset
+            nonlocal copied
+            assert spool._journal is not None
+            copied += spool._journal.size - spool._acked
+            move()
+
+        spool._rotate = counted_move  # type: ignore[method-assign]
+        waiting = PackedEvents()
+        batches = [messages[i : i + _BATCH] for i in range(0, len(messages), _BATCH)]
+        for number, batch in enumerate(batches):
+            events = [Event(1 + i, message, len(message) + 26) for i, message in enumerate(batch)]
+            waiting.extend(events, spool.append(stream, events))
+            if number < behind:
+                continue
+            delivered = waiting.detach(_BATCH)  # the oldest batch
+            settled += sum(len(encode_frame(_STREAM, event)) for event in delivered)
+            started = time.thread_time_ns()
+            spool.settle(stream, delivered)
+            spool.tidy()
+            work_ns += time.thread_time_ns() - started
+            largest = max(largest, *(path.stat().st_size for path in Path(directory).iterdir()))
+        records = max(1, len(messages) - behind * _BATCH)
+        return work_ns / records, copied / max(1, settled), largest / (1 << 20)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, then print a table: a new journal, a mapped one, and the settle's check."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--frames", type=int, default=20_000)
+    parser.add_argument("--behind", type=int, default=3, help="batches waiting (default 3)")
+    parser.add_argument("--behind-records", type=int, default=300_000)
     args = parser.parse_args(argv)
     frames = [f"2026-12-01 12:00:00,000 INFO bench.ours {MESSAGE % i}" for i in range(args.frames)]
     with tempfile.TemporaryDirectory(prefix="bench-spool-frames-") as directory:
@@ -77,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"settle's check that {_BATCH:,} numbers run in order: "
         f"{statistics.median(check_us):.0f} us (median of {_CHECKS})"
+    )
+    messages = [
+        f"2026-12-01 12:00:00,000 INFO bench.ours {MESSAGE % i}" for i in range(args.behind_records)
+    ]
+    work_ns, copies, largest_mib = _sender_behind(messages, args.behind)
+    print(
+        f"behind a thread logging flat out ({args.behind_records:,} records, {args.behind} "
+        f"batches of {_BATCH:,} waiting): settle and tidy {work_ns:.0f} ns a record; moves "
+        f"copied {copies:.2f} bytes per byte settled; largest journal file {largest_mib:.1f} MiB"
     )
     return 0
 

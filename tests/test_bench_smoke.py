@@ -379,8 +379,11 @@ def test_two_versions_run_side_by_side_and_a_slower_one_shows(
 
 
 def test_the_spool_profile_reports_a_new_and_a_mapped_journal_and_the_settle_check() -> None:
-    """`python -m bench.spool_frames` prints the CPU and page faults per journal, and the check."""
-    completed = _run_bench("bench.spool_frames", "--frames", "3000", timeout_s=120)
+    """`python -m bench.spool_frames` prints the CPU and page faults per journal, the check, and
+    the sender's work behind a thread logging flat out."""
+    completed = _run_bench(
+        "bench.spool_frames", "--frames", "3000", "--behind-records", "80000", timeout_s=120
+    )
     assert completed.stdout.startswith("3,000 frames of ")
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]]
@@ -391,6 +394,14 @@ def test_the_spool_profile_reports_a_new_and_a_mapped_journal_and_the_settle_che
     for cpu, faults in rows.values():
         assert float(cpu) > 0 and int(faults.replace(",", "")) >= 0
     assert "settle's check that 10,000 numbers run in order: " in completed.stdout
+    behind = re.search(
+        r"behind a thread logging flat out \(80,000 records, 3 batches of 10,000 waiting\): "
+        r"settle and tidy (\d+) ns a record; moves copied ([\d.]+) bytes per byte settled; "
+        r"largest journal file ([\d.]+) MiB",
+        completed.stdout,
+    )
+    assert behind is not None, completed.stdout
+    assert int(behind[1]) > 0 and 0 < float(behind[2]) <= 1 and float(behind[3]) > 0
 
 
 def _children_of(pid: int) -> list[int]:
