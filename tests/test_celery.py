@@ -3,8 +3,8 @@ however the pool's processes end.
 
 Celery's pool (billiard) ends a pool process with ``os._exit``: after its ``max_tasks_per_child``
 tasks, when ``--autoscale`` shrinks the pool, and at the worker's shutdown. That skips
-``atexit`` and multiprocessing's finalizers, so the handler delivers on Celery's
-``worker_process_shutdown`` signal, which the pool process sends just before. The tests send
+``atexit`` and multiprocessing's finalizers, so the handler delivers from ``os._exit`` itself
+(`_lifecycle.hook_os_exit`). The tests send
 tasks through kombu's filesystem transport (no broker server), stop the worker with SIGTERM (a
 warm shutdown, as ``docker stop`` sends it), and count what the endpoint holds.
 """

@@ -4,7 +4,7 @@ Each scenario runs as its own Python process (the start method and the exit path
 and pytest's own process must not fork with the test's threads running): a parent logs records
 it leaves queued (a long flush interval keeps them unsent), starts children by one of the ways
 Python offers, the children log, and every process simply ends. Then the endpoint must hold
-every record exactly once: the children's (delivered through multiprocessing's finalizers or
+every record exactly once: the children's (delivered by the handler's `os._exit` or by
 atexit) and the parent's (never resent by a child that inherited its queue).
 """
 

@@ -3,9 +3,8 @@
 A process ends in one of these ways, and each gets its own hook into the one sender:
 
 - a normal exit: ``atexit`` delivers what is queued, within ``shutdown_timeout_s``;
-- a multiprocessing worker leaving through ``os._exit``: multiprocessing's own finalizers; a
-  Celery pool process: Celery's ``worker_process_shutdown``; any other ``os._exit`` (RQ's work
-  horse): our ``os._exit``, which delivers first;
+- ``os._exit``, which skips ``atexit`` (a multiprocessing worker's end, a Celery pool process's,
+  RQ's work horse's): our ``os._exit``, which delivers first;
 - SIGTERM with Python's default disposition (``docker stop``, Kubernetes, ECS, ``Pool.terminate()``,
   ``Process.terminate()``): the default would end the process on the spot, so we catch it, deliver
   (bounded), then end the process *by the signal* with the default disposition restored, so that
@@ -281,43 +280,6 @@ def warn_if_threads_cannot_run(report: Any) -> None:
     )
 
 
-def _hook_multiprocessing_exit(sender: Sender) -> None:
-    """In a multiprocessing child, deliver at its end through multiprocessing's own finalizers.
-
-    Such workers leave through ``os._exit``, which skips ``atexit``; their finalizers still run.
-    """
-    mp = sys.modules.get("multiprocessing")
-    if mp is None or mp.parent_process() is None:
-        return
-    from multiprocessing import util
-
-    util.Finalize(None, sender.shutdown, exitpriority=100)
-
-
-CELERY_RECEIVER_UID: Final = "aws_cloudwatch_logs_handler: deliver at the worker's end"
-"""Names our receiver of Celery's `worker_process_shutdown`, so that it is connected once."""
-
-
-def _hook_celery_worker_exit(sender: Sender) -> None:
-    """In a Celery worker, deliver when a pool process ends: after its ``max_tasks_per_child``
-    tasks, when the pool shrinks (``--autoscale``), and at the worker's shutdown.
-
-    Celery's prefork pool (billiard) ends a pool process with ``os._exit``, which skips
-    ``atexit`` and multiprocessing's finalizers alike; Celery sends `worker_process_shutdown`
-    in that process just before. Only where Celery's signals are loaded already (every Celery
-    worker): this never imports Celery.
-    """
-    signals = sys.modules.get("celery.signals")
-    shutdown_signal = getattr(signals, "worker_process_shutdown", None)
-    if shutdown_signal is None:
-        return
-
-    def deliver(**_: object) -> None:
-        sender.shutdown()
-
-    shutdown_signal.connect(deliver, weak=False, dispatch_uid=CELERY_RECEIVER_UID)
-
-
 _DELIVERS_FIRST: Final = "_aws_cloudwatch_logs_handler_delivers_first"
 """Marks our ``os._exit``, so that it is put in place once per process (a fork inherits it)."""
 
@@ -327,16 +289,19 @@ it started. The delivery keeps its own bound; this one covers a delivery that ca
 a signal handler that calls ``os._exit`` while its thread holds the sender's lock."""
 
 
-def _hook_os_exit(sender: Sender) -> None:
+def hook_os_exit(sender: Sender) -> None:
     """Deliver before ``os._exit`` ends the process, as ``atexit`` would before a normal exit.
+    Called where the sender starts.
 
-    ``os._exit`` skips ``atexit``, and servers end a process with it as a matter of course:
-    RQ's work horse after each job (`tests/test_rq.py`), a process forked to do one thing. They
-    call it to skip their parent's clean-up, which a child must not run twice; our queue in a
-    child holds the child's own records only (the fork hook emptied it), so delivering them is
-    never a second delivery. The module attribute is replaced, so every caller that looks it up
-    at the call finds ours; ``posix._exit`` stays the plain one, for code that means to deliver
-    nothing.
+    ``os._exit`` skips ``atexit``, and servers end a process with it as a matter of course: a
+    multiprocessing worker forked or made by a fork server, once its work is done
+    (`Pool(maxtasksperchild=...)` too); a Celery pool process (billiard's), after its tasks, a
+    pause, or the worker's shutdown; RQ's work horse after each job (`tests/test_rq.py`); a process
+    forked to do one thing. They call it to skip their parent's clean-up, which a child must not run
+    twice; our queue in a child holds the child's own records only (the fork hook emptied it), so
+    delivering them is never a second delivery. The module attribute is replaced, so every caller
+    that looks it up at the call finds ours; ``posix._exit`` stays the plain one, for code that
+    means to deliver nothing.
     """
     if getattr(os._exit, _DELIVERS_FIRST, False):
         return
@@ -344,14 +309,14 @@ def _hook_os_exit(sender: Sender) -> None:
 
     @functools.wraps(plain_exit)
     def _exit(status: int) -> NoReturn:
-        deliver_before_os_exit(sender)
+        _deliver_before_os_exit(sender)
         plain_exit(status)
 
     setattr(_exit, _DELIVERS_FIRST, True)
     os._exit = _exit
 
 
-def deliver_before_os_exit(sender: Sender) -> None:
+def _deliver_before_os_exit(sender: Sender) -> None:
     """Deliver what is queued, bounded, from a thread that may hold any lock: ``os._exit`` can
     be called from a signal handler that runs between two bytecodes of a logging call.
 
@@ -375,15 +340,6 @@ def deliver_before_os_exit(sender: Sender) -> None:
         sender.shutdown()
         return
     delivered.acquire(timeout=sender.shutdown_timeout_s() + _EXIT_GRACE_S)
-
-
-def hook_worker_exits(sender: Sender) -> None:
-    """Deliver where a process ends past ``atexit`` (``os._exit``): a multiprocessing worker, a
-    Celery pool process (each through its framework's own hook, which runs first), and any other
-    caller of ``os._exit``. Called where the sender starts."""
-    _hook_multiprocessing_exit(sender)
-    _hook_celery_worker_exit(sender)
-    _hook_os_exit(sender)
 
 
 class ProcessLifecycle:

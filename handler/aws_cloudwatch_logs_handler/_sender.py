@@ -36,7 +36,7 @@ from ._handover import Handover
 from ._lifecycle import (
     ProcessLifecycle,
     block_termination_signal_in_this_thread,
-    hook_worker_exits,
+    hook_os_exit,
     in_a_uwsgi_master,
     warn_if_threads_cannot_run,
 )
@@ -402,7 +402,7 @@ class Sender:
             if self._handover is not None:
                 return
         thread = threading.Thread(target=self._run, name="cloudwatch-logs-sender", daemon=True)
-        hook_worker_exits(self)
+        hook_os_exit(self)
         # The sender from before it runs, and forgotten only if starting it raised. What a signal
         # handler raises (Ctrl-C's KeyboardInterrupt) lands anywhere in a logging call on the
         # main thread, also inside `start` once the thread was spawned: such a thread, unknown
