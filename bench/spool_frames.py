@@ -20,13 +20,13 @@ import tempfile
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_cloudwatch_logs_handler._events import Event
 from aws_cloudwatch_logs_handler._packed import PackedEvents
 from aws_cloudwatch_logs_handler._reporting import Reporter
-from aws_cloudwatch_logs_handler._spool import Spool, _Runs, encode_frame
+from aws_cloudwatch_logs_handler._spool import NamedStream, Spool, _Runs, encode_frame
 from bench.worker import MESSAGE
 
 _STREAM = "stream/2026/12/01/1200/" + "0" * 36  # a dated-UUID name's length
@@ -52,38 +52,74 @@ def _pass(append: Callable[[_Stream, int, str], int], frames: list[str]) -> tupl
     return per_frame, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
-def _sender_behind(messages: list[str], behind: int) -> tuple[float, float, float]:
-    """Journal ``messages`` a batch at a time and settle each batch once ``behind`` more wait,
-    tidying after each as the sender does; return the thread CPU per record of settling and
-    tidying (ns), the bytes the moves copied per byte settled, and the largest file (MiB)."""
-    with tempfile.TemporaryDirectory(prefix="bench-spool-behind-") as directory:
-        spool = Spool(Path(directory), group="/bench/spool-behind", reporter=Reporter())
-        stream, copied, settled, work_ns, largest = _Stream(_STREAM), 0, 0, 0, 0
-        move = spool._rotate
+@dataclass
+class Behind:
+    """What `settle_behind` saw: each move's copied bytes, and what it settled."""
 
-        def counted_move() -> None:  # a move copies what waits past the acknowledged offset
-            nonlocal copied
-            assert spool._journal is not None
-            copied += spool._journal.size - spool._acked
-            move()
+    waiting: PackedEvents
+    moves_copied: list[int] = field(default_factory=list)
+    settled_bytes: int = 0
+    settled_records: int = 0
+    work_ns: int = 0
+    """Thread CPU of `Spool.settle` and `Spool.tidy`."""
 
-        spool._rotate = counted_move  # type: ignore[method-assign]
-        waiting = PackedEvents()
-        batches = [messages[i : i + _BATCH] for i in range(0, len(messages), _BATCH)]
-        for number, batch in enumerate(batches):
-            events = [Event(1 + i, message, len(message) + 26) for i, message in enumerate(batch)]
-            waiting.extend(events, spool.append(stream, events))
-            if number < behind:
-                continue
-            delivered = waiting.detach(_BATCH)  # the oldest batch
-            settled += sum(len(encode_frame(_STREAM, event)) for event in delivered)
+
+def settle_behind(
+    spool: Spool,
+    stream: NamedStream,
+    batches: list[list[Event]],
+    behind: int,
+    after_each: Callable[[int, PackedEvents], None] | None = None,
+) -> Behind:
+    """Journal ``batches`` one at a time, as a thread logging flat out does, and settle the oldest
+    once ``behind`` more wait, tidying after each, as a sender that far behind does; call
+    ``after_each(batch number, what waits)`` after each batch."""
+    seen = Behind(PackedEvents())
+    move = spool._rotate
+
+    def counted_move() -> None:  # a move copies what waits past the acknowledged offset
+        assert spool._journal is not None
+        seen.moves_copied.append(spool._journal.size - spool._acked)
+        move()
+
+    spool._rotate = counted_move  # type: ignore[method-assign]
+    sizes = [sum(len(encode_frame(stream.name, event)) for event in batch) for batch in batches]
+    for number, batch in enumerate(batches):
+        seen.waiting.extend(batch, spool.append(stream, batch))
+        if number >= behind:
+            delivered = seen.waiting.detach(len(batches[number - behind]))  # the oldest batch
             started = time.thread_time_ns()
             spool.settle(stream, delivered)
             spool.tidy()
-            work_ns += time.thread_time_ns() - started
+            seen.work_ns += time.thread_time_ns() - started
+            seen.settled_bytes += sizes[number - behind]
+            seen.settled_records += len(delivered)
+        if after_each is not None:
+            after_each(number, seen.waiting)
+    return seen
+
+
+def _sender_behind(messages: list[str], behind: int) -> tuple[float, float, float]:
+    """`settle_behind` with batches of 10,000 ``messages``: the thread CPU per record of settling
+    and tidying (ns), the bytes the moves copied per byte settled, and the largest file (MiB)."""
+    with tempfile.TemporaryDirectory(prefix="bench-spool-behind-") as directory:
+        spool = Spool(Path(directory), group="/bench/spool-behind", reporter=Reporter())
+        batches = [
+            [Event(1 + i, message, len(message) + 26) for i, message in enumerate(chunk)]
+            for chunk in (messages[i : i + _BATCH] for i in range(0, len(messages), _BATCH))
+        ]
+        largest = 0
+
+        def measure_files(number: int, waiting: PackedEvents) -> None:
+            nonlocal largest
             largest = max(largest, *(path.stat().st_size for path in Path(directory).iterdir()))
-        records = max(1, len(messages) - behind * _BATCH)
-        return work_ns / records, copied / max(1, settled), largest / (1 << 20)
+
+        seen = settle_behind(spool, _Stream(_STREAM), batches, behind, measure_files)
+        return (
+            seen.work_ns / max(1, seen.settled_records),
+            sum(seen.moves_copied) / max(1, seen.settled_bytes),
+            largest / (1 << 20),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

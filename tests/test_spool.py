@@ -36,6 +36,7 @@ from aws_cloudwatch_logs_handler._spool import (
     encode_frame,
     read_frames,
 )
+from bench.spool_frames import settle_behind
 
 
 @dataclass
@@ -369,7 +370,7 @@ def test_a_busy_service_reuses_its_journal_files_and_a_crash_while_one_is_emptie
 
 
 def test_a_sender_far_behind_its_logging_thread_copies_no_more_frames_than_it_settles(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """A thread logging flat out keeps megabytes of frames waiting behind the batch being sent,
     and a move copies all that waits into the next journal. So a journal moves only once its
@@ -378,32 +379,19 @@ def test_a_sender_far_behind_its_logging_thread_copies_no_more_frames_than_it_se
     waiting: four times over, at the 4 MiB a thread logging flat out kept waiting in the bench.)
     A crash at any round still replays exactly what waits."""
     spool = Spool(tmp_path, group="/g", reporter=Reporter())
-    copied: list[int] = []
-    copy_to = MappedJournal.copy_to
+    rounds = [
+        [Event(1 + i, f"round {round_number} record {i} " + "x" * 60, 100) for i in range(1_000)]
+        for round_number in range(150)  # bounded
+    ]
 
-    def counted_copy(journal: MappedJournal, other: MappedJournal, start: int) -> None:
-        copied.append(journal.size - start)
-        copy_to(journal, other, start)
-
-    monkeypatch.setattr(MappedJournal, "copy_to", counted_copy)
-    s = Stream("s")
-    waiting = PackedEvents()
-    round_bytes: list[int] = []
-    settled = 0
-    behind = 30  # rounds waiting behind the one delivered: about 3 MiB of frames
-    for round_number in range(150):  # bounded
-        events = [
-            Event(1 + i, f"round {round_number} record {i} " + "x" * 60, 100) for i in range(1_000)
-        ]
-        round_bytes.append(sum(len(encode_frame("s", event)) for event in events))
-        waiting.extend(events, spool.append(s, events))
-        if round_number >= behind:  # the oldest round's batch is delivered
-            spool.settle(s, waiting.detach(1_000))
-            settled += round_bytes[round_number - behind]
-            spool.tidy()
+    def a_crash_replays_what_waits(round_number: int, waiting: PackedEvents) -> None:
         if round_number % 25 == 0:
             assert on_disk(tmp_path) == [event.message for event in waiting]
-    assert on_disk(tmp_path) == [event.message for event in waiting]
+
+    # 30 rounds wait behind the one delivered: about 3 MiB of frames.
+    seen = settle_behind(spool, Stream("s"), rounds, 30, a_crash_replays_what_waits)
+    assert on_disk(tmp_path) == [event.message for event in seen.waiting]
+    copied, settled = seen.moves_copied, seen.settled_bytes
     print(f"measured: {len(copied)} moves copied {sum(copied):,} bytes; {settled:,} settled")
     assert len(copied) >= 2
     assert sum(copied) <= settled
