@@ -167,9 +167,10 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
     moto_server: MotoEndpoint, tmp_path: Path, puts_received: list[tuple[str, str]]
 ) -> None:
     """uWSGI runs no Python exit hook in a worker stopped in the middle of a request (its
-    ``uwsgi_python_atexit`` returns at once for a busy worker), so that worker's handler
-    cannot deliver at exit: what it queued is never sent, without a word. With ``spool_dir``
-    it is in the journal, and the next start delivers every record once.
+    ``uwsgi_python_atexit`` returns at once for a busy worker), and our own exit hook in libc
+    delivers nothing from a worker stopped in the application's Python code (here, a slow
+    request): what it queued is never sent. With ``spool_dir`` it is in the journal, and the
+    next start delivers every record once.
 
     One worker: a sibling that sends its first batch after the busy worker died would replay
     that worker's journal at the stop (`Spool.replay_orphans_in_a_child`), which is better for
@@ -213,6 +214,42 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
         next_start.close()
     got = delivered_ids(moto_server, group)
     assert not_exactly_once(got, [*answered, "slow-1"]) == {}, errors[-4000:]
+
+
+@pytest.mark.slow
+@needs_uwsgi
+def test_a_worker_stopped_while_it_reads_a_request_delivers_what_it_queued(
+    moto_server: MotoEndpoint,
+) -> None:
+    """uWSGI stopped as Docker stops it (SIGTERM to the master, ``--die-on-term``) while a client
+    has sent only part of its request: the worker reading it is busy, so uWSGI runs no Python
+    exit hook in it, and before `_lifecycle.hook_uwsgi_worker_exit` its 40 answered requests'
+    records were all lost (0 of 40 in each run tried). Its main thread is in uWSGI's C code
+    there, and the hook libc runs at the worker's exit delivers them: each arrives once, with
+    no spool, and the handler reports nothing."""
+    group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
+    port, stats_port = free_port(), free_port()
+    options = ["--master", "--enable-threads", "--stats", f"127.0.0.1:{stats_port}"]
+    server = _start(app_environment(moto_server, group), port, options, processes=1)
+    try:
+        wait_until_serving(port, server)  # type: ignore[arg-type]
+        answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(40)]
+        answered = [request_id for request_id in answered if get(port, request_id)]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow_client:
+            slow_client.sendall(b"GET /?partial HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
+            _wait_until_workers(stats_port, server, _is_busy, "busy", every=False)
+            server.send_signal(signal.SIGTERM)
+            _, errors = server.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+    errors = _without_request_lines(errors)
+    got = _delivered_so_far(moto_server, group)
+    print(f"measured: uwsgi worker stopped reading a request: {len(got)} of {len(answered)}")
+    assert len(answered) == 40
+    assert not_exactly_once(got, answered) == {}, errors[-4000:]
+    assert _reports(errors) == []
 
 
 @pytest.mark.slow
@@ -439,10 +476,10 @@ def _is_idle(worker: dict[str, Any]) -> bool:
     """A worker neither in a request nor just closing one (uWSGI's ``uwsgi_worker_is_busy``).
 
     The client has its answer before the worker has closed the request. A worker stopped by
-    the master's SIGINT until then is busy, and uWSGI then runs no Python exit hook in it:
-    what its handler queued is lost, unless ``spool_dir`` keeps it for the next start
-    (`test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with_a_spool`).
-    One CI-like run in about forty lost a worker's records so. These tests stop idle workers.
+    the master's SIGINT until then is busy, and uWSGI then runs no Python exit hook in it: only
+    our hook in libc delivers there
+    (`test_a_worker_stopped_while_it_reads_a_request_delivers_what_it_queued`). These tests
+    stop idle workers, so that they test the stop through uWSGI's own exit hooks.
     """
     return bool(worker["status"] == "idle")
 
@@ -520,6 +557,34 @@ def _without_request_lines(errors: str) -> str:
     """uWSGI's standard error without its request lines: a failed assertion shows the end of
     it, which must be its workers' deaths and our reports, not the last requests."""
     return "".join(line for line in errors.splitlines(keepends=True) if "} [" not in line)
+
+
+def test_a_stand_in_uwsgi_module_leaves_the_exit_to_python(moto_server: MotoEndpoint) -> None:
+    """A program that puts its own ``uwsgi`` module in place (a test double, a shim) is not run
+    by uWSGI: the libc exit hook, which runs after the interpreter has finalized in such a
+    program, is not registered there. The program ends with status 0, its record delivered,
+    where a hook registered anyway would enter the finalized interpreter at exit."""
+    group = f"/uwsgi/{uuid.uuid4().hex[:12]}"
+    program = (
+        "import logging, sys, types\n"
+        "sys.modules['uwsgi'] = types.SimpleNamespace(opt={}, has_threads=1)\n"
+        "from aws_cloudwatch_logs_handler import CloudWatchLogsHandler\n"
+        f"handler = CloudWatchLogsHandler({group!r}, endpoint_url={moto_server.url!r},"
+        " region='us-east-1')\n"
+        "logging.getLogger().addHandler(handler)\n"
+        "logging.getLogger().warning('request-stand-in pid=1')\n"
+    )
+    env = app_environment(moto_server, group)
+    ended = subprocess.run(
+        [sys.executable, "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ended.returncode == 0, ended.stderr[-4000:]
+    assert delivered_ids(moto_server, group) == Counter({"stand-in": 1})
 
 
 @pytest.mark.parametrize(

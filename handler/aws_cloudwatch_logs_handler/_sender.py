@@ -37,6 +37,7 @@ from ._lifecycle import (
     ProcessLifecycle,
     block_termination_signal_in_this_thread,
     hook_os_exit,
+    hook_uwsgi_worker_exit,
     in_a_uwsgi_master,
     warn_if_threads_cannot_run,
 )
@@ -403,6 +404,7 @@ class Sender:
                 return
         thread = threading.Thread(target=self._run, name="cloudwatch-logs-sender", daemon=True)
         hook_os_exit(self)
+        hook_uwsgi_worker_exit(self)
         # The sender from before it runs, and forgotten only if starting it raised. What a signal
         # handler raises (Ctrl-C's KeyboardInterrupt) lands anywhere in a logging call on the
         # main thread, also inside `start` once the thread was spawned: such a thread, unknown
