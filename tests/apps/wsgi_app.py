@@ -46,6 +46,8 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     request_id = environ.get("QUERY_STRING", "")
     log.info("request-%s pid=%d", request_id, os.getpid())
     if request_id.startswith("slow-"):  # a request still running when the server stops
+        if started_dir := os.environ.get("TEST_SLOW_STARTED_DIR"):
+            Path(started_dir, request_id).touch()  # says it is in the application's code now
         time.sleep(float(os.environ.get("TEST_SLOW_REQUEST_S", "60")))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [request_id.encode()]
