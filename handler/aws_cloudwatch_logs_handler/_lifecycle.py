@@ -13,8 +13,8 @@ A process ends in one of these ways, and each gets its own hook into the one sen
   queue); a fork made below Python (uWSGI's workers, ``fork()`` from C) runs no hook, so the sender
   notices the new process id on the child's first logging call instead (see `Sender.enqueue`);
 - a uWSGI master runs no exit hook and no sender: its workers send its records (`_handover`).
-- a uWSGI worker stopped in the middle of a request runs no Python exit hook: a hook in libc's
-  own exit hooks delivers, where it is safe (`hook_uwsgi_worker_exit`).
+- a uWSGI worker runs its Python exit hooks only if it is not busy, and after OpenSSL has ended:
+  a hook in libc's own exit hooks delivers before both (`_uwsgi_exit`).
 
 The SIGTERM hook is installed only where the disposition is still Python's default: a handler the
 application installed, before or after ours, is never replaced. `signal.signal` works only on the
@@ -311,14 +311,14 @@ def hook_os_exit(sender: Sender) -> None:
 
     @functools.wraps(plain_exit)
     def _exit(status: int) -> NoReturn:
-        _deliver_before_os_exit(sender)
+        deliver_before_os_exit(sender)
         plain_exit(status)
 
     setattr(_exit, _DELIVERS_FIRST, True)
     os._exit = _exit
 
 
-def _deliver_before_os_exit(sender: Sender) -> None:
+def deliver_before_os_exit(sender: Sender) -> None:
     """Deliver what is queued, bounded, from a thread that may hold any lock: ``os._exit`` can
     be called from a signal handler that runs between two bytecodes of a logging call.
 
@@ -342,61 +342,6 @@ def _deliver_before_os_exit(sender: Sender) -> None:
         sender.shutdown()
         return
     delivered.acquire(timeout=sender.shutdown_timeout_s() + _EXIT_GRACE_S)
-
-
-_UWSGI_EXIT_HOOK: Final[list[Any]] = []
-"""The C callback `hook_uwsgi_worker_exit` registered with libc, kept alive for the process: once
-per process, as a worker forked from C inherits it with its registration."""
-
-
-def hook_uwsgi_worker_exit(sender: Sender) -> None:
-    """Deliver when uWSGI ends a worker in the middle of a request, as ``atexit`` would.
-    Called where the sender starts.
-
-    uWSGI ends a worker from its C signal handler with ``exit()``, and its Python plugin then
-    runs the Python exit hooks (``atexit``, ours) only in a worker that is not busy. A worker
-    still reading a request, or closing one whose client already has its answer, ended without
-    them, and what its handler had queued was lost (`tests/test_uwsgi.py`). So this registers a
-    function with libc's own exit hooks, after uWSGI's: libc runs the later ones first, so it
-    runs at every exit of the worker, before uWSGI's Python plugin looks at the request.
-
-    It delivers only where running Python is safe: when the worker's main thread was in uWSGI's
-    C code, with no Python frame on it (reading or closing a request, between two). A worker
-    stopped while it runs the application's code was interrupted between two steps of the
-    interpreter, which more Python there could find half done: that worker still delivers
-    nothing, and a spool (``spool_dir``) keeps its records for the next start.
-    """
-    if _UWSGI_EXIT_HOOK or "uwsgi" not in sys.modules or sys.implementation.name != "cpython":
-        return
-    if in_a_uwsgi_master():
-        return  # its exit runs no request, and may follow the interpreter's own end
-    try:
-        import ctypes
-
-        program = ctypes.CDLL(None)
-        if not hasattr(program, "uwsgi_python_atexit"):
-            return  # a stand-in ``uwsgi`` module, not uWSGI's Python plugin: nothing to mend
-        callback_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-        callback = callback_type(functools.partial(_deliver_at_uwsgi_exit, sender))
-        # ``atexit`` is not in libc's table of symbols (each program links its own); it is
-        # ``__cxa_atexit(function, argument, 0)``, which is, in glibc, musl and macOS.
-        register = program.__cxa_atexit
-        register.argtypes = [callback_type, ctypes.c_void_p, ctypes.c_void_p]
-        register.restype = ctypes.c_int
-        if register(callback, None, None) == 0:
-            _UWSGI_EXIT_HOOK.append(callback)
-    except Exception:  # no ctypes, or a libc without it: uWSGI's own exit hooks stay
-        return
-
-
-def _deliver_at_uwsgi_exit(sender: Sender, _: object) -> None:
-    """libc's exit hook in a uWSGI worker (`hook_uwsgi_worker_exit`); never raises into it."""
-    try:
-        if sys._getframe().f_back is not None:
-            return  # the worker was stopped in the application's Python code: not safe here
-        _deliver_before_os_exit(sender)
-    except BaseException:  # noqa: S110  # uWSGI's exit goes on whatever happens here
-        pass
 
 
 class ProcessLifecycle:

@@ -37,7 +37,6 @@ from ._lifecycle import (
     ProcessLifecycle,
     block_termination_signal_in_this_thread,
     hook_os_exit,
-    hook_uwsgi_worker_exit,
     in_a_uwsgi_master,
     warn_if_threads_cannot_run,
 )
@@ -48,6 +47,7 @@ from ._queues import HandlerQueues, StreamQueue
 from ._reporting import write_to_stderr
 from ._retry import RetrySchedule
 from ._stats import DeliveryStats, DropReason
+from ._uwsgi_exit import hook_uwsgi_worker_exit, prepare_uwsgi_worker_exit
 
 # botocore imports concurrent.futures.thread when the sender builds its first client, and that
 # module registers an exit hook, which Python refuses once the interpreter is shutting down. A
@@ -145,8 +145,9 @@ class Sender:
         return self._lock
 
     def register(self, queues: HandlerQueues) -> None:
-        """Start serving ``queues``."""
+        """Start serving ``queues`` (a handler is being made)."""
         queues.api = LogsApi(queues.settings)
+        prepare_uwsgi_worker_exit()  # under uWSGI only; here, not in a logging call
         with self._lock_of_this_process():
             self._handlers.append(queues)
 
@@ -567,6 +568,7 @@ class Sender:
             if needing_room:
                 self._make_room(needing_room)
             self._send(due)
+            hook_uwsgi_worker_exit(self)  # again once its client has started OpenSSL
 
     def _deliver_on_this_thread(self, deadline: float) -> None:
         """The sender thread's work, done on the calling thread until nothing waits or
