@@ -194,10 +194,7 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
         slow.start()  # its worker logs it, then is in the request until the server stops
         # In the application's code, not still reading the request (busy too, in C, where the
         # hook in libc delivers): stopped there, the worker runs no exit hook of ours.
-        deadline = time.monotonic() + START_LIMIT_S
-        while not (started / "slow-1").exists():
-            assert time.monotonic() < deadline and server.poll() is None, "no slow request"
-            time.sleep(0.05)  # polling the worker's progress, not waiting for our work
+        _wait_until_the_slow_request_runs(started, server)
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=60)
     finally:
@@ -328,9 +325,7 @@ def test_a_worker_that_has_sent_delivers_at_its_exit_over_https(
         later = [request_id for request_id in later if get(port, request_id)]
         if graceful:
             slow.start()
-            while not (started / "slow-1").exists():
-                assert time.monotonic() < deadline and server.poll() is None, "no slow request"
-                time.sleep(0.05)  # polling the worker's progress, not waiting for our work
+            _wait_until_the_slow_request_runs(started, server)
             later.append("slow-1")
         else:
             _wait_until_workers(stats_port, server, _is_idle, "idle")
@@ -556,6 +551,15 @@ def _wait_until_workers(
             return
         time.sleep(0.05)  # polling uWSGI's workers, not waiting for our work
     raise AssertionError(f"uWSGI's workers were not {what} within {START_LIMIT_S:g} s")
+
+
+def _wait_until_the_slow_request_runs(started: Path, server: subprocess.Popen[str]) -> None:
+    """Poll until the application says it runs the request ``slow-1`` (`apps/wsgi_app.py`, with
+    ``TEST_SLOW_STARTED_DIR``): in its code, no longer in uWSGI's reading the request."""
+    deadline = time.monotonic() + START_LIMIT_S
+    while not (started / "slow-1").exists():
+        assert time.monotonic() < deadline and server.poll() is None, "no slow request"
+        time.sleep(0.05)  # polling the worker's progress, not waiting for our work
 
 
 def _has_loaded_the_app(worker: dict[str, Any]) -> bool:
