@@ -189,8 +189,7 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
     slow = threading.Thread(target=get, args=(port, "slow-1"))
     try:
         wait_until_serving(port, server)  # type: ignore[arg-type]
-        answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(40)]
-        answered = [request_id for request_id in answered if get(port, request_id)]
+        answered = _answered(port, 40)
         slow.start()  # its worker logs it, then is in the request until the server stops
         # In the application's code, not still reading the request (busy too, in C, where the
         # hook in libc delivers): stopped there, the worker runs no exit hook of ours.
@@ -198,9 +197,7 @@ def test_a_worker_stopped_in_a_request_leaves_its_records_to_the_next_start_with
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=60)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.communicate()
+        _reap(server)
         slow.join()
     errors = _without_request_lines(errors)
     sent = {message.split()[0] for _, message in puts_received}
@@ -240,17 +237,14 @@ def test_a_worker_stopped_while_it_reads_a_request_delivers_what_it_queued(
     server = _start(app_environment(moto_server, group), port, options, processes=1)
     try:
         wait_until_serving(port, server)  # type: ignore[arg-type]
-        answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(40)]
-        answered = [request_id for request_id in answered if get(port, request_id)]
+        answered = _answered(port, 40)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow_client:
             slow_client.sendall(b"GET /?partial HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
             _wait_until_workers(stats_port, server, _is_busy, "busy", every=False)
             server.send_signal(signal.SIGTERM)
             _, errors = server.communicate(timeout=60)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.communicate()
+        _reap(server)
     errors = _without_request_lines(errors)
     got = _delivered_so_far(moto_server, group)
     print(f"measured: uwsgi worker stopped reading a request: {len(got)} of {len(answered)}")
@@ -315,14 +309,12 @@ def test_a_worker_that_has_sent_delivers_at_its_exit_over_https(
     slow = threading.Thread(target=get, args=(port, "slow-1"))
     try:
         wait_until_serving(port, server)  # type: ignore[arg-type]
-        first = [f"a{n}-{uuid.uuid4().hex[:6]}" for n in range(20)]
-        first = [request_id for request_id in first if get(port, request_id)]
+        first = _answered(port, 20, "a")
         deadline = time.monotonic() + START_LIMIT_S
         while not all(map(_delivered_so_far(moto_server, group).__getitem__, first)):
             assert time.monotonic() < deadline, "the worker sent no batch"
             time.sleep(0.1)  # polling the endpoint for the batch its flush interval sends
-        later = [f"b{n}-{uuid.uuid4().hex[:6]}" for n in range(20)]
-        later = [request_id for request_id in later if get(port, request_id)]
+        later = _answered(port, 20, "b")
         if graceful:
             slow.start()
             _wait_until_the_slow_request_runs(started, server)
@@ -332,9 +324,7 @@ def test_a_worker_that_has_sent_delivers_at_its_exit_over_https(
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=60)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.communicate()
+        _reap(server)
         if graceful:
             slow.join()
     errors = _without_request_lines(errors)
@@ -449,9 +439,7 @@ def test_a_lazy_apps_worker_stopped_in_its_import_keeps_what_it_logged(
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=mercy_s + 30)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.communicate()
+        _reap(server)
     assert errors.count("KeyboardInterrupt") == 2, errors[-4000:]  # both stopped in the import
     assert _reports(errors) == []
     if spool:
@@ -628,8 +616,7 @@ def _serve(
     server = _start(env, port, options)
     try:
         wait_until_serving(port, server)  # type: ignore[arg-type]
-        answered = [f"{n}-{uuid.uuid4().hex[:6]}" for n in range(REQUESTS)]
-        answered = [request_id for request_id in answered if get(port, request_id)]
+        answered = _answered(port, REQUESTS)
         if stats_port is not None and "--lazy-apps" in options:
             _wait_until_workers(stats_port, server, _has_loaded_the_app, "serving")
         if before_stop is not None:
@@ -649,10 +636,21 @@ def _serve(
             # (our reports, its workers' tracebacks) says which process hung, and why.
             raise AssertionError(f"uWSGI did not stop within 60 s:\n{output[-6000:]}") from None
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.communicate()
+        _reap(server)
     return answered, _without_request_lines(errors), server.pid
+
+
+def _answered(port: int, count: int, prefix: str = "") -> list[str]:
+    """Send ``count`` requests, each with an id of its own; the ids of those answered."""
+    request_ids = [f"{prefix}{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
+    return [request_id for request_id in request_ids if get(port, request_id)]
+
+
+def _reap(server: subprocess.Popen[str]) -> None:
+    """End whatever is left of ``server``'s process group, and collect its output."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.communicate()
 
 
 def _without_request_lines(errors: str) -> str:
